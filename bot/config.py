@@ -1,0 +1,285 @@
+"""Settings: one frozen object built from the environment, validated once at start-up."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Final, TypeVar
+from urllib.parse import urlsplit
+
+from dotenv import load_dotenv
+
+T = TypeVar("T")
+
+DEFAULT_DISCORD_API = "https://discord.com/api/v10"
+DEFAULT_DISCORD_GATEWAY = "wss://gateway.discord.gg/"
+SIMULATOR = "simulator"
+LOG_LEVELS: Final = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+LOG_FORMATS: Final = ("text", "json")
+
+
+class Secret:
+    """A string that never shows itself in repr, str, f-strings or logs."""
+
+    __slots__ = ("_value",)
+
+    def __init__(self, value: str) -> None:
+        self._value = value
+
+    def get(self) -> str:
+        return self._value
+
+    def __repr__(self) -> str:
+        return "Secret('**********')"
+
+    def __str__(self) -> str:
+        return "**********"
+
+    def __format__(self, spec: str) -> str:
+        return "**********"
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Secret) and other._value == self._value
+
+    def __hash__(self) -> int:
+        return hash(self._value)
+
+    def __bool__(self) -> bool:
+        return bool(self._value)
+
+    def __reduce__(self) -> tuple[object, ...]:
+        raise TypeError("secrets are not picklable")
+
+
+class ConfigError(Exception):
+    """Every missing or invalid setting, listed in one readable message."""
+
+    def __init__(self, problems: list[str]) -> None:
+        self.problems = problems
+        lines = "\n".join(f"  - {p}" for p in problems)
+        super().__init__(
+            f"kontext-bot cannot start: {len(problems)} setting(s) need attention\n{lines}\n"
+            "See .env.example for what each setting means."
+        )
+
+
+@dataclass(frozen=True)
+class Settings:
+    discord_token: Secret
+    kie_api_key: Secret
+    kie_api_base_url: str = "https://api.kie.ai"
+    kie_upload_base_url: str = "https://kieai.redpandaai.co"
+    discord_api_base_url: str = DEFAULT_DISCORD_API
+    discord_gateway_url: str = DEFAULT_DISCORD_GATEWAY
+    database_url: str = "sqlite:///data/kontext-bot.sqlite3"
+    http_host: str = "127.0.0.1"
+    http_port: int = 8080
+    public_base_url: str | None = None
+    kie_webhook_hmac_key: Secret | None = None
+    allow_private_urls: bool = False
+    user_cooldown_seconds: float = 15.0
+    user_max_active_tasks: int = 2
+    kie_max_create_per_10s: int = 20
+    poll_interval_seconds: float = 2.0
+    task_timeout_seconds: float = 600.0
+    log_level: str = "INFO"
+    log_format: str = "text"
+    max_open_tasks: int = 200
+    dev_guild_id: int | None = None
+    credit_cost_pro: float = 5.0
+    credit_cost_max: float = 10.0
+    low_credit_threshold: float = 100.0
+    sim_delay_seconds: float = 8.0
+    secrets: tuple[Secret, ...] = field(default=(), repr=False, compare=False)
+
+    @property
+    def simulator(self) -> bool:
+        """KIE_API_BASE_URL=simulator: run the KIE simulator inside the bot process."""
+        return self.kie_api_base_url == SIMULATOR
+
+    @property
+    def sqlite_path(self) -> Path:
+        return sqlite_path(self.database_url)
+
+    @property
+    def callbacks_enabled(self) -> bool:
+        return self.public_base_url is not None
+
+    def secret_values(self) -> list[str]:
+        return [s.get() for s in self.secrets if s.get()]
+
+
+def sqlite_path(url: str) -> Path:
+    """`sqlite:///relative/path` or `sqlite:////absolute/path` to a Path."""
+    prefix = "sqlite:///"
+    if not url.startswith(prefix):
+        raise ValueError("only sqlite:/// URLs are supported")
+    rest = url[len(prefix) :]
+    if not rest:
+        raise ValueError("the sqlite URL names no file")
+    return Path(rest)
+
+
+class _Reader:
+    """Reads one variable at a time and collects every problem instead of stopping at the first."""
+
+    def __init__(self, env: Mapping[str, str]) -> None:
+        self.env = env
+        self.problems: list[str] = []
+
+    def raw(self, name: str) -> str | None:
+        value = self.env.get(name)
+        if value is None:
+            return None
+        value = value.strip()
+        return value or None
+
+    def required_secret(self, name: str, what: str) -> Secret:
+        value = self.raw(name)
+        if value is None:
+            self.problems.append(f"{name} is missing: set it to your {what}.")
+            return Secret("")
+        return Secret(value)
+
+    def optional_secret(self, name: str) -> Secret | None:
+        value = self.raw(name)
+        return Secret(value) if value is not None else None
+
+    def parse(self, name: str, default: T, convert: Callable[[str], T], expect: str) -> T:
+        value = self.raw(name)
+        if value is None:
+            return default
+        try:
+            return convert(value)
+        except (ValueError, TypeError):
+            self.problems.append(f"{name} must be {expect} (got {value!r}).")
+            return default
+
+    def number(self, name: str, default: float, low: float, high: float) -> float:
+        def convert(v: str) -> float:
+            n = float(v)
+            if not low <= n <= high or n != n:
+                raise ValueError
+            return n
+
+        return self.parse(name, default, convert, f"a number from {low:g} to {high:g}")
+
+    def integer(self, name: str, default: int, low: int, high: int) -> int:
+        def convert(v: str) -> int:
+            n = int(v)
+            if not low <= n <= high:
+                raise ValueError
+            return n
+
+        return self.parse(name, default, convert, f"a whole number from {low} to {high}")
+
+    def boolean(self, name: str, default: bool) -> bool:
+        def convert(v: str) -> bool:
+            low = v.lower()
+            if low in {"1", "true", "yes", "on"}:
+                return True
+            if low in {"0", "false", "no", "off"}:
+                return False
+            raise ValueError
+
+        return self.parse(name, default, convert, "true or false")
+
+    def url(self, name: str, default: str, schemes: tuple[str, ...]) -> str:
+        def convert(v: str) -> str:
+            parts = urlsplit(v)
+            if parts.scheme not in schemes or not parts.netloc:
+                raise ValueError
+            return v.rstrip("/")
+
+        return self.parse(name, default, convert, f"a URL starting with {' or '.join(schemes)}://")
+
+    def choice(self, name: str, default: str, choices: tuple[str, ...]) -> str:
+        def convert(v: str) -> str:
+            if v.upper() in choices:
+                return v.upper()
+            if v.lower() in choices:
+                return v.lower()
+            raise ValueError
+
+        return self.parse(name, default, convert, f"one of {', '.join(choices)}")
+
+
+def load_settings(env: Mapping[str, str] | None = None, *, dotenv: bool = True) -> Settings:
+    """Build the settings from `env` (default: the process environment after `.env`).
+
+    A real environment variable wins over `.env` (load_dotenv does not override).
+    Raises ConfigError listing every problem at once.
+    """
+    if env is None:
+        if dotenv:
+            load_dotenv(override=False)
+        env = os.environ
+    r = _Reader(env)
+
+    discord_token = r.required_secret("DISCORD_TOKEN", "Discord bot token")
+    kie_api_key = r.required_secret("KIE_API_KEY", "KIE API key (https://kie.ai/api-key)")
+    hmac_key = r.optional_secret("KIE_WEBHOOK_HMAC_KEY")
+
+    kie_base = r.raw("KIE_API_BASE_URL")
+    if kie_base is not None and kie_base.lower() == SIMULATOR:
+        kie_api_base_url = SIMULATOR
+    else:
+        kie_api_base_url = r.url("KIE_API_BASE_URL", "https://api.kie.ai", ("http", "https"))
+
+    database_url = r.raw("DATABASE_URL") or "sqlite:///data/kontext-bot.sqlite3"
+    try:
+        sqlite_path(database_url)
+    except ValueError:
+        r.problems.append(
+            f"DATABASE_URL must look like sqlite:///path/to/file.sqlite3 (got {database_url!r})."
+        )
+
+    public_base_url = r.raw("PUBLIC_BASE_URL")
+    if public_base_url is not None:
+        public_base_url = r.url("PUBLIC_BASE_URL", "", ("http", "https")) or None
+
+    dev_guild = r.raw("DEV_GUILD_ID")
+    dev_guild_id = r.parse("DEV_GUILD_ID", None, _snowflake, "a Discord server id") if dev_guild else None
+
+    settings = Settings(
+        discord_token=discord_token,
+        kie_api_key=kie_api_key,
+        kie_api_base_url=kie_api_base_url,
+        kie_upload_base_url=r.url(
+            "KIE_UPLOAD_BASE_URL", "https://kieai.redpandaai.co", ("http", "https")
+        ),
+        discord_api_base_url=r.url("DISCORD_API_BASE_URL", DEFAULT_DISCORD_API, ("http", "https")),
+        discord_gateway_url=r.url("DISCORD_GATEWAY_URL", DEFAULT_DISCORD_GATEWAY, ("ws", "wss")),
+        database_url=database_url,
+        http_host=r.raw("HTTP_HOST") or "127.0.0.1",
+        http_port=r.integer("HTTP_PORT", 8080, 0, 65535),
+        public_base_url=public_base_url,
+        kie_webhook_hmac_key=hmac_key,
+        allow_private_urls=r.boolean("ALLOW_PRIVATE_URLS", False),
+        user_cooldown_seconds=r.number("USER_COOLDOWN_SECONDS", 15.0, 0, 86400),
+        user_max_active_tasks=r.integer("USER_MAX_ACTIVE_TASKS", 2, 1, 100),
+        kie_max_create_per_10s=r.integer("KIE_MAX_CREATE_PER_10S", 20, 1, 1000),
+        poll_interval_seconds=r.number("POLL_INTERVAL_SECONDS", 2.0, 0.05, 300),
+        task_timeout_seconds=r.number("TASK_TIMEOUT_SECONDS", 600.0, 5, 86400),
+        log_level=r.choice("LOG_LEVEL", "INFO", LOG_LEVELS),
+        log_format=r.choice("LOG_FORMAT", "text", LOG_FORMATS),
+        max_open_tasks=r.integer("MAX_OPEN_TASKS", 200, 1, 100000),
+        dev_guild_id=dev_guild_id,
+        credit_cost_pro=r.number("KIE_CREDITS_PRO", 5.0, 0, 1_000_000),
+        credit_cost_max=r.number("KIE_CREDITS_MAX", 10.0, 0, 1_000_000),
+        low_credit_threshold=r.number("LOW_CREDIT_THRESHOLD", 100.0, 0, 1_000_000_000),
+        sim_delay_seconds=r.number("KIE_SIM_DELAY_SECONDS", 8.0, 0, 3600),
+        secrets=tuple(s for s in (discord_token, kie_api_key, hmac_key) if s),
+    )
+    if r.problems:
+        raise ConfigError(r.problems)
+    return settings
+
+
+def _snowflake(value: str) -> int:
+    n = int(value)
+    if n <= 0:
+        raise ValueError
+    return n

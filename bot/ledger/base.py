@@ -1,0 +1,84 @@
+"""The ledger interface: the one place that knows how tasks are stored.
+
+Every state change is written here before it is acted on. SQLite implements it today
+(bot.ledger.sqlite); a PostgreSQL backend for several instances would implement the same
+Protocol without touching the rest of the bot.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from bot.ledger.models import Task, TaskState
+
+
+class LedgerError(Exception):
+    """The ledger could not read or write."""
+
+
+class TaskNotFound(LedgerError):
+    pass
+
+
+@dataclass(frozen=True)
+class StoredInput:
+    """An input image kept until it has been uploaded to KIE (Discord's CDN URLs expire)."""
+
+    task_id: str
+    data: bytes
+    filename: str
+    content_type: str
+
+
+class Ledger(Protocol):
+    async def open(self) -> None: ...
+
+    async def close(self) -> None: ...
+
+    async def insert(self, task: Task) -> None: ...
+
+    async def get(self, task_id: str) -> Task | None: ...
+
+    async def update(self, task_id: str, **changes: Any) -> Task:
+        """Write the given fields (and updated_at); return the task as stored. TaskNotFound."""
+        ...
+
+    async def transition(
+        self, task_id: str, expected: frozenset[TaskState], **changes: Any
+    ) -> Task | None:
+        """Compare-and-set: apply changes only while the state is one of `expected`.
+
+        Returns the new task, or None when the state had already moved on (another path won).
+        """
+        ...
+
+    async def open_tasks(self) -> list[Task]:
+        """Every non-terminal task, oldest first."""
+        ...
+
+    async def count_open_for_user(self, user_id: int) -> int: ...
+
+    async def find_by_kie_task_id(self, kie_task_id: str) -> Task | None: ...
+
+    async def find_by_callback_secret(self, secret: str) -> Task | None: ...
+
+    async def recent_durations(self, limit: int = 50) -> list[float]:
+        """Seconds from submission to KIE's outcome for the latest successful tasks."""
+        ...
+
+    async def last_submission_at(self, user_id: int) -> float | None: ...
+
+    async def put_input(self, item: StoredInput) -> None: ...
+
+    async def get_input(self, task_id: str) -> StoredInput | None: ...
+
+    async def delete_input(self, task_id: str) -> None: ...
+
+    async def get_meta(self, key: str) -> str | None: ...
+
+    async def set_meta(self, key: str, value: str) -> None: ...
+
+    async def check_writable(self) -> None:
+        """Raise LedgerError when a write would fail (used by /healthz)."""
+        ...

@@ -1,0 +1,100 @@
+"""The task model: what the ledger stores about each image request."""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+
+class TaskState(enum.StrEnum):
+    QUEUED = "queued"  # accepted, waiting for its turn (scheduler)
+    SUBMITTING = "submitting"  # upload/generate under way; no KIE task id yet
+    GENERATING = "generating"  # KIE has the task (kie_task_id set); followed by the poll loop
+    DELIVERING = "delivering"  # KIE finished; downloading and posting the image
+    DONE = "done"
+    FAILED = "failed"
+
+    @property
+    def terminal(self) -> bool:
+        return self in TERMINAL_STATES
+
+
+TERMINAL_STATES = frozenset({TaskState.DONE, TaskState.FAILED})
+OPEN_STATES = frozenset(TaskState) - TERMINAL_STATES
+
+
+class TaskKind(enum.StrEnum):
+    IMAGINE = "imagine"
+    EDIT = "edit"
+
+
+@dataclass(frozen=True)
+class TaskParams:
+    """What the member asked for, in KIE's own vocabulary."""
+
+    prompt: str
+    model: str = "flux-kontext-pro"
+    aspect_ratio: str | None = None  # None: KIE's default (16:9), or the input's ratio for edits
+    output_format: str = "jpeg"
+    enhance_prompt: bool = False
+    safety_tolerance: int = 2
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "prompt": self.prompt,
+            "model": self.model,
+            "aspect_ratio": self.aspect_ratio,
+            "output_format": self.output_format,
+            "enhance_prompt": self.enhance_prompt,
+            "safety_tolerance": self.safety_tolerance,
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> TaskParams:
+        return cls(
+            prompt=str(data["prompt"]),
+            model=str(data.get("model") or "flux-kontext-pro"),
+            aspect_ratio=data.get("aspect_ratio"),
+            output_format=str(data.get("output_format") or "jpeg"),
+            enhance_prompt=bool(data.get("enhance_prompt", False)),
+            safety_tolerance=int(data.get("safety_tolerance", 2)),
+        )
+
+
+@dataclass(frozen=True)
+class Task:
+    id: str  # our own id: 12 lowercase hex characters; appears in custom ids and logs
+    kind: TaskKind
+    params: TaskParams
+    requester_id: int
+    guild_id: int | None
+    channel_id: int
+    application_id: int
+    interaction_id: int
+    interaction_token: str
+    created_at: float  # unix seconds
+    updated_at: float
+    state: TaskState = TaskState.QUEUED
+    reply_message_id: int | None = None  # the @original message, once known
+    kie_task_id: str | None = None
+    input_image_url: str | None = None  # KIE upload URL used as inputImage
+    parent_task_id: str | None = None  # re-roll / edit of an earlier result
+    callback_secret: str | None = None
+    attempts: int = 0  # generate attempts (429s put the task back in the queue)
+    submitted_at: float | None = None
+    completed_at: float | None = None  # KIE reported the outcome
+    delivered_at: float | None = None
+    result_url: str | None = None
+    result_message_id: int | None = None  # the message that carries the image
+    error_code: str | None = None  # our own outcome code: see bot.outcomes
+    error_message: str | None = None  # user-safe text
+    cost: float = 0.0  # credits charged against quotas
+    extra: dict[str, Any] = field(default_factory=dict)  # small JSON bag for later additions
+
+    @property
+    def terminal(self) -> bool:
+        return self.state.terminal
+
+    def with_changes(self, **changes: Any) -> Task:
+        return replace(self, **changes)
