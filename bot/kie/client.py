@@ -1,0 +1,443 @@
+"""The one KIE client: Flux Kontext generate / record-info, the Common API and the File Upload API.
+
+Every call has a timeout, an explicit User-Agent and ``Authorization: Bearer <key>``. A call fails
+when the HTTP status is not 2xx **or** the body's ``code`` is not 200; the error class comes from
+the body code, falling back to the HTTP status (kie-api.md §5).
+
+Retry policy (the job-creating POST is never retried blindly):
+
+* ``record_info``, ``credits``, ``download_url`` and result downloads are idempotent: they are
+  retried on retryable errors with exponential backoff and full jitter, up to ``max_retries`` extra
+  attempts.
+* ``generate`` is never retried, except after a 429 when ``retries_on_429 > 0``: KIE drops
+  rate-limited requests instead of queueing them, so nothing was created and it is safe to send
+  again after waiting out a whole rate window (``rate_limit_wait`` seconds, 10 by default).
+* The upload POSTs are retried once, and only when the connection could not be established at all
+  (``aiohttp.ClientConnectorError``): then no byte of the request was sent, so no file can have been
+  stored. Any failure after that point (reset mid-request, timeout, 5xx) is raised to the caller.
+
+The API key lives only in the Authorization header. It is never logged (DEBUG logs carry the
+endpoint, outcome and elapsed time), and aiohttp exceptions, whose ``request_info`` carries the
+request headers, are never chained (``raise ... from None``) nor formatted into messages.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+import logging
+import random
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import aiohttp
+
+from bot.kie.errors import (
+    KieBadResponse,
+    KieError,
+    KieRateLimited,
+    KieTransportError,
+    KieValidationError,
+    error_for_code,
+)
+from bot.kie.models import GenerateRequest, TaskRecord, UploadedFile, parse_record, parse_uploaded
+from bot.net import DownloadTooLarge, safe_fetch
+
+__all__ = ["KieClient"]
+
+log = logging.getLogger(__name__)
+
+GENERATE_PATH = "/api/v1/flux/kontext/generate"
+RECORD_INFO_PATH = "/api/v1/flux/kontext/record-info"
+CREDIT_PATH = "/api/v1/chat/credit"
+DOWNLOAD_URL_PATH = "/api/v1/common/download-url"
+STREAM_UPLOAD_PATH = "/api/file-stream-upload"
+URL_UPLOAD_PATH = "/api/file-url-upload"
+BASE64_UPLOAD_PATH = "/api/file-base64-upload"
+
+_NO_RETRY = 0
+_CONNECT_ONLY = 1
+_RETRY = 2
+
+
+class KieClient:
+    """Async client for KIE.AI; one instance per bot, sharing one ``aiohttp.ClientSession``."""
+
+    def __init__(
+        self,
+        session: aiohttp.ClientSession,
+        api_key: str,
+        *,
+        base_url: str,
+        upload_base_url: str,
+        request_timeout: float = 30.0,
+        max_retries: int = 3,
+        backoff_base: float = 0.5,
+        backoff_max: float = 8.0,
+        user_agent: str = "kontext-bot/0.1 (+https://github.com/kontext-bot)",
+        observer: Callable[[str, str], None] | None = None,
+        download: Callable[[str, int], Awaitable[bytes]] | None = None,
+        rate_limit_wait: float = 10.0,
+    ) -> None:
+        if not api_key:
+            raise ValueError("api_key must not be empty")
+        self._session = session
+        self._headers = {
+            "Authorization": f"Bearer {api_key}",
+            "User-Agent": user_agent,
+            "Accept": "application/json",
+        }
+        self._base_url = base_url.rstrip("/")
+        self._upload_base_url = upload_base_url.rstrip("/")
+        self._timeout = aiohttp.ClientTimeout(total=request_timeout)
+        self._max_retries = max(0, max_retries)
+        self._backoff_base = backoff_base
+        self._backoff_max = backoff_max
+        self._observer = observer
+        self._download = download or self._default_download
+        self.rate_limit_wait = rate_limit_wait
+
+    def __repr__(self) -> str:
+        return f"KieClient(base_url={self._base_url!r}, upload_base_url={self._upload_base_url!r})"
+
+    # ------------------------------------------------------------------ public API
+
+    async def generate(self, request: GenerateRequest, *, retries_on_429: int = 0) -> str:
+        """Create a Flux Kontext task and return its taskId (never retried except after a 429)."""
+        body = request.to_json()
+        attempt = 0
+        while True:
+            try:
+                envelope = await self._call(
+                    "generate",
+                    "POST",
+                    self._base_url + GENERATE_PATH,
+                    policy=_NO_RETRY,
+                    json_body=body,
+                )
+            except KieRateLimited:
+                if attempt >= retries_on_429:
+                    raise
+                attempt += 1
+                log.info(
+                    "generate rate-limited; waiting %.1fs before retry %d/%d",
+                    self.rate_limit_wait,
+                    attempt,
+                    retries_on_429,
+                )
+                await asyncio.sleep(self.rate_limit_wait)
+                continue
+            data = envelope.get("data")
+            task_id: Any = data.get("taskId") if isinstance(data, dict) else None
+            if not task_id:
+                task_id = envelope.get("taskId")
+            if not isinstance(task_id, str) or not task_id or task_id == "null":
+                raise KieBadResponse("no taskId in generate answer", endpoint="generate")
+            return task_id
+
+    async def record_info(self, task_id: str) -> TaskRecord:
+        """Fetch a task's record (retried); unknown ids raise :class:`KieValidationError`."""
+        envelope = await self._call(
+            "record-info",
+            "GET",
+            self._base_url + RECORD_INFO_PATH,
+            policy=_RETRY,
+            params={"taskId": task_id},
+        )
+        data = envelope.get("data")
+        if data is None or data == "null":
+            raise KieValidationError("The record does not exist", endpoint="record-info")
+        return parse_record(data)
+
+    async def credits(self) -> float:
+        """The account's remaining credits (retried)."""
+        envelope = await self._call("credit", "GET", self._base_url + CREDIT_PATH, policy=_RETRY)
+        data = envelope.get("data")
+        if isinstance(data, bool):
+            raise KieBadResponse("credit data is a boolean", endpoint="credit")
+        if isinstance(data, int | float):
+            return float(data)
+        if isinstance(data, str):
+            try:
+                return float(data)
+            except ValueError:
+                pass
+        raise KieBadResponse("credit data is not a number", endpoint="credit")
+
+    async def upload_file(
+        self,
+        data: bytes,
+        file_name: str,
+        *,
+        upload_path: str = "kontext-bot",
+        content_type: str | None = None,
+    ) -> UploadedFile:
+        """Upload bytes with ``POST /api/file-stream-upload`` (multipart)."""
+
+        def form() -> aiohttp.FormData:
+            fd = aiohttp.FormData()
+            fd.add_field(
+                "file",
+                data,
+                filename=file_name,
+                content_type=content_type or "application/octet-stream",
+            )
+            fd.add_field("uploadPath", upload_path)
+            fd.add_field("fileName", file_name)
+            return fd
+
+        envelope = await self._call(
+            "upload",
+            "POST",
+            self._upload_base_url + STREAM_UPLOAD_PATH,
+            policy=_CONNECT_ONLY,
+            form=form,
+        )
+        return parse_uploaded(envelope.get("data"))
+
+    async def upload_from_url(
+        self, file_url: str, *, upload_path: str = "kontext-bot", file_name: str | None = None
+    ) -> UploadedFile:
+        """Let KIE fetch ``file_url`` and store it (``POST /api/file-url-upload``)."""
+        body: dict[str, Any] = {"fileUrl": file_url, "uploadPath": upload_path}
+        if file_name:
+            body["fileName"] = file_name
+        envelope = await self._call(
+            "upload",
+            "POST",
+            self._upload_base_url + URL_UPLOAD_PATH,
+            policy=_CONNECT_ONLY,
+            json_body=body,
+        )
+        return parse_uploaded(envelope.get("data"))
+
+    async def upload_base64(
+        self,
+        data: bytes,
+        *,
+        upload_path: str = "kontext-bot",
+        file_name: str | None = None,
+        mime_type: str | None = None,
+    ) -> UploadedFile:
+        """Upload small files as base64 (a data URL when ``mime_type`` is given)."""
+        encoded = base64.b64encode(data).decode("ascii")
+        payload = f"data:{mime_type};base64,{encoded}" if mime_type else encoded
+        body: dict[str, Any] = {"base64Data": payload, "uploadPath": upload_path}
+        if file_name:
+            body["fileName"] = file_name
+        envelope = await self._call(
+            "upload",
+            "POST",
+            self._upload_base_url + BASE64_UPLOAD_PATH,
+            policy=_CONNECT_ONLY,
+            json_body=body,
+        )
+        return parse_uploaded(envelope.get("data"))
+
+    async def download_url(self, url: str) -> str:
+        """Exchange a KIE file URL for a temporary (20 min) download link (retried)."""
+        envelope = await self._call(
+            "download-url",
+            "POST",
+            self._base_url + DOWNLOAD_URL_PATH,
+            policy=_RETRY,
+            json_body={"url": url},
+        )
+        data = envelope.get("data")
+        if not isinstance(data, str) or not data or data == "null":
+            raise KieBadResponse("download-url data is not a URL", endpoint="download-url")
+        return data
+
+    async def fetch_result(self, url: str, *, max_bytes: int) -> bytes:
+        """Download a result file; on failure, fall back to a download-url link (retried).
+
+        Raises a retryable :class:`KieTransportError` when both ways fail, and a non-retryable
+        :class:`KieBadResponse` when the file is larger than ``max_bytes``.
+        """
+        try:
+            return await self._download(url, max_bytes)
+        except DownloadTooLarge:
+            raise KieBadResponse(
+                "result larger than allowed",
+                endpoint="download",
+                retryable=False,
+                user_message="The generated image is too large to post.",
+            ) from None
+        except Exception as exc:
+            first = type(exc).__name__
+            log.info("direct result download failed (%s); asking download-url", first)
+        try:
+            link = await self.download_url(url)
+        except KieError as exc:
+            raise KieTransportError(
+                f"result download failed ({first}); download-url failed ({exc})",
+                endpoint="download",
+            ) from None
+        last = ""
+        for attempt in range(self._max_retries + 1):
+            try:
+                return await self._download(link, max_bytes)
+            except DownloadTooLarge:
+                raise KieBadResponse(
+                    "result larger than allowed",
+                    endpoint="download",
+                    retryable=False,
+                    user_message="The generated image is too large to post.",
+                ) from None
+            except Exception as exc:
+                last = type(exc).__name__
+                if attempt < self._max_retries:
+                    await asyncio.sleep(self._backoff(attempt))
+        raise KieTransportError(
+            f"result download failed ({first}); download-url link failed too ({last})",
+            endpoint="download",
+        )
+
+    # ------------------------------------------------------------------ internals
+
+    async def _default_download(self, url: str, max_bytes: int) -> bytes:
+        fetched = await safe_fetch(
+            self._session,
+            url,
+            max_bytes=max_bytes,
+            allow_private=False,
+            timeout=self._timeout.total or 30.0,
+        )
+        return fetched.data
+
+    def _backoff(self, attempt: int) -> float:
+        """Exponential backoff with full jitter."""
+        return random.uniform(0.0, min(self._backoff_max, self._backoff_base * (2**attempt)))
+
+    def _observe(self, endpoint: str, outcome: str) -> None:
+        if self._observer is None:
+            return
+        try:
+            self._observer(endpoint, outcome)
+        except Exception:
+            log.exception("KIE observer failed for %s", endpoint)
+
+    async def _call(
+        self,
+        endpoint: str,
+        method: str,
+        url: str,
+        *,
+        policy: int,
+        json_body: dict[str, Any] | None = None,
+        params: dict[str, str] | None = None,
+        form: Callable[[], aiohttp.FormData] | None = None,
+    ) -> dict[str, Any]:
+        attempts = 1 + (self._max_retries if policy == _RETRY else 0)
+        if policy == _CONNECT_ONLY:
+            attempts = 2
+        for attempt in range(attempts):
+            try:
+                return await self._once(
+                    endpoint, method, url, json_body=json_body, params=params, form=form
+                )
+            except _ConnectFailed as exc:
+                err: KieError = exc.error
+                can_retry = policy in (_RETRY, _CONNECT_ONLY)
+            except KieError as exc:
+                err = exc
+                can_retry = policy == _RETRY and exc.retryable
+            if not can_retry or attempt + 1 >= attempts:
+                raise err
+            delay = self._backoff(attempt)
+            log.debug("%s failed (%s); retry %d in %.2fs", endpoint, err, attempt + 1, delay)
+            await asyncio.sleep(delay)
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    async def _once(
+        self,
+        endpoint: str,
+        method: str,
+        url: str,
+        *,
+        json_body: dict[str, Any] | None,
+        params: dict[str, str] | None,
+        form: Callable[[], aiohttp.FormData] | None,
+    ) -> dict[str, Any]:
+        headers = dict(self._headers)
+        kwargs: dict[str, Any] = {"headers": headers, "timeout": self._timeout}
+        if form is not None:
+            kwargs["data"] = form()
+        else:
+            headers["Content-Type"] = "application/json"
+            if json_body is not None:
+                kwargs["data"] = json.dumps(json_body).encode()
+        if params is not None:
+            kwargs["params"] = params
+        start = time.monotonic()
+        try:
+            async with self._session.request(method, url, **kwargs) as resp:
+                status = resp.status
+                raw = await resp.read()
+        except aiohttp.ClientConnectorError as exc:
+            self._log_outcome(endpoint, "transport", start)
+            raise _ConnectFailed(
+                KieTransportError(f"cannot connect ({type(exc).__name__})", endpoint=endpoint)
+            ) from None
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            self._log_outcome(endpoint, "transport", start)
+            kind = "timed out" if isinstance(exc, TimeoutError) else type(exc).__name__
+            raise KieTransportError(f"transport failure ({kind})", endpoint=endpoint) from None
+        try:
+            body: Any = json.loads(raw) if raw else None
+        except (ValueError, UnicodeDecodeError):
+            body = None
+            if 200 <= status < 300:
+                self._log_outcome(endpoint, "bad_response", start)
+                raise KieBadResponse(
+                    f"invalid JSON (HTTP {status})", endpoint=endpoint, http_status=status
+                ) from None
+        code = _body_code(body)
+        msg = body.get("msg") if isinstance(body, dict) else None
+        msg_text = msg if isinstance(msg, str) else ""
+        ok_status = 200 <= status < 300
+        if ok_status and code == 200 and isinstance(body, dict):
+            if body.get("success") is False:
+                self._log_outcome(endpoint, "bad_response", start)
+                raise KieBadResponse(
+                    "success=false with code 200", endpoint=endpoint, http_status=status
+                )
+            self._log_outcome(endpoint, "200", start)
+            return body
+        if ok_status and code is None:
+            self._log_outcome(endpoint, "bad_response", start)
+            raise KieBadResponse(
+                "answer has no numeric code", endpoint=endpoint, http_status=status
+            )
+        err = error_for_code(
+            code if code != 200 else None, msg_text, endpoint=endpoint, http_status=status
+        )
+        self._log_outcome(endpoint, str(err.code), start)
+        raise err
+
+    def _log_outcome(self, endpoint: str, outcome: str, start: float) -> None:
+        log.debug("KIE %s -> %s in %.0f ms", endpoint, outcome, (time.monotonic() - start) * 1e3)
+        self._observe(endpoint, outcome)
+
+
+class _ConnectFailed(Exception):
+    """Internal: the connection was never established (safe to retry even a POST once)."""
+
+    def __init__(self, error: KieTransportError) -> None:
+        super().__init__(str(error))
+        self.error = error
+
+
+def _body_code(body: Any) -> int | None:
+    if not isinstance(body, dict):
+        return None
+    code = body.get("code")
+    if isinstance(code, bool):
+        return None
+    if isinstance(code, int):
+        return code
+    if isinstance(code, str) and code.strip().isdigit():
+        return int(code.strip())
+    return None
