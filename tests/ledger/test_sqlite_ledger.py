@@ -1,0 +1,430 @@
+"""The SQLite ledger: storage, compare-and-set transitions, queries and restarts."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sqlite3
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from bot.ledger import (
+    Ledger,
+    LedgerError,
+    SqliteLedger,
+    StoredInput,
+    Task,
+    TaskKind,
+    TaskNotFound,
+    TaskParams,
+    TaskState,
+    open_ledger,
+)
+from bot.ledger.sqlite import SCHEMA_VERSION
+
+
+class FakeClock:
+    def __init__(self, now: float = 1_700_000_000.0) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock()
+
+
+@pytest.fixture
+def db_path(tmp_path: Path) -> Path:
+    return tmp_path / "nested" / "dir" / "ledger.sqlite3"
+
+
+@pytest.fixture
+async def ledger(db_path: Path, clock: FakeClock) -> AsyncIterator[SqliteLedger]:
+    led = SqliteLedger(db_path, clock=clock)
+    await led.open()
+    try:
+        yield led
+    finally:
+        await led.close()
+
+
+def make_task(task_id: str = "a1b2c3d4e5f6", *, user: int = 111, created: float = 100.0) -> Task:
+    return Task(
+        id=task_id,
+        kind=TaskKind.IMAGINE,
+        params=TaskParams(prompt="a red fox in the snow"),
+        requester_id=user,
+        guild_id=222,
+        channel_id=333,
+        application_id=444,
+        interaction_id=555,
+        interaction_token="tok-" + task_id,
+        created_at=created,
+        updated_at=created,
+    )
+
+
+def full_task() -> Task:
+    return make_task("0123456789ab").with_changes(
+        kind=TaskKind.EDIT,
+        params=TaskParams(
+            prompt="make it ✨ night — «ünïcode»",
+            model="flux-kontext-max",
+            aspect_ratio="1:1",
+            output_format="png",
+            enhance_prompt=True,
+            safety_tolerance=5,
+        ),
+        guild_id=None,
+        state=TaskState.DELIVERING,
+        reply_message_id=2**62 + 7,
+        kie_task_id="kie-xyz",
+        input_image_url="https://example.test/in.png",
+        parent_task_id="ffffffffffff",
+        callback_secret="s3cr3t",
+        attempts=3,
+        submitted_at=101.5,
+        completed_at=120.25,
+        delivered_at=121.0,
+        result_url="https://example.test/out.png",
+        result_message_id=999,
+        error_code="none",
+        error_message="nothing went wrong",
+        cost=10.5,
+        extra={"nested": {"list": [1, 2, None]}, "flag": True},
+    )
+
+
+async def test_round_trip_every_field(ledger: SqliteLedger) -> None:
+    """Every Task field, including enums, params, extra and big ints, reads back unchanged."""
+    task = full_task()
+    await ledger.insert(task)
+    assert await ledger.get("0123456789ab") == task
+
+
+async def test_round_trip_defaults_and_nones(ledger: SqliteLedger) -> None:
+    """A fresh task with every optional field None and an empty extra reads back equal."""
+    task = make_task()
+    await ledger.insert(task)
+    got = await ledger.get(task.id)
+    assert got == task
+    assert got is not None and got.kie_task_id is None and got.extra == {}
+
+
+async def test_get_missing_returns_none(ledger: SqliteLedger) -> None:
+    """get() of an unknown id is None, not an error."""
+    assert await ledger.get("nope") is None
+
+
+async def test_duplicate_insert_is_ledger_error(ledger: SqliteLedger) -> None:
+    """Inserting the same id twice raises LedgerError (the sqlite error is wrapped)."""
+    await ledger.insert(make_task())
+    with pytest.raises(LedgerError):
+        await ledger.insert(make_task())
+
+
+async def test_update_writes_given_fields_and_updated_at(
+    ledger: SqliteLedger, clock: FakeClock
+) -> None:
+    """update() changes only the given fields plus updated_at from the clock."""
+    task = make_task()
+    await ledger.insert(task)
+    clock.now = 5000.0
+    updated = await ledger.update(task.id, reply_message_id=42, extra={"k": "v"})
+    assert updated == task.with_changes(reply_message_id=42, extra={"k": "v"}, updated_at=5000.0)
+    assert await ledger.get(task.id) == updated
+
+
+async def test_update_missing_raises_not_found(ledger: SqliteLedger) -> None:
+    """update() of an unknown id raises TaskNotFound."""
+    with pytest.raises(TaskNotFound):
+        await ledger.update("missing", attempts=1)
+
+
+async def test_update_rejects_unknown_field(ledger: SqliteLedger) -> None:
+    """update() refuses a field the Task does not have, and the id itself."""
+    await ledger.insert(make_task())
+    with pytest.raises(ValueError, match="bogus"):
+        await ledger.update(make_task().id, bogus=1)
+    with pytest.raises(ValueError, match="id"):
+        await ledger.update(make_task().id, id="other")
+
+
+async def test_transition_applies_when_state_matches(ledger: SqliteLedger) -> None:
+    """transition() from an expected state writes the changes and returns the new task."""
+    await ledger.insert(make_task())
+    got = await ledger.transition(
+        make_task().id,
+        frozenset({TaskState.QUEUED}),
+        state=TaskState.SUBMITTING,
+        attempts=1,
+    )
+    assert got is not None
+    assert got.state is TaskState.SUBMITTING and got.attempts == 1
+
+
+async def test_transition_returns_none_when_state_moved_on(ledger: SqliteLedger) -> None:
+    """transition() leaves the row alone and returns None when the state is not expected."""
+    task = make_task().with_changes(state=TaskState.DONE)
+    await ledger.insert(task)
+    got = await ledger.transition(
+        task.id, frozenset({TaskState.GENERATING}), state=TaskState.FAILED, error_code="x"
+    )
+    assert got is None
+    assert await ledger.get(task.id) == task
+
+
+async def test_transition_missing_task_raises(ledger: SqliteLedger) -> None:
+    """transition() of an unknown id raises TaskNotFound rather than pretending it moved on."""
+    with pytest.raises(TaskNotFound):
+        await ledger.transition("missing", frozenset({TaskState.QUEUED}), state=TaskState.FAILED)
+
+
+async def test_concurrent_transitions_exactly_one_wins(ledger: SqliteLedger) -> None:
+    """Two racing transitions out of GENERATING (callback vs poll loop): exactly one succeeds."""
+    task = make_task().with_changes(state=TaskState.GENERATING)
+    await ledger.insert(task)
+    expected = frozenset({TaskState.GENERATING})
+    results = await asyncio.gather(
+        ledger.transition(task.id, expected, state=TaskState.DELIVERING, result_url="a"),
+        ledger.transition(task.id, expected, state=TaskState.FAILED, error_code="b"),
+        ledger.transition(task.id, expected, state=TaskState.DELIVERING, result_url="c"),
+    )
+    winners = [r for r in results if r is not None]
+    assert len(winners) == 1
+    assert await ledger.get(task.id) == winners[0]
+
+
+async def test_concurrent_transitions_from_two_connections(db_path: Path) -> None:
+    """Two ledgers on the same file (two connections) racing a CAS: one wins, one gets None."""
+    first, second = SqliteLedger(db_path), SqliteLedger(db_path)
+    await first.open()
+    await second.open()
+    try:
+        await first.insert(make_task())
+        expected = frozenset({TaskState.QUEUED})
+        a, b = await asyncio.gather(
+            first.transition(make_task().id, expected, state=TaskState.SUBMITTING),
+            second.transition(make_task().id, expected, state=TaskState.FAILED),
+        )
+        assert (a is None) != (b is None)
+    finally:
+        await first.close()
+        await second.close()
+
+
+async def test_open_tasks_oldest_first_without_terminal(ledger: SqliteLedger) -> None:
+    """open_tasks() lists every non-terminal task by created_at and leaves out DONE/FAILED."""
+    await ledger.insert(make_task("t3", created=30.0).with_changes(state=TaskState.GENERATING))
+    await ledger.insert(make_task("t1", created=10.0))
+    await ledger.insert(make_task("done", created=5.0).with_changes(state=TaskState.DONE))
+    await ledger.insert(make_task("fail", created=6.0).with_changes(state=TaskState.FAILED))
+    await ledger.insert(make_task("t2", created=20.0).with_changes(state=TaskState.DELIVERING))
+    await ledger.insert(make_task("t0", created=1.0).with_changes(state=TaskState.SUBMITTING))
+    assert [t.id for t in await ledger.open_tasks()] == ["t0", "t1", "t2", "t3"]
+
+
+async def test_count_open_for_user(ledger: SqliteLedger) -> None:
+    """count_open_for_user() counts that user's non-terminal tasks only."""
+    await ledger.insert(make_task("a", user=1))
+    await ledger.insert(make_task("b", user=1).with_changes(state=TaskState.GENERATING))
+    await ledger.insert(make_task("c", user=1).with_changes(state=TaskState.DONE))
+    await ledger.insert(make_task("d", user=2))
+    assert await ledger.count_open_for_user(1) == 2
+    assert await ledger.count_open_for_user(2) == 1
+    assert await ledger.count_open_for_user(3) == 0
+
+
+async def test_find_by_kie_task_id_and_callback_secret(ledger: SqliteLedger) -> None:
+    """Tasks can be found by KIE's task id and by their callback secret; unknown ones are None."""
+    await ledger.insert(make_task("a").with_changes(kie_task_id="k1", callback_secret="s1"))
+    await ledger.insert(make_task("b").with_changes(kie_task_id="k2", callback_secret="s2"))
+    found = await ledger.find_by_kie_task_id("k2")
+    assert found is not None and found.id == "b"
+    found = await ledger.find_by_callback_secret("s1")
+    assert found is not None and found.id == "a"
+    assert await ledger.find_by_kie_task_id("k3") is None
+    assert await ledger.find_by_callback_secret("nope") is None
+
+
+async def test_kie_task_id_is_unique(ledger: SqliteLedger) -> None:
+    """Two tasks cannot claim the same KIE task id."""
+    await ledger.insert(make_task("a").with_changes(kie_task_id="k1"))
+    await ledger.insert(make_task("b"))
+    with pytest.raises(LedgerError):
+        await ledger.update("b", kie_task_id="k1")
+
+
+async def test_inputs_put_get_delete(ledger: SqliteLedger) -> None:
+    """An input image is stored byte for byte, replaced by a second put, and deleted."""
+    blob = bytes(range(256)) * 100
+    await ledger.put_input(StoredInput("a", blob, "cat.png", "image/png"))
+    assert await ledger.get_input("a") == StoredInput("a", blob, "cat.png", "image/png")
+    await ledger.put_input(StoredInput("a", b"\x00new", "dog.jpg", "image/jpeg"))
+    assert await ledger.get_input("a") == StoredInput("a", b"\x00new", "dog.jpg", "image/jpeg")
+    await ledger.delete_input("a")
+    assert await ledger.get_input("a") is None
+    await ledger.delete_input("a")  # idempotent
+
+
+async def test_meta_get_set(ledger: SqliteLedger) -> None:
+    """meta is a key/value store: missing is None, set overwrites."""
+    assert await ledger.get_meta("commands_hash") is None
+    await ledger.set_meta("commands_hash", "abc")
+    await ledger.set_meta("commands_hash", "def")
+    assert await ledger.get_meta("commands_hash") == "def"
+
+
+async def test_recent_durations(ledger: SqliteLedger) -> None:
+    """recent_durations() is completed-submitted for the latest DONE tasks with both times set."""
+    for i in range(5):
+        await ledger.insert(
+            make_task(f"d{i}").with_changes(
+                state=TaskState.DONE, submitted_at=100.0 * i, completed_at=100.0 * i + 10 + i
+            )
+        )
+    await ledger.insert(
+        make_task("f").with_changes(state=TaskState.FAILED, submitted_at=1e6, completed_at=1e6 + 99)
+    )
+    await ledger.insert(make_task("nosub").with_changes(state=TaskState.DONE, completed_at=1e7))
+    await ledger.insert(make_task("open").with_changes(state=TaskState.GENERATING, submitted_at=1))
+    assert await ledger.recent_durations() == [14.0, 13.0, 12.0, 11.0, 10.0]
+    assert await ledger.recent_durations(limit=2) == [14.0, 13.0]
+
+
+async def test_last_submission_at(ledger: SqliteLedger) -> None:
+    """last_submission_at() is the newest created_at of that user's tasks, any state."""
+    assert await ledger.last_submission_at(1) is None
+    await ledger.insert(make_task("a", user=1, created=50.0).with_changes(state=TaskState.DONE))
+    await ledger.insert(make_task("b", user=1, created=70.0).with_changes(state=TaskState.FAILED))
+    await ledger.insert(make_task("c", user=1, created=60.0))
+    await ledger.insert(make_task("d", user=2, created=900.0))
+    assert await ledger.last_submission_at(1) == 70.0
+
+
+async def test_data_survives_close_and_reopen(db_path: Path) -> None:
+    """After close and a new process-like reopen, tasks, inputs and meta are all still there."""
+    first = SqliteLedger(db_path)
+    await first.open()
+    task = make_task().with_changes(state=TaskState.GENERATING, kie_task_id="k")
+    await first.insert(task)
+    await first.put_input(StoredInput(task.id, b"img", "a.png", "image/png"))
+    await first.set_meta("k", "v")
+    await first.close()
+
+    second = SqliteLedger(db_path)
+    await second.open()
+    try:
+        assert await second.open_tasks() == [task]
+        assert await second.get_input(task.id) == StoredInput(task.id, b"img", "a.png", "image/png")
+        assert await second.get_meta("k") == "v"
+    finally:
+        await second.close()
+
+
+async def test_schema_version_and_idempotent_reopen(db_path: Path) -> None:
+    """open() sets the schema version, WAL mode, and reopening does not re-run migrations."""
+    led = SqliteLedger(db_path)
+    await led.open()
+    assert await led.schema_version() == SCHEMA_VERSION
+    await led.close()
+    await led.open()  # same object can be reopened
+    assert await led.schema_version() == SCHEMA_VERSION
+    await led.close()
+    with sqlite3.connect(db_path) as conn:
+        assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+        tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+    assert {"tasks", "inputs", "meta"} <= tables
+
+
+async def test_newer_schema_is_refused(db_path: Path) -> None:
+    """A database written by a newer bot (higher schema version) is refused with LedgerError."""
+    db_path.parent.mkdir(parents=True)
+    with sqlite3.connect(db_path) as conn:
+        conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION + 1}")
+    led = SqliteLedger(db_path)
+    with pytest.raises(LedgerError, match="newer"):
+        await led.open()
+
+
+async def test_open_creates_parent_directories(db_path: Path) -> None:
+    """open() creates missing parent directories of the database file."""
+    assert not db_path.parent.exists()
+    led = SqliteLedger(db_path)
+    await led.open()
+    await led.close()
+    assert db_path.exists()  # noqa: ASYNC240
+
+
+async def test_use_before_open_is_ledger_error(db_path: Path) -> None:
+    """Calling the ledger before open() (or after close()) raises LedgerError."""
+    led = SqliteLedger(db_path)
+    with pytest.raises(LedgerError):
+        await led.get("x")
+    await led.open()
+    await led.close()
+    with pytest.raises(LedgerError):
+        await led.set_meta("a", "b")
+
+
+async def test_check_writable_passes_on_a_normal_ledger(ledger: SqliteLedger) -> None:
+    """check_writable() succeeds on a writable database and really writes."""
+    await ledger.check_writable()
+    assert await ledger.get_meta("health.last_write_check") is not None
+
+
+async def test_check_writable_fails_on_read_only_database(db_path: Path) -> None:
+    """A database opened read-only (mode=ro) fails check_writable() with LedgerError."""
+    writer = SqliteLedger(db_path)
+    await writer.open()
+    await writer.insert(make_task())
+    await writer.close()
+    reader = SqliteLedger(db_path, read_only=True)
+    await reader.open()
+    try:
+        assert await reader.get(make_task().id) == make_task()
+        with pytest.raises(LedgerError):
+            await reader.check_writable()
+    finally:
+        await reader.close()
+
+
+@pytest.mark.skipif(
+    hasattr(os, "geteuid") and os.geteuid() == 0, reason="root ignores file permissions"
+)
+async def test_check_writable_fails_on_read_only_file(db_path: Path) -> None:
+    """With the file and directory chmod-ed read-only, check_writable() raises LedgerError."""
+    led = SqliteLedger(db_path)
+    await led.open()
+    await led.close()
+    await led.open()
+    try:
+        db_path.chmod(0o444)  # noqa: ASYNC240
+        db_path.parent.chmod(0o555)
+        with pytest.raises(LedgerError):
+            await led.check_writable()
+    finally:
+        db_path.parent.chmod(0o755)
+        db_path.chmod(0o644)  # noqa: ASYNC240
+        await led.close()
+
+
+async def test_check_writable_fails_with_query_only(ledger: SqliteLedger, db_path: Path) -> None:
+    """A connection that cannot write (PRAGMA query_only) fails check_writable()."""
+    await ledger._conn().execute("PRAGMA query_only = ON")
+    with pytest.raises(LedgerError):
+        await ledger.check_writable()
+
+
+def test_open_ledger_picks_sqlite(tmp_path: Path) -> None:
+    """open_ledger() builds a SqliteLedger for sqlite:/// URLs and refuses other schemes."""
+    led: Ledger = open_ledger(f"sqlite:///{tmp_path}/x.sqlite3")
+    assert isinstance(led, SqliteLedger)
+    assert led.path == tmp_path / "x.sqlite3"
+    with pytest.raises(ValueError):
+        open_ledger("postgresql://localhost/db")
