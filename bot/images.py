@@ -1,0 +1,294 @@
+"""Image bytes in, image bytes out: sniffing, validation, conversion and fitting (pure, Pillow).
+
+Inputs are checked in order of cost: byte size, magic bytes, header dimensions (before any
+pixel is decoded), animation, then a full decode with warnings turned into errors so a
+truncated file is refused rather than silently padded. PNG, JPEG and WebP go to KIE as they
+are; other formats Pillow reads are converted to PNG (with alpha) or JPEG (without).
+
+Only the formats listed in `_PILLOW_FORMATS` are ever handed to Pillow's decoders, so
+plugins that shell out (EPS) or guess without a signature (TGA) are never reached.
+
+Not thread-safe in one respect: `warnings.catch_warnings` is process-global, so run these
+functions in one worker thread at a time if several may run concurrently.
+"""
+
+from __future__ import annotations
+
+import io
+import struct
+import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Final
+
+from PIL import Image, ImageOps
+
+MAX_INPUT_BYTES: Final = 20 * 1024 * 1024  # documented limit for input images
+MAX_INPUT_SIDE: Final = 8192  # px, either side
+MAX_INPUT_PIXELS: Final = 40_000_000
+MIN_FIT_SIDE: Final = 64  # fit_to_limit never shrinks an image below this
+
+PASSTHROUGH: Final = frozenset({"png", "jpeg", "webp"})
+CONTENT_TYPES: Final = {
+    "png": "image/png",
+    "jpeg": "image/jpeg",
+    "webp": "image/webp",
+    "gif": "image/gif",
+    "bmp": "image/bmp",
+    "tiff": "image/tiff",
+    "avif": "image/avif",
+    "heic": "image/heic",
+}
+EXTENSIONS: Final = {"jpeg": "jpg", "tiff": "tif"}
+FIT_QUALITIES: Final = (90, 85, 80, 75, 70, 65, 60)
+FIT_DOWNSCALE_QUALITY: Final = 75
+FIT_DOWNSCALE_STEP: Final = 0.8
+
+# sniff() name -> the Pillow plugins allowed to decode it.
+_PILLOW_FORMATS: Final = {
+    "png": ["PNG"],
+    "jpeg": ["JPEG", "MPO"],
+    "webp": ["WEBP"],
+    "gif": ["GIF"],
+    "bmp": ["BMP"],
+    "tiff": ["TIFF"],
+    "avif": ["AVIF"],
+}
+_BMP_HEADER_SIZES: Final = frozenset({12, 16, 40, 52, 56, 64, 108, 124})
+_AVIF_BRANDS: Final = frozenset({b"avif", b"avis"})
+_HEIC_BRANDS: Final = frozenset({b"heic", b"heix", b"hevc", b"hevx", b"heim", b"heis", b"mif1"})
+
+
+class ImageRejected(Exception):
+    """An image we will not use; `user_message` is a sentence safe to show the member."""
+
+    def __init__(self, reason: str, user_message: str) -> None:
+        super().__init__(f"{reason}: {user_message}")
+        self.reason = reason  # short machine code: too_large, not_image, corrupt, ...
+        self.user_message = user_message
+
+
+@dataclass(frozen=True)
+class PreparedImage:
+    data: bytes
+    content_type: str
+    extension: str  # without the dot: png, jpg, webp
+    width: int  # as displayed (after EXIF orientation)
+    height: int
+    converted: bool  # False: `data` is the member's file, byte for byte
+
+
+def sniff(data: bytes) -> str | None:
+    """The image format named by the magic bytes, or None when there is no image signature."""
+    head = data[:32]
+    if head.startswith(b"\x89PNG\r\n\x1a\n"):
+        return "png"
+    if head.startswith(b"\xff\xd8\xff"):
+        return "jpeg"
+    if head.startswith((b"GIF87a", b"GIF89a")):
+        return "gif"
+    if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
+        return "webp"
+    if head.startswith((b"II*\x00", b"MM\x00*")):
+        return "tiff"
+    if head[:2] == b"BM" and len(head) >= 18:
+        (dib_size,) = struct.unpack_from("<I", head, 14)
+        if dib_size in _BMP_HEADER_SIZES:
+            return "bmp"
+    if head[4:8] == b"ftyp":
+        brand = head[8:12]
+        if brand in _AVIF_BRANDS:
+            return "avif"
+        if brand in _HEIC_BRANDS:
+            return "heic"
+    return None
+
+
+def extension_for(kind: str) -> str:
+    return EXTENSIONS.get(kind, kind)
+
+
+_TOO_BIG_FILE = "This image is larger than 20 MB; please send a smaller file."
+_NOT_IMAGE = "That file isn't an image I can read; please send a PNG, JPEG or WebP image."
+_UNSUPPORTED = "That image format isn't supported; please send a PNG, JPEG or WebP image."
+_CORRUPT = "That image is damaged or incomplete; please re-save it and try again."
+_ANIMATED = "Animated images aren't supported; please send a still image."
+_BOMB = "That image is far too large to process (the limit is 40 megapixels)."
+
+
+def _too_many_pixels(width: int, height: int) -> str:
+    return (
+        f"That image is {width}×{height} pixels; the limit is {MAX_INPUT_SIDE} pixels on "
+        f"each side and {MAX_INPUT_PIXELS // 1_000_000} megapixels in total."
+    )
+
+
+@contextmanager
+def _strict() -> Iterator[None]:
+    """Every Pillow warning is an error, except the decompression-bomb warning: our own
+    pixel limit (checked from the header) is stricter than Pillow's warning threshold."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+        yield
+
+
+_DECODE_ERRORS: Final = (OSError, SyntaxError, ValueError, EOFError, struct.error, Warning)
+
+
+def _open(data: bytes, kind: str) -> Image.Image:
+    """Open (header only) and check dimensions before any pixel is decoded."""
+    formats = _PILLOW_FORMATS.get(kind)
+    if formats is None:
+        raise ImageRejected("unsupported", _UNSUPPORTED)
+    try:
+        img = Image.open(io.BytesIO(data), formats=formats)
+    except Image.DecompressionBombError as exc:
+        raise ImageRejected("too_many_pixels", _BOMB) from exc
+    except _DECODE_ERRORS as exc:  # includes UnidentifiedImageError (an OSError)
+        raise ImageRejected("corrupt", _CORRUPT) from exc
+    width, height = img.size
+    if (
+        width > MAX_INPUT_SIDE
+        or height > MAX_INPUT_SIDE
+        or width * height > MAX_INPUT_PIXELS
+        or width < 1
+        or height < 1
+    ):
+        raise ImageRejected("too_many_pixels", _too_many_pixels(width, height))
+    return img
+
+
+def _is_animated(img: Image.Image) -> bool:
+    if img.format == "MPO":  # phone JPEGs: a primary image plus previews/depth maps
+        return False
+    return bool(getattr(img, "is_animated", False)) or int(getattr(img, "n_frames", 1)) > 1
+
+
+def _displayed_size(img: Image.Image) -> tuple[int, int]:
+    orientation = img.getexif().get(0x0112, 1)
+    width, height = img.size
+    return (height, width) if orientation in (5, 6, 7, 8) else (width, height)
+
+
+def _has_alpha(img: Image.Image) -> bool:
+    return img.mode in ("RGBA", "LA", "PA", "RGBa", "La") or (
+        img.mode == "P" and "transparency" in img.info
+    )
+
+
+def _decode(data: bytes) -> tuple[Image.Image, str]:
+    """Sniff, open, check the size from the header, refuse animation, then fully decode."""
+    kind = sniff(data)
+    if kind is None:
+        raise ImageRejected("not_image", _NOT_IMAGE)
+    with _strict():
+        img = _open(data, kind)
+        try:
+            if _is_animated(img):
+                raise ImageRejected("animated", _ANIMATED)
+            img.load()
+        except ImageRejected:
+            raise
+        except Image.DecompressionBombError as exc:
+            raise ImageRejected("too_many_pixels", _BOMB) from exc
+        except _DECODE_ERRORS as exc:
+            raise ImageRejected("corrupt", _CORRUPT) from exc
+    return img, kind
+
+
+def prepare_input(data: bytes) -> PreparedImage:
+    """Validate a member's image; pass PNG/JPEG/WebP through, convert anything else.
+
+    Raises ImageRejected with a user-facing sentence for every reason to refuse.
+    """
+    if len(data) > MAX_INPUT_BYTES:
+        raise ImageRejected("too_large", _TOO_BIG_FILE)
+    img, kind = _decode(data)
+    if kind in PASSTHROUGH:
+        width, height = _displayed_size(img)
+        return PreparedImage(
+            data=bytes(data),
+            content_type=CONTENT_TYPES[kind],
+            extension=extension_for(kind),
+            width=width,
+            height=height,
+            converted=False,
+        )
+    try:
+        with _strict():
+            upright = ImageOps.exif_transpose(img)
+        out = io.BytesIO()
+        icc = img.info.get("icc_profile")
+        extra = {"icc_profile": icc} if isinstance(icc, bytes) else {}
+        if _has_alpha(upright):
+            upright.convert("RGBA").save(out, "PNG", **extra)
+            target = "png"
+        else:
+            upright.convert("RGB").save(out, "JPEG", quality=92, **extra)
+            target = "jpeg"
+    except _DECODE_ERRORS as exc:
+        raise ImageRejected("corrupt", _CORRUPT) from exc
+    return PreparedImage(
+        data=out.getvalue(),
+        content_type=CONTENT_TYPES[target],
+        extension=extension_for(target),
+        width=upright.width,
+        height=upright.height,
+        converted=True,
+    )
+
+
+def probe(data: bytes) -> tuple[int, int, str]:
+    """Width, height and format (sniff's names) of a valid, fully decodable image.
+
+    Raises ImageRejected when it is not one.
+    """
+    img, kind = _decode(data)
+    return img.width, img.height, kind
+
+
+def fit_to_limit(data: bytes, limit: int) -> tuple[bytes, str]:
+    """Make a result fit under `limit` bytes; returns (bytes, extension without dot).
+
+    Under the limit: unchanged, with its own extension. Otherwise JPEG at quality 90 down to
+    60, then downscaled by steps of 0.8 (at quality 75) until it fits. Transparency is
+    flattened onto white. Raises ValueError if it cannot be made to fit (limit absurdly
+    small) and ImageRejected if `data` is not a valid image.
+    """
+    if len(data) <= limit:
+        kind = sniff(data)
+        return data, extension_for(kind) if kind else "bin"
+    img, _ = _decode(data)
+    with _strict():
+        img = ImageOps.exif_transpose(img)
+    rgb = _flatten(img)
+    for quality in FIT_QUALITIES:
+        encoded = _jpeg(rgb, quality)
+        if len(encoded) <= limit:
+            return encoded, "jpg"
+    scale = 1.0
+    while True:
+        scale *= FIT_DOWNSCALE_STEP
+        size = (round(rgb.width * scale), round(rgb.height * scale))
+        if min(size) < MIN_FIT_SIDE:
+            raise ValueError(f"cannot fit the image under {limit} bytes")
+        encoded = _jpeg(rgb.resize(size, Image.Resampling.LANCZOS), FIT_DOWNSCALE_QUALITY)
+        if len(encoded) <= limit:
+            return encoded, "jpg"
+
+
+def _flatten(img: Image.Image) -> Image.Image:
+    if not _has_alpha(img):
+        return img.convert("RGB")
+    rgba = img.convert("RGBA")
+    background = Image.new("RGB", rgba.size, (255, 255, 255))
+    background.paste(rgba, mask=rgba.getchannel("A"))
+    return background
+
+
+def _jpeg(img: Image.Image, quality: int) -> bytes:
+    out = io.BytesIO()
+    img.save(out, "JPEG", quality=quality)
+    return out.getvalue()

@@ -1,0 +1,300 @@
+"""Image intake and result fitting: sniffing, refusals with clear messages, conversion."""
+
+from __future__ import annotations
+
+import io
+import os
+import struct
+import zlib
+
+import pytest
+from PIL import Image
+
+from bot.images import (
+    MAX_INPUT_BYTES,
+    ImageRejected,
+    fit_to_limit,
+    prepare_input,
+    probe,
+    sniff,
+)
+
+
+def encode(img: Image.Image, fmt: str, **params: object) -> bytes:
+    out = io.BytesIO()
+    img.save(out, fmt, **params)
+    return out.getvalue()
+
+
+def gradient(size: tuple[int, int] = (64, 48), mode: str = "RGB") -> Image.Image:
+    img = Image.linear_gradient("L").resize(size)
+    return img.convert(mode)
+
+
+def noise(size: tuple[int, int]) -> Image.Image:
+    return Image.frombytes("RGB", size, os.urandom(size[0] * size[1] * 3))
+
+
+def png_chunk(kind: bytes, body: bytes) -> bytes:
+    return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+
+
+def raw_png(width: int, height: int, *, idat: bytes | None = None) -> bytes:
+    """A 1-bit greyscale PNG built by hand, so huge images cost no memory to make."""
+    if idat is None:
+        row = b"\x00" + b"\x00" * ((width + 7) // 8)
+        compressor = zlib.compressobj(9)
+        idat = b"".join(compressor.compress(row) for _ in range(height)) + compressor.flush()
+    ihdr = struct.pack(">IIBBBBB", width, height, 1, 0, 0, 0, 0)
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + png_chunk(b"IHDR", ihdr)
+        + png_chunk(b"IDAT", idat)
+        + png_chunk(b"IEND", b"")
+    )
+
+
+def rejected(data: bytes) -> ImageRejected:
+    with pytest.raises(ImageRejected) as info:
+        prepare_input(data)
+    return info.value
+
+
+# -- sniff -------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("fmt", "name"),
+    [
+        ("PNG", "png"),
+        ("JPEG", "jpeg"),
+        ("WEBP", "webp"),
+        ("GIF", "gif"),
+        ("BMP", "bmp"),
+        ("TIFF", "tiff"),
+        ("AVIF", "avif"),
+    ],
+)
+def test_sniff_recognises_formats(fmt: str, name: str) -> None:
+    """sniff() names each format Pillow writes from its magic bytes."""
+    assert sniff(encode(gradient(), fmt)) == name
+
+
+@pytest.mark.parametrize(
+    "data",
+    [b"", b"hello, a text file named cat.png\n", b"BM", b"%!PS-Adobe-3.0 EPSF", b"\x00" * 64],
+)
+def test_sniff_rejects_non_images(data: bytes) -> None:
+    """Text, empty input, PostScript and a bare 'BM' are not image signatures."""
+    assert sniff(data) is None
+
+
+# -- refusals ----------------------------------------------------------------------------
+
+
+def test_text_file_named_png_is_rejected() -> None:
+    """A text file (whatever its name) is refused as not an image."""
+    err = rejected(b"just some text pretending to be cat.png")
+    assert err.reason == "not_image"
+    assert "isn't an image" in err.user_message
+
+
+def test_thirty_megabyte_input_is_rejected_before_decoding() -> None:
+    """Input over 20 MB is refused by size, with the limit in the message."""
+    data = encode(gradient(), "PNG")
+    data += b"\x00" * (30 * 1024 * 1024 - len(data))
+    assert len(data) > MAX_INPUT_BYTES
+    err = rejected(data)
+    assert err.reason == "too_large"
+    assert "larger than 20 MB" in err.user_message
+
+
+def test_truncated_png_is_rejected() -> None:
+    """A PNG cut in half is refused as damaged, not silently padded."""
+    data = encode(noise((200, 200)), "PNG")
+    err = rejected(data[: len(data) // 2])
+    assert err.reason == "corrupt"
+    assert "damaged or incomplete" in err.user_message
+
+
+def test_truncated_jpeg_is_rejected() -> None:
+    """A JPEG missing its tail is refused as damaged."""
+    data = encode(noise((300, 300)), "JPEG", quality=90)
+    assert rejected(data[: len(data) * 2 // 3]).reason == "corrupt"
+
+
+def test_header_only_png_is_rejected() -> None:
+    """A PNG with a valid header but garbage pixel data is refused as damaged."""
+    assert rejected(raw_png(32, 32, idat=b"not zlib at all")).reason == "corrupt"
+
+
+def test_header_claiming_huge_dimensions_is_a_bomb() -> None:
+    """A tiny PNG whose header claims 100000×100000 is refused without decoding."""
+    data = raw_png(100_000, 100_000, idat=zlib.compress(b"\x00"))
+    assert len(data) < 200
+    err = rejected(data)
+    assert err.reason == "too_many_pixels"
+    assert "too large" in err.user_message
+
+
+def test_12000_square_compressible_image_is_refused_with_dimensions() -> None:
+    """A real, tiny-on-disk 12000×12000 PNG is refused with its size in the message."""
+    data = raw_png(12_000, 12_000)
+    assert len(data) < 1_000_000
+    err = rejected(data)
+    assert err.reason == "too_many_pixels"
+    assert "12000×12000" in err.user_message
+    assert "8192" in err.user_message
+
+
+def test_one_side_over_limit_is_refused() -> None:
+    """An image wider than 8192 px is refused even though its pixel count is small."""
+    assert rejected(raw_png(9000, 10)).reason == "too_many_pixels"
+
+
+def test_too_many_pixels_within_side_limit_is_refused() -> None:
+    """7000×7000 (49 MP) is under the side limit but over 40 megapixels: refused."""
+    err = rejected(raw_png(7000, 7000))
+    assert err.reason == "too_many_pixels"
+    assert "40 megapixels" in err.user_message
+
+
+def test_animated_gif_is_rejected() -> None:
+    """A GIF with several frames is refused as animated."""
+    frames = [Image.new("RGB", (20, 20), (i * 100, 50, 0)) for i in range(3)]
+    data = encode(frames[0], "GIF", save_all=True, append_images=frames[1:], duration=100)
+    err = rejected(data)
+    assert err.reason == "animated"
+    assert "Animated images aren't supported" in err.user_message
+
+
+@pytest.mark.parametrize("fmt", ["PNG", "WEBP"])
+def test_animated_png_and_webp_are_rejected(fmt: str) -> None:
+    """Animated PNG (APNG) and animated WebP are refused too."""
+    frames = [Image.new("RGB", (20, 20), (i * 80, 0, 0)) for i in range(3)]
+    data = encode(frames[0], fmt, save_all=True, append_images=frames[1:], duration=100)
+    assert rejected(data).reason == "animated"
+
+
+# -- passthrough and conversion ----------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("fmt", "content_type", "ext"),
+    [("PNG", "image/png", "png"), ("JPEG", "image/jpeg", "jpg"), ("WEBP", "image/webp", "webp")],
+)
+def test_png_jpeg_webp_pass_through_unchanged(fmt: str, content_type: str, ext: str) -> None:
+    """PNG, JPEG and WebP are kept byte for byte with their own type and size."""
+    data = encode(gradient((64, 48)), fmt)
+    prepared = prepare_input(data)
+    assert prepared.data == data
+    assert prepared.converted is False
+    assert (prepared.content_type, prepared.extension) == (content_type, ext)
+    assert (prepared.width, prepared.height) == (64, 48)
+
+
+def test_static_gif_is_converted() -> None:
+    """A single-frame GIF is converted to a decodable JPEG (no transparency)."""
+    prepared = prepare_input(encode(gradient((40, 30)).convert("P"), "GIF"))
+    assert prepared.converted is True
+    assert (prepared.content_type, prepared.extension) == ("image/jpeg", "jpg")
+    assert sniff(prepared.data) == "jpeg"
+    assert probe(prepared.data) == (40, 30, "jpeg")
+
+
+def test_transparent_gif_is_converted_to_png_keeping_alpha() -> None:
+    """A GIF with a transparent colour becomes a PNG whose alpha channel survives."""
+    img = Image.new("P", (10, 10), 0)
+    img.putpixel((5, 5), 1)
+    data = encode(img, "GIF", transparency=0)
+    prepared = prepare_input(data)
+    assert prepared.content_type == "image/png"
+    out = Image.open(io.BytesIO(prepared.data)).convert("RGBA")
+    assert out.getpixel((0, 0))[3] == 0  # type: ignore[index]
+    assert out.getpixel((5, 5))[3] == 255  # type: ignore[index]
+
+
+def test_bmp_is_converted() -> None:
+    """A BMP is converted to JPEG with the same dimensions."""
+    prepared = prepare_input(encode(gradient((33, 21)), "BMP"))
+    assert prepared.converted and prepared.extension == "jpg"
+    assert probe(prepared.data)[:2] == (33, 21)
+
+
+def test_tiff_with_alpha_is_converted_to_png() -> None:
+    """A TIFF with an alpha channel converts to PNG, keeping transparency."""
+    img = Image.new("RGBA", (12, 8), (255, 0, 0, 0))
+    prepared = prepare_input(encode(img, "TIFF"))
+    assert prepared.extension == "png"
+    assert Image.open(io.BytesIO(prepared.data)).mode == "RGBA"
+
+
+def test_exif_orientation_applied_when_converting() -> None:
+    """A rotated-by-EXIF TIFF (orientation 6) converts upright: width and height swap."""
+    img = gradient((40, 20))
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    prepared = prepare_input(encode(img, "TIFF", exif=exif))
+    assert prepared.converted
+    assert (prepared.width, prepared.height) == (20, 40)
+    assert probe(prepared.data)[:2] == (20, 40)
+
+
+def test_passthrough_jpeg_reports_displayed_size() -> None:
+    """A passed-through JPEG with EXIF orientation 6 reports its displayed (rotated) size."""
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    data = encode(gradient((40, 20)), "JPEG", exif=exif)
+    prepared = prepare_input(data)
+    assert prepared.data == data
+    assert (prepared.width, prepared.height) == (20, 40)
+
+
+def test_mpo_phone_photo_is_not_treated_as_animated() -> None:
+    """A multi-picture JPEG (MPO, as phones write) is accepted and passed through."""
+    frames = [gradient((32, 32)), gradient((16, 16))]
+    data = encode(frames[0], "MPO", save_all=True, append_images=frames[1:])
+    prepared = prepare_input(data)
+    assert prepared.data == data and prepared.extension == "jpg"
+
+
+# -- results -----------------------------------------------------------------------------
+
+
+def test_fit_to_limit_leaves_small_image_unchanged() -> None:
+    """An image already under the limit comes back unchanged with its own extension."""
+    data = encode(gradient(), "PNG")
+    assert fit_to_limit(data, 1024 * 1024) == (data, "png")
+
+
+def test_fit_to_limit_shrinks_noisy_png_under_limit() -> None:
+    """A noisy ~3 MB PNG is re-encoded as a JPEG under 1 MB that still decodes."""
+    data = encode(noise((1000, 1000)), "PNG")
+    assert len(data) > 3_000_000 - 100_000
+    fitted, ext = fit_to_limit(data, 1024 * 1024)
+    assert ext == "jpg"
+    assert len(fitted) <= 1024 * 1024
+    width, height, kind = probe(fitted)
+    assert kind == "jpeg" and width == height and width >= 256
+
+
+def test_fit_to_limit_downscales_when_quality_is_not_enough() -> None:
+    """When even quality 60 is too big, the image is downscaled until it fits."""
+    data = encode(noise((800, 600)), "PNG")
+    fitted, ext = fit_to_limit(data, 60_000)
+    width, height, _ = probe(fitted)
+    assert len(fitted) <= 60_000 and ext == "jpg"
+    assert width < 800 and abs(width / height - 800 / 600) < 0.02
+
+
+def test_fit_to_limit_impossible_limit_raises() -> None:
+    """A limit no reasonable image can meet raises ValueError instead of looping."""
+    with pytest.raises(ValueError):
+        fit_to_limit(encode(noise((300, 300)), "PNG"), 100)
+
+
+def test_probe_reports_size_and_format() -> None:
+    """probe() gives width, height and format, and refuses non-images."""
+    assert probe(encode(gradient((70, 50)), "WEBP")) == (70, 50, "webp")
+    with pytest.raises(ImageRejected):
+        probe(b"<html>not an image</html>")
