@@ -65,6 +65,7 @@ _MARKERS = {
 }
 _MARKER_RE = re.compile(r"\[sim:(policy|fail|internal|createfail|delay=([0-9]*\.?[0-9]+))\]")
 _MAX_INPUT = 50 * 1024 * 1024
+_CODE_KEY: web.ResponseKey[int] = web.ResponseKey("kie_code")
 _MIME_EXT = {"image/png": "png", "image/jpeg": "jpg", "image/webp": "webp", "image/gif": "gif"}
 
 _PATHS = {
@@ -351,7 +352,7 @@ class KieSimulator:
                 resp = await handler(request)
             except web.HTTPException as exc:
                 resp = exc
-        self._record(request, endpoint, resp.status, resp.get("kie_code"))
+        self._record(request, endpoint, resp.status, resp.get(_CODE_KEY))
         return resp
 
     def _record(self, request: web.Request, endpoint: str, status: int, code: Any) -> None:
@@ -375,7 +376,7 @@ class KieSimulator:
                 status = code if 400 <= code <= 599 else 200
         body: dict[str, Any] = {"code": code, "msg": msg, "data": data, **extra}
         resp = web.json_response(body, status=status)
-        resp["kie_code"] = code
+        resp[_CODE_KEY] = code
         return resp
 
     def _upload_answer(
@@ -385,7 +386,7 @@ class KieSimulator:
         if data is not None:
             body["data"] = data
         resp = web.json_response(body, status=status)
-        resp["kie_code"] = status
+        resp[_CODE_KEY] = status
         return resp
 
     def _auth(self, request: web.Request) -> str | None:
