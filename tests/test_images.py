@@ -298,3 +298,12 @@ def test_probe_reports_size_and_format() -> None:
     assert probe(encode(gradient((70, 50)), "WEBP")) == (70, 50, "webp")
     with pytest.raises(ImageRejected):
         probe(b"<html>not an image</html>")
+
+
+def test_recognised_but_unsupported_format_is_refused() -> None:
+    """A HEIC file (recognised, but Pillow cannot decode it here) gets the unsupported message."""
+    data = b"\x00\x00\x00\x18ftypheic\x00\x00\x00\x00mif1heic" + b"\x00" * 64
+    assert sniff(data) == "heic"
+    err = rejected(data)
+    assert err.reason == "unsupported"
+    assert "format isn't supported" in err.user_message
