@@ -116,6 +116,14 @@ class Scheduler:
         self._takes.append(now)
         return Ticket(task_id, user_id)
 
+    def mark_active(self, task_id: str, user_id: int) -> None:
+        """Count a task as active without spending a create (resumed after a restart)."""
+        self._dequeue(task_id)
+        if task_id in self._active:
+            return
+        self._active[task_id] = user_id
+        self._active_per_user[user_id] += 1
+
     def release(self, task_id: str) -> None:
         """The task is no longer active (finished, failed, or going back to the queue)."""
         user_id = self._active.pop(task_id, None)

@@ -291,3 +291,19 @@ def test_invalid_limits_rejected() -> None:
         Scheduler(max_active=0, per_user=1, rate=1)
     with pytest.raises(ValueError):
         Scheduler(max_active=1, per_user=1, rate=1, window=0)
+
+
+def test_mark_active_counts_against_caps_without_spending_rate() -> None:
+    """mark_active() (a task resumed after restart) takes a cap slot but no create budget."""
+    sched, _ = make(per_user=1, rate=1)
+    sched.push("a0", 1)
+    sched.push("b0", 2)
+    sched.mark_active("a0", 1)
+    sched.mark_active("a0", 1)  # idempotent
+    assert sched.active == 1 and sched.queued == 1
+    assert sched.is_active("a0") and not sched.is_queued("a0")
+    assert sched.take() == Ticket("b0", 2)  # the rate budget was still whole
+    sched.push("a1", 1)
+    assert sched.take() is None
+    sched.release("a0")
+    assert sched.positions() == {"a1": 1}
