@@ -160,7 +160,7 @@ class _Reader:
     def number(self, name: str, default: float, low: float, high: float) -> float:
         def convert(v: str) -> float:
             n = float(v)
-            if not low <= n <= high or n != n:
+            if not low <= n <= high:
                 raise ValueError
             return n
 
@@ -241,7 +241,9 @@ def load_settings(env: Mapping[str, str] | None = None, *, dotenv: bool = True) 
         public_base_url = r.url("PUBLIC_BASE_URL", "", ("http", "https")) or None
 
     dev_guild = r.raw("DEV_GUILD_ID")
-    dev_guild_id = r.parse("DEV_GUILD_ID", None, _snowflake, "a Discord server id") if dev_guild else None
+    dev_guild_id = (
+        r.parse("DEV_GUILD_ID", None, _snowflake, "a Discord server id") if dev_guild else None
+    )
 
     settings = Settings(
         discord_token=discord_token,

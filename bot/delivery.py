@@ -1,0 +1,343 @@
+"""Everything said to Discord about a task: status edits, the result post, and the fallbacks.
+
+Paths, in order of preference:
+- while the interaction token is fresh (15 minutes), the interaction webhook edits the reply;
+- past that, the channel endpoints edit the same message (the bot authored it);
+- if the reply was deleted, a new channel message mentions the requester;
+- a file over the upload limit is re-encoded to fit.
+Status edits are throttled per message; the final result is never held back.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import discord
+
+from bot import custom_ids, images
+from bot.ledger import Ledger, Task, TaskKind, TaskState
+from bot.metrics import Metrics
+from bot.status import StatusView, format_duration, prompt_excerpt, render_status
+
+log = logging.getLogger(__name__)
+
+TOKEN_LIFETIME = 15 * 60
+TOKEN_MARGIN = 60  # switch to the channel endpoints a minute early
+STATUS_MIN_INTERVAL = 3.0
+DEFAULT_UPLOAD_LIMIT = 10 * 1024 * 1024
+MODEL_NAMES = {"flux-kontext-pro": "Pro", "flux-kontext-max": "Max"}
+
+
+class DeliveryFailed(Exception):
+    """The result could not be posted; `permanent` says whether trying again is pointless."""
+
+    def __init__(self, reason: str, *, permanent: bool) -> None:
+        super().__init__(reason)
+        self.permanent = permanent
+
+
+@dataclass
+class _Pending:
+    handle: asyncio.TimerHandle
+
+
+class Delivery:
+    def __init__(
+        self,
+        client: discord.Client,
+        ledger: Ledger,
+        metrics: Metrics,
+        *,
+        status_context: Callable[[Task], dict[str, Any]] | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._client = client
+        self._ledger = ledger
+        self._metrics = metrics
+        self._clock = clock
+        self.status_context: Callable[[Task], dict[str, Any]] = status_context or _no_context
+        self._last_edit: dict[str, float] = {}
+        self._last_view: dict[str, StatusView] = {}
+        self._pending: dict[str, asyncio.TimerHandle] = {}
+        self._locks: dict[str, asyncio.Lock] = {}
+        self._work: set[asyncio.Task[None]] = set()
+
+    # ---- status ---------------------------------------------------------------------------
+
+    def show_status(self, task: Task) -> None:
+        """Ask for the reply to show the task's current status, at most once per few seconds."""
+        if task.terminal or task.extra.get("reply_gone"):
+            return
+        if task.id in self._pending:
+            return  # an edit is already scheduled; it reads the latest state when it fires
+        wait = self._last_edit.get(task.id, 0.0) + STATUS_MIN_INTERVAL - time.monotonic()
+        if wait <= 0:
+            self._spawn(self._edit_status(task.id))
+        else:
+            loop = asyncio.get_running_loop()
+            self._pending[task.id] = loop.call_later(wait, self._fire_pending, task.id)
+
+    def _fire_pending(self, task_id: str) -> None:
+        self._pending.pop(task_id, None)
+        self._spawn(self._edit_status(task_id))
+
+    def _spawn(self, coro: Any) -> None:
+        work: asyncio.Task[None] = asyncio.create_task(coro)
+        self._work.add(work)
+        work.add_done_callback(self._work.discard)
+
+    async def _edit_status(self, task_id: str) -> None:
+        async with self._lock(task_id):
+            task = await self._ledger.get(task_id)
+            if task is None or task.terminal or task.extra.get("reply_gone"):
+                return
+            view = render_status(task, now=self._clock(), **self.status_context(task))
+            if self._last_view.get(task_id) == view and task.state != TaskState.GENERATING:
+                return
+            self._last_edit[task_id] = time.monotonic()
+            self._last_view[task_id] = view
+            try:
+                await self._edit_reply(task, embed=_embed(view), content=None, attachments=None)
+            except ReplyGone:
+                log.info("reply of task %s is gone; the result will be posted anew", task_id)
+                await self._ledger.update(task_id, extra={**task.extra, "reply_gone": True})
+            except discord.HTTPException as exc:
+                self._count_error(exc)
+                log.warning("status edit of task %s failed: %s %s", task_id, exc.status, exc.code)
+
+    def forget(self, task_id: str) -> None:
+        handle = self._pending.pop(task_id, None)
+        if handle is not None:
+            handle.cancel()
+        self._last_edit.pop(task_id, None)
+        self._last_view.pop(task_id, None)
+        self._locks.pop(task_id, None)
+
+    async def close(self) -> None:
+        for handle in self._pending.values():
+            handle.cancel()
+        self._pending.clear()
+        if self._work:
+            await asyncio.gather(*self._work, return_exceptions=True)
+
+    # ---- final messages --------------------------------------------------------------------
+
+    async def post_result(
+        self, task: Task, data: bytes, extension: str, *, spoiler: bool = False
+    ) -> int:
+        """Post the image with its details and buttons; return the id of the message that has it."""
+        self._cancel_pending(task.id)
+        limit = int(task.extra.get("upload_limit") or DEFAULT_UPLOAD_LIMIT)
+        # Leave room for the multipart envelope.
+        budget = max(64 * 1024, limit - 16 * 1024)
+        if len(data) > budget:
+            data, extension = images.fit_to_limit(data, budget)
+        async with self._lock(task.id):
+            for attempt in range(2):
+                filename = f"{'SPOILER_' if spoiler else ''}kontext-{task.id}.{extension}"
+                try:
+                    return await self._post_final(task, data, filename)
+                except discord.HTTPException as exc:
+                    self._count_error(exc)
+                    if exc.code == 40005 and attempt == 0:
+                        data, extension = images.fit_to_limit(data, max(64 * 1024, budget // 2))
+                        continue
+                    if exc.code == 50013 or exc.status == 403:
+                        raise DeliveryFailed("missing permission to post", permanent=True) from None
+                    if exc.status >= 500 or exc.status == 429:
+                        raise DeliveryFailed(
+                            f"Discord answered {exc.status}", permanent=False
+                        ) from None
+                    raise DeliveryFailed(
+                        f"Discord refused: {exc.status} {exc.code}", permanent=True
+                    ) from None
+            raise DeliveryFailed("the image is too large even after re-encoding", permanent=True)
+
+    async def post_failure(self, task: Task) -> None:
+        """Show a failed task's reason in its reply (or a new message if the reply is gone)."""
+        self._cancel_pending(task.id)
+        view = render_status(task, now=self._clock())
+        buttons = _buttons(task, reroll=bool(task.extra.get("rerollable", True)), edit=False)
+        async with self._lock(task.id):
+            try:
+                if not task.extra.get("reply_gone"):
+                    try:
+                        await self._edit_reply(
+                            task, embed=_embed(view), content=None, attachments=None, view=buttons
+                        )
+                        return
+                    except ReplyGone:
+                        pass
+                await self._channel(task).send(
+                    content=f"<@{task.requester_id}>",
+                    embed=_embed(view),
+                    view=buttons,
+                    allowed_mentions=discord.AllowedMentions(
+                        users=[discord.Object(task.requester_id)]
+                    ),
+                    nonce=_nonce(task.id, "fail"),
+                )
+            except discord.HTTPException as exc:
+                self._count_error(exc)
+                log.warning(
+                    "could not show the failure of task %s: %s %s", task.id, exc.status, exc.code
+                )
+
+    async def _post_final(self, task: Task, data: bytes, filename: str) -> int:
+        embed = _result_embed(task, filename, now=self._clock())
+        content = f"<@{task.requester_id}>"
+        mentions = discord.AllowedMentions(users=[discord.Object(task.requester_id)])
+        view = _buttons(task, reroll=True, edit=True)
+        if not task.extra.get("reply_gone"):
+            try:
+                return await self._edit_reply(
+                    task,
+                    embed=embed,
+                    content=content,
+                    attachments=[discord.File(io.BytesIO(data), filename=filename)],
+                    view=view,
+                    allowed_mentions=mentions,
+                )
+            except ReplyGone:
+                log.info("reply of task %s was deleted; posting a new message", task.id)
+        message = await self._channel(task).send(
+            content=content,
+            embed=embed,
+            file=discord.File(io.BytesIO(data), filename=filename),
+            view=view,
+            allowed_mentions=mentions,
+            nonce=_nonce(task.id, "result"),
+        )
+        return message.id
+
+    # ---- plumbing ----------------------------------------------------------------------------
+
+    def token_fresh(self, task: Task) -> bool:
+        created = discord.utils.snowflake_time(task.interaction_id).timestamp()
+        return self._clock() - created < TOKEN_LIFETIME - TOKEN_MARGIN
+
+    async def _edit_reply(
+        self,
+        task: Task,
+        *,
+        embed: discord.Embed,
+        content: str | None,
+        attachments: list[discord.File] | None,
+        view: discord.ui.View | None = None,
+        allowed_mentions: discord.AllowedMentions | None = None,
+    ) -> int:
+        """Edit the task's reply through the webhook while the token lives, else the channel."""
+        if task.reply_message_id is None:
+            raise ReplyGone
+        kwargs: dict[str, Any] = {"embed": embed, "content": content}
+        if attachments is not None:
+            kwargs["attachments"] = attachments
+        if view is not None:
+            kwargs["view"] = view
+        kwargs["allowed_mentions"] = allowed_mentions or discord.AllowedMentions.none()
+        try:
+            if self.token_fresh(task):
+                webhook = discord.Webhook.partial(
+                    task.application_id, task.interaction_token, client=self._client
+                )
+                try:
+                    await webhook.edit_message(task.reply_message_id, **kwargs)
+                    return task.reply_message_id
+                except discord.HTTPException as exc:
+                    if exc.code != 50027:  # Invalid Webhook Token: fall through to the channel
+                        raise
+            message = self._channel(task).get_partial_message(task.reply_message_id)
+            await message.edit(**kwargs)
+            return task.reply_message_id
+        except discord.NotFound as exc:
+            if exc.code in (10008, 10015, 0):
+                raise ReplyGone from None
+            raise
+
+    def _channel(self, task: Task) -> discord.PartialMessageable:
+        return self._client.get_partial_messageable(task.channel_id, guild_id=task.guild_id)
+
+    def _lock(self, task_id: str) -> asyncio.Lock:
+        lock = self._locks.get(task_id)
+        if lock is None:
+            lock = self._locks[task_id] = asyncio.Lock()
+        return lock
+
+    def _cancel_pending(self, task_id: str) -> None:
+        handle = self._pending.pop(task_id, None)
+        if handle is not None:
+            handle.cancel()
+
+    def _count_error(self, exc: discord.HTTPException) -> None:
+        self._metrics.discord_errors.labels(code=str(exc.code or exc.status)).inc()
+
+
+class ReplyGone(Exception):
+    """The task's reply no longer exists (deleted, or never recorded)."""
+
+
+def _no_context(task: Task) -> dict[str, Any]:
+    return {}
+
+
+def _nonce(task_id: str, kind: str) -> str:
+    # Discord de-duplicates channel messages by nonce, so a retried post cannot appear twice.
+    return f"{task_id}{kind[:1]}"
+
+
+def _embed(view: StatusView) -> discord.Embed:
+    embed = discord.Embed(title=view.title, description=view.body, color=view.color)
+    embed.set_footer(text=view.footer)
+    return embed
+
+
+def _result_embed(task: Task, filename: str, *, now: float) -> discord.Embed:
+    p = task.params
+    started = task.created_at
+    took = format_duration(max(0.0, now - started))
+    kind = "Edit" if task.kind == TaskKind.EDIT else "Image"
+    embed = discord.Embed(
+        title=f"{kind} ready", description=prompt_excerpt(p.prompt, 900), color=0x2ECC71
+    )
+    embed.add_field(name="Model", value=MODEL_NAMES.get(p.model, p.model))
+    embed.add_field(
+        name="Aspect ratio",
+        value=p.aspect_ratio or ("input's" if task.kind == TaskKind.EDIT else "16:9"),
+    )
+    embed.add_field(name="Requested by", value=f"<@{task.requester_id}>")
+    embed.add_field(name="Took", value=took)
+    embed.set_image(url=f"attachment://{filename}")
+    embed.set_footer(text=f"Task {task.id}")
+    return embed
+
+
+def _buttons(task: Task, *, reroll: bool, edit: bool) -> discord.ui.View:
+    view = discord.ui.View(timeout=None)
+    if reroll:
+        view.add_item(
+            discord.ui.Button(
+                label=custom_ids.REROLL_LABEL,
+                style=discord.ButtonStyle.secondary,
+                emoji="🎲",
+                custom_id=custom_ids.reroll_id(task.id),
+            )
+        )
+    if edit:
+        view.add_item(
+            discord.ui.Button(
+                label=custom_ids.EDIT_LABEL,
+                style=discord.ButtonStyle.primary,
+                emoji="✏️",
+                custom_id=custom_ids.edit_id(task.id),
+            )
+        )
+    # The clicks are handled by the DynamicItems in cogs/results.py, which survive restarts;
+    # a finished view is sent without being stored in memory for every result ever posted.
+    view.stop()
+    return view

@@ -1,0 +1,74 @@
+"""Why a task failed, in words a member understands. Raw exception text never reaches a user."""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+
+
+class Outcome(enum.StrEnum):
+    CONTENT_POLICY = "content_policy"
+    OUT_OF_CREDITS = "out_of_credits"
+    MISCONFIGURED = "misconfigured"
+    MAINTENANCE = "maintenance"
+    INTERNAL_ERROR = "internal_error"
+    GENERATION_FAILED = "generation_failed"
+    INVALID_PARAMETERS = "invalid_parameters"
+    TIMED_OUT = "timed_out"
+    INPUT_UNAVAILABLE = "input_unavailable"
+    RESULT_UNAVAILABLE = "result_unavailable"
+    CANNOT_POST = "cannot_post"
+    SHUTDOWN = "shutdown"
+
+
+@dataclass(frozen=True)
+class Failure:
+    outcome: Outcome
+    message: str
+    rerollable: bool = True
+
+
+MESSAGES: dict[Outcome, str] = {
+    Outcome.CONTENT_POLICY: (
+        "KIE's content filter flagged the prompt or the image. Try rewording the prompt."
+    ),
+    Outcome.OUT_OF_CREDITS: (
+        "The bot is out of KIE credits, so no image could be made. "
+        "The bot's operator needs to top up the account; nothing was charged to you."
+    ),
+    Outcome.MISCONFIGURED: (
+        "The bot's KIE API key was refused. The bot's operator needs to fix its configuration."
+    ),
+    Outcome.MAINTENANCE: "KIE is under maintenance right now. Please try again later.",
+    Outcome.INTERNAL_ERROR: (
+        "KIE had an internal error, and retrying didn't help. Please try again later."
+    ),
+    Outcome.GENERATION_FAILED: "KIE could not generate this image. Press Re-roll to try again.",
+    Outcome.INVALID_PARAMETERS: "KIE refused the request's parameters.",
+    Outcome.TIMED_OUT: "KIE did not finish this image in time. Press Re-roll to try again.",
+    Outcome.INPUT_UNAVAILABLE: "The input image could not be sent to KIE. Please try again.",
+    Outcome.RESULT_UNAVAILABLE: "The finished image could not be downloaded from KIE.",
+    Outcome.CANNOT_POST: "The image was made, but the bot may not post in this channel.",
+    Outcome.SHUTDOWN: "The bot was shutting down.",
+}
+
+NOT_REROLLABLE = frozenset({Outcome.OUT_OF_CREDITS, Outcome.MISCONFIGURED, Outcome.CANNOT_POST})
+
+
+def failure(outcome: Outcome, message: str | None = None) -> Failure:
+    return Failure(outcome, message or MESSAGES[outcome], outcome not in NOT_REROLLABLE)
+
+
+def outcome_for_kie_code(code: int | None) -> Outcome:
+    """KIE's error code (body `code`, record `errorCode` or callback `code`) to our outcome."""
+    return {
+        400: Outcome.CONTENT_POLICY,
+        401: Outcome.MISCONFIGURED,
+        402: Outcome.OUT_OF_CREDITS,
+        408: Outcome.TIMED_OUT,
+        422: Outcome.INVALID_PARAMETERS,
+        455: Outcome.MAINTENANCE,
+        500: Outcome.INTERNAL_ERROR,
+        501: Outcome.GENERATION_FAILED,
+        505: Outcome.MISCONFIGURED,
+    }.get(code or 0, Outcome.GENERATION_FAILED)

@@ -1,0 +1,250 @@
+"""The small interface the cogs call: admit, validate, create tasks, look them up.
+
+Cogs never touch the ledger, KIE or the network directly; they hand over what Discord gave
+them (an `Origin` and the options) and show what comes back.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import aiohttp
+
+from bot import images, net
+from bot.config import Settings
+from bot.ledger import Ledger, StoredInput, Task, TaskKind, TaskParams, TaskState
+from bot.metrics import Metrics
+from bot.runner import Runner
+from bot.validation import (
+    ASPECT_RATIOS,
+    MODELS,
+    OUTPUT_FORMATS,
+    InputRejected,
+    check_choice,
+    check_tolerance,
+    clean_prompt,
+)
+
+log = logging.getLogger(__name__)
+
+RESULT_REUSE_WINDOW = 13 * 86400  # KIE keeps resultImageUrl 14 days
+UPLOAD_REUSE_WINDOW = 20 * 3600  # KIE keeps uploads at least 24 h
+
+
+class Refused(Exception):
+    """The request is fine but may not go ahead now; `user_message` says why and until when."""
+
+    def __init__(self, user_message: str, *, reason: str) -> None:
+        super().__init__(user_message)
+        self.user_message = user_message
+        self.reason = reason
+
+
+@dataclass(frozen=True)
+class Origin:
+    """Who asked, where, and through which interaction."""
+
+    user_id: int
+    guild_id: int | None
+    channel_id: int
+    application_id: int
+    interaction_id: int
+    interaction_token: str
+    upload_limit: int
+    can_manage_messages: bool = False
+
+
+class KontextService:
+    def __init__(
+        self,
+        *,
+        settings: Settings,
+        ledger: Ledger,
+        runner: Runner,
+        downloads: aiohttp.ClientSession,
+        metrics: Metrics,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._settings = settings
+        self._ledger = ledger
+        self._runner = runner
+        self._downloads = downloads
+        self._metrics = metrics
+        self._clock = clock
+        self.accepting = True
+
+    # ---- validation (nothing spent) ------------------------------------------------------
+
+    def build_params(
+        self,
+        *,
+        prompt: str | None,
+        edit: bool,
+        aspect_ratio: str | None = None,
+        model: str | None = None,
+        output_format: str | None = None,
+        enhance_prompt: bool | None = None,
+        safety_tolerance: int | None = None,
+    ) -> TaskParams:
+        """Validate the options of /imagine, /edit or a modal; raise InputRejected."""
+        text = clean_prompt(prompt)
+        check_choice("aspect_ratio", aspect_ratio, ASPECT_RATIOS)
+        check_choice("model", model, MODELS)
+        check_choice("output_format", output_format, OUTPUT_FORMATS)
+        tolerance = 2 if safety_tolerance is None else safety_tolerance
+        check_tolerance(tolerance, edit=edit)
+        return TaskParams(
+            prompt=text,
+            model=model or MODELS[0],
+            aspect_ratio=aspect_ratio,
+            output_format=output_format or "jpeg",
+            enhance_prompt=bool(enhance_prompt),
+            safety_tolerance=tolerance,
+        )
+
+    async def admit(self, origin: Origin) -> None:
+        """Checks that cost nothing: shutting down, the cooldown, open tasks. Raise Refused."""
+        if not self.accepting:
+            self._refuse("shutdown")
+            raise Refused("The bot is restarting. Please try again in a minute.", reason="shutdown")
+        open_count = await self._ledger.count_open_for_user(origin.user_id)
+        cap = self._settings.user_max_active_tasks
+        if open_count >= cap:
+            self._refuse("active_tasks")
+            raise Refused(
+                f"You already have {open_count} image(s) in progress (the limit is {cap}). "
+                "Wait for one to finish, then try again.",
+                reason="active_tasks",
+            )
+        last = await self._ledger.last_submission_at(origin.user_id)
+        cooldown = self._settings.user_cooldown_seconds
+        if last is not None and cooldown > 0:
+            ready_at = last + cooldown
+            if ready_at > self._clock():
+                self._refuse("cooldown")
+                raise Refused(
+                    f"Slow down a little — you can try again <t:{int(ready_at) + 1}:R>.",
+                    reason="cooldown",
+                )
+
+    async def fetch_input(self, url: str) -> images.PreparedImage:
+        """Download an input image from Discord now (its signed URLs expire) and validate it."""
+        try:
+            fetched = await net.safe_fetch(
+                self._downloads,
+                url,
+                max_bytes=images.MAX_INPUT_BYTES,
+                allow_private=self._settings.allow_private_urls,
+            )
+        except net.DownloadTooLarge:
+            raise InputRejected(
+                f"The image is larger than {images.MAX_INPUT_BYTES // (1024 * 1024)} MB."
+            ) from None
+        except net.DownloadError as exc:
+            log.info("input download failed: %s", exc)
+            raise InputRejected(
+                "The image could not be downloaded from Discord. Please attach it again."
+            ) from None
+        try:
+            return images.prepare_input(fetched.data)
+        except images.ImageRejected as exc:
+            raise InputRejected(exc.user_message) from None
+
+    # ---- tasks ---------------------------------------------------------------------------
+
+    async def create_task(
+        self,
+        origin: Origin,
+        *,
+        kind: TaskKind,
+        params: TaskParams,
+        reply_message_id: int | None,
+        image: images.PreparedImage | None = None,
+        input_image_url: str | None = None,
+        parent_task_id: str | None = None,
+        extra: dict[str, object] | None = None,
+    ) -> Task:
+        """Write the task to the ledger (QUEUED) and hand it to the scheduler."""
+        now = self._clock()
+        task = Task(
+            id=secrets.token_hex(6),
+            kind=kind,
+            params=params,
+            requester_id=origin.user_id,
+            guild_id=origin.guild_id,
+            channel_id=origin.channel_id,
+            application_id=origin.application_id,
+            interaction_id=origin.interaction_id,
+            interaction_token=origin.interaction_token,
+            created_at=now,
+            updated_at=now,
+            state=TaskState.QUEUED,
+            reply_message_id=reply_message_id,
+            input_image_url=input_image_url,
+            parent_task_id=parent_task_id,
+            callback_secret=secrets.token_urlsafe(24) if self._settings.callbacks_enabled else None,
+            extra={"upload_limit": origin.upload_limit, **(extra or {})},
+        )
+        await self._ledger.insert(task)
+        if image is not None:
+            await self._ledger.put_input(
+                StoredInput(
+                    task_id=task.id,
+                    data=image.data,
+                    filename=f"input.{image.extension}",
+                    content_type=image.content_type,
+                )
+            )
+        log.info(
+            "task %s queued: %s by user %s in guild %s",
+            task.id,
+            kind.value,
+            origin.user_id,
+            origin.guild_id,
+        )
+        self._runner.enqueue(task)
+        return task
+
+    async def get_task(self, task_id: str) -> Task | None:
+        return await self._ledger.get(task_id)
+
+    @staticmethod
+    def may_control(task: Task, user_id: int, *, can_manage_messages: bool) -> bool:
+        return task.requester_id == user_id or can_manage_messages
+
+    async def reroll_source(self, parent: Task) -> tuple[str | None, images.PreparedImage | None]:
+        """The input of a re-roll: the parent's upload while KIE keeps it, else its stored bytes."""
+        if parent.kind != TaskKind.EDIT:
+            return None, None
+        if (
+            parent.input_image_url
+            and parent.submitted_at
+            and (self._clock() - parent.submitted_at < UPLOAD_REUSE_WINDOW)
+        ):
+            return parent.input_image_url, None
+        stored = await self._ledger.get_input(parent.id)
+        if stored is None:
+            raise InputRejected(
+                "The input image of this task is no longer kept. Run /edit again with the image."
+            )
+        try:
+            return None, images.prepare_input(stored.data)
+        except images.ImageRejected as exc:
+            raise InputRejected(exc.user_message) from None
+
+    def result_as_input(self, parent: Task) -> str:
+        """The URL of a finished result, to edit it again (KIE keeps results 14 days)."""
+        if parent.state != TaskState.DONE or not parent.result_url:
+            raise InputRejected("This task has no finished image to edit.")
+        if self._clock() - (parent.completed_at or parent.created_at) > RESULT_REUSE_WINDOW:
+            raise InputRejected(
+                "This image is too old to edit directly. Save it and use /edit with it."
+            )
+        return parent.result_url
+
+    def _refuse(self, reason: str) -> None:
+        self._metrics.refusals.labels(reason=reason).inc()

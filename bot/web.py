@@ -1,0 +1,144 @@
+"""The bot's own HTTP server: /healthz, /metrics and KIE's callbacks."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+from aiohttp import web
+
+from bot.config import Secret
+from bot.kie import KieError, parse_callback
+from bot.ledger import Ledger, LedgerError
+from bot.loop_lag import LagMonitor
+from bot.metrics import CONTENT_TYPE_LATEST, Metrics
+
+log = logging.getLogger(__name__)
+
+SIGNATURE_MAX_AGE = 300  # seconds; KIE documents no window, we refuse replays older than this
+MAX_CALLBACK_BYTES = 64 * 1024
+LAG_LIMIT = 1.0
+POLL_LOOP_STALE = 10.0
+
+
+@dataclass
+class HealthSources:
+    gateway_connected: Callable[[], bool]
+    poll_loop_alive: Callable[[], bool]
+    poll_loop_last_tick: Callable[[], float]
+
+
+class WebServer:
+    def __init__(
+        self,
+        *,
+        host: str,
+        port: int,
+        ledger: Ledger,
+        metrics: Metrics,
+        lag: LagMonitor,
+        health: HealthSources,
+        on_callback: Callable[[str, int], Awaitable[None]],
+        hmac_key: Secret | None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._host = host
+        self._port = port
+        self._ledger = ledger
+        self._metrics = metrics
+        self._lag = lag
+        self._health = health
+        self._on_callback = on_callback
+        self._hmac_key = hmac_key
+        self._clock = clock
+        self._runner: web.AppRunner | None = None
+        self.app = web.Application(client_max_size=MAX_CALLBACK_BYTES)
+        self.app.router.add_get("/healthz", self.healthz)
+        self.app.router.add_get("/metrics", self.metrics)
+        self.app.router.add_post("/kie/callback/{secret}", self.kie_callback)
+
+    async def start(self) -> None:
+        self._runner = web.AppRunner(self.app, access_log=None)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, self._host, self._port)
+        await site.start()
+        log.info("HTTP server listening on %s:%s", self._host, self._port)
+
+    async def stop(self) -> None:
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+
+    async def healthz(self, request: web.Request) -> web.Response:
+        checks: dict[str, dict[str, Any]] = {}
+        checks["gateway"] = {"ok": self._health.gateway_connected()}
+        try:
+            await self._ledger.check_writable()
+            checks["ledger"] = {"ok": True}
+        except LedgerError as exc:
+            checks["ledger"] = {"ok": False, "error": str(exc)[:200]}
+        stale = time.monotonic() - self._health.poll_loop_last_tick()
+        checks["poll_loop"] = {
+            "ok": self._health.poll_loop_alive() and stale < POLL_LOOP_STALE,
+            "last_tick_seconds_ago": round(stale, 3),
+        }
+        lag = self._lag.percentile(0.99)
+        checks["event_loop_lag"] = {"ok": lag < LAG_LIMIT, "p99_seconds": round(lag, 4)}
+        ok = all(c["ok"] for c in checks.values())
+        failed = [name for name, c in checks.items() if not c["ok"]]
+        body = {"status": "ok" if ok else "unhealthy", "failed": failed, "checks": checks}
+        return web.json_response(body, status=200 if ok else 503)
+
+    async def metrics(self, request: web.Request) -> web.Response:
+        self._metrics.loop_lag.set(self._lag.last)
+        return web.Response(
+            body=self._metrics.render(), headers={"Content-Type": CONTENT_TYPE_LATEST}
+        )
+
+    async def kie_callback(self, request: web.Request) -> web.Response:
+        """Answer at once; the work (record-info, delivery) happens after the answer."""
+        secret = request.match_info["secret"]
+        task = await self._ledger.find_by_callback_secret(secret)
+        if task is None or not hmac.compare_digest(task.callback_secret or "", secret):
+            return _error(404, "unknown task")
+        try:
+            raw = await request.read()
+            body = json.loads(raw)
+            event = parse_callback(body)
+        except (ValueError, KieError):
+            return _error(400, "malformed callback")
+        if self._hmac_key is not None and not self._signature_ok(request, event.task_id):
+            log.warning("callback for task %s refused: bad or stale signature", task.id)
+            return _error(401, "bad signature")
+        if task.kie_task_id is not None and event.task_id != task.kie_task_id:
+            return _error(400, "task id does not match")
+        # URLs in the body are never trusted: the callback only nudges a record-info check.
+        await self._on_callback(task.id, event.code)
+        return web.json_response({"code": 200, "msg": "received"})
+
+    def _signature_ok(self, request: web.Request, task_id: str) -> bool:
+        assert self._hmac_key is not None
+        timestamp = request.headers.get("X-Webhook-Timestamp", "")
+        signature = request.headers.get("X-Webhook-Signature", "")
+        try:
+            ts = int(timestamp)
+        except ValueError:
+            return False
+        if abs(self._clock() - ts) > SIGNATURE_MAX_AGE:
+            return False
+        digest = hmac.new(
+            self._hmac_key.get().encode(), f"{task_id}.{timestamp}".encode(), hashlib.sha256
+        ).digest()
+        expected = base64.b64encode(digest).decode()
+        return hmac.compare_digest(expected.encode(), signature.encode())
+
+
+def _error(status: int, message: str) -> web.Response:
+    return web.json_response({"error": message}, status=status)

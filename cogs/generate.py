@@ -1,0 +1,163 @@
+"""/imagine, /edit and the "Edit with Flux Kontext" message command."""
+
+from __future__ import annotations
+
+import secrets
+from typing import TYPE_CHECKING
+
+import discord
+from discord import app_commands
+from discord.app_commands import Choice, Range
+from discord.ext import commands
+
+from bot.ledger import TaskKind
+from bot.validation import MAX_PROMPT_CHARS
+from cogs.requests import (
+    Interaction,
+    PromptModal,
+    answer_ephemeral,
+    first_image_url,
+    submit_request,
+)
+
+if TYPE_CHECKING:
+    from bot.client import KontextBot
+
+ASPECT_CHOICES = [
+    Choice(name="21:9 — ultra-wide", value="21:9"),
+    Choice(name="16:9 — widescreen", value="16:9"),
+    Choice(name="4:3 — landscape", value="4:3"),
+    Choice(name="1:1 — square", value="1:1"),
+    Choice(name="3:4 — portrait", value="3:4"),
+    Choice(name="9:16 — tall", value="9:16"),
+]
+MODEL_CHOICES = [
+    Choice(name="Pro", value="flux-kontext-pro"),
+    Choice(name="Max", value="flux-kontext-max"),
+]
+FORMAT_CHOICES = [Choice(name="JPEG", value="jpeg"), Choice(name="PNG", value="png")]
+CONTEXT_MENU_NAME = "Edit with Flux Kontext"
+
+_DESCRIBE = {
+    "prompt": "What to draw (English works best)",
+    "aspect_ratio": "Shape of the image",
+    "model": "Pro (standard) or Max (better for complex scenes)",
+    "output_format": "File format of the result",
+    "enhance_prompt": "Let the model enrich your prompt (slower)",
+}
+
+
+class Generate(commands.Cog):
+    def __init__(self, bot: KontextBot) -> None:
+        self.bot = bot
+        self.context_menu = app_commands.ContextMenu(
+            name=CONTEXT_MENU_NAME, callback=self.edit_from_message
+        )
+        self.bot.tree.add_command(self.context_menu)
+
+    async def cog_unload(self) -> None:
+        self.bot.tree.remove_command(self.context_menu.name, type=self.context_menu.type)
+
+    @app_commands.command(
+        name="imagine", description="Generate an image from a prompt with Flux Kontext"
+    )
+    @app_commands.describe(
+        **_DESCRIBE, safety_tolerance="0 = strictest, 6 = most permissive (default 2)"
+    )
+    @app_commands.choices(
+        aspect_ratio=ASPECT_CHOICES, model=MODEL_CHOICES, output_format=FORMAT_CHOICES
+    )
+    async def imagine(
+        self,
+        interaction: Interaction,
+        prompt: Range[str, 1, MAX_PROMPT_CHARS],
+        aspect_ratio: str | None = None,
+        model: str | None = None,
+        output_format: str | None = None,
+        enhance_prompt: bool | None = None,
+        safety_tolerance: Range[int, 0, 6] | None = None,
+    ) -> None:
+        service = self.bot.service
+        await submit_request(
+            interaction,
+            kind=TaskKind.IMAGINE,
+            build=lambda: service.build_params(
+                prompt=prompt,
+                edit=False,
+                aspect_ratio=aspect_ratio,
+                model=model,
+                output_format=output_format,
+                enhance_prompt=enhance_prompt,
+                safety_tolerance=safety_tolerance,
+            ),
+        )
+
+    @app_commands.command(
+        name="edit", description="Edit an image with a prompt, using Flux Kontext"
+    )
+    @app_commands.describe(
+        image="The image to edit (PNG, JPEG or WebP; GIF/BMP/AVIF are converted)",
+        **_DESCRIBE,
+        safety_tolerance="0 = strictest, 2 = most permissive for edits (default 2)",
+    )
+    @app_commands.choices(
+        aspect_ratio=ASPECT_CHOICES, model=MODEL_CHOICES, output_format=FORMAT_CHOICES
+    )
+    async def edit(
+        self,
+        interaction: Interaction,
+        image: discord.Attachment,
+        prompt: Range[str, 1, MAX_PROMPT_CHARS],
+        aspect_ratio: str | None = None,
+        model: str | None = None,
+        output_format: str | None = None,
+        enhance_prompt: bool | None = None,
+        safety_tolerance: Range[int, 0, 2] | None = None,
+    ) -> None:
+        service = self.bot.service
+        await submit_request(
+            interaction,
+            kind=TaskKind.EDIT,
+            build=lambda: service.build_params(
+                prompt=prompt,
+                edit=True,
+                aspect_ratio=aspect_ratio,
+                model=model,
+                output_format=output_format,
+                enhance_prompt=enhance_prompt,
+                safety_tolerance=safety_tolerance,
+            ),
+            image_url=image.url,
+            image_size=image.size,
+        )
+
+    async def edit_from_message(self, interaction: Interaction, message: discord.Message) -> None:
+        found = first_image_url(message)
+        if found is None:
+            await answer_ephemeral(
+                interaction,
+                "That message has no image to edit. Pick a message with an image attached.",
+            )
+            return
+        url, size = found
+        service = self.bot.service
+
+        async def on_prompt(modal_interaction: Interaction, prompt: str) -> None:
+            await submit_request(
+                modal_interaction,
+                kind=TaskKind.EDIT,
+                build=lambda: service.build_params(prompt=prompt, edit=True),
+                image_url=url,
+                image_size=size,
+            )
+
+        modal = PromptModal(
+            title="Edit with Flux Kontext",
+            on_prompt=on_prompt,
+            custom_id=f"kontext:modal:{secrets.token_hex(6)}",
+        )
+        await interaction.response.send_modal(modal)
+
+
+async def setup(bot: KontextBot) -> None:
+    await bot.add_cog(Generate(bot))

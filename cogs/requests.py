@@ -1,0 +1,147 @@
+"""What every way of asking for an image shares: admission, defer, input download, submission."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import Callable, Coroutine
+from typing import TYPE_CHECKING, Any
+
+import discord
+
+from bot.images import MAX_INPUT_BYTES, PreparedImage
+from bot.ledger import TaskKind, TaskParams
+from bot.service import Origin, Refused
+from bot.validation import MAX_PROMPT_CHARS, InputRejected
+
+if TYPE_CHECKING:
+    pass
+
+log = logging.getLogger(__name__)
+
+IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".webp", ".gif", ".bmp", ".avif", ".tif", ".tiff")
+
+Interaction = discord.Interaction["KontextBot"]
+
+
+def origin_of(interaction: Interaction) -> Origin:
+    channel_id = interaction.channel_id or 0
+    return Origin(
+        user_id=interaction.user.id,
+        guild_id=interaction.guild_id,
+        channel_id=channel_id,
+        application_id=interaction.application_id,
+        interaction_id=interaction.id,
+        interaction_token=interaction.token,
+        upload_limit=interaction.filesize_limit,
+        can_manage_messages=interaction.permissions.manage_messages,
+    )
+
+
+async def answer_ephemeral(interaction: Interaction, message: str) -> None:
+    try:
+        if interaction.response.is_done():
+            await interaction.followup.send(message, ephemeral=True)
+        else:
+            await interaction.response.send_message(message, ephemeral=True)
+    except discord.HTTPException as exc:
+        log.warning("could not answer interaction %s: %s", interaction.id, exc.status)
+
+
+def first_image_url(message: discord.Message) -> tuple[str, int | None] | None:
+    """The first image attachment (or image embed) of a message: its URL and size if known."""
+    for attachment in message.attachments:
+        content_type = (attachment.content_type or "").split(";")[0]
+        if content_type.startswith("image/") or attachment.filename.lower().endswith(
+            IMAGE_EXTENSIONS
+        ):
+            return attachment.url, attachment.size
+    for embed in message.embeds:
+        for media in (embed.image, embed.thumbnail):
+            if media.url:
+                return media.url, None
+    return None
+
+
+async def submit_request(
+    interaction: Interaction,
+    *,
+    kind: TaskKind,
+    build: Callable[[], TaskParams],
+    image_url: str | None = None,
+    image_size: int | None = None,
+    input_image_url: str | None = None,
+    parent_task_id: str | None = None,
+    prepared_image: PreparedImage | None = None,
+    before_defer: Callable[[], Coroutine[Any, Any, None]] | None = None,
+) -> None:
+    """Validate, admit, answer within 3 s, download the input, write the task; or say why not.
+
+    Every refusal is ephemeral and costs nothing: no task, no KIE call, no cooldown.
+    """
+    service = interaction.client.service
+    try:
+        params = build()
+        if image_size is not None and image_size > MAX_INPUT_BYTES:
+            raise InputRejected(f"The image is larger than {MAX_INPUT_BYTES // (1024 * 1024)} MB.")
+        origin = origin_of(interaction)
+        await service.admit(origin)
+        if before_defer is not None:
+            await before_defer()
+    except (InputRejected, Refused) as exc:
+        await answer_ephemeral(interaction, exc.user_message)
+        return
+    response = await interaction.response.defer(thinking=True)
+    reply_id = response.message_id if response is not None else None
+    if reply_id is None:
+        reply_id = (await interaction.original_response()).id
+    image = prepared_image
+    if image_url is not None:
+        try:
+            image = await service.fetch_input(image_url)
+        except InputRejected as exc:
+            # The "thinking…" reply is public; the reason is for the member alone.
+            with contextlib.suppress(discord.HTTPException):
+                await interaction.delete_original_response()
+            await interaction.followup.send(exc.user_message, ephemeral=True)
+            return
+    await service.create_task(
+        origin,
+        kind=kind,
+        params=params,
+        reply_message_id=reply_id,
+        image=image,
+        input_image_url=input_image_url,
+        parent_task_id=parent_task_id,
+    )
+
+
+class PromptModal(discord.ui.Modal):
+    """Asks for a prompt, then hands the modal's own interaction to `on_prompt`."""
+
+    prompt: discord.ui.TextInput[PromptModal] = discord.ui.TextInput(
+        label="Prompt",
+        style=discord.TextStyle.paragraph,
+        placeholder="Describe the change: “make it night, add neon signs”",
+        max_length=MAX_PROMPT_CHARS,
+        required=True,
+    )
+
+    def __init__(
+        self,
+        *,
+        title: str,
+        on_prompt: Callable[[Interaction, str], Coroutine[Any, Any, None]],
+        custom_id: str,
+    ) -> None:
+        super().__init__(title=title, timeout=15 * 60, custom_id=custom_id)
+        self._on_prompt = on_prompt
+
+    async def on_submit(self, interaction: Interaction) -> None:
+        await self._on_prompt(interaction, self.prompt.value)
+
+    async def on_error(self, interaction: Interaction, error: Exception) -> None:
+        log.error("prompt modal failed (user %s)", interaction.user.id, exc_info=error)
+        await answer_ephemeral(
+            interaction, "Something went wrong on the bot's side. Please try again."
+        )

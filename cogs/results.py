@@ -1,0 +1,138 @@
+"""The persistent "Re-roll" and "Edit" buttons on every result, and the Edit modal."""
+
+from __future__ import annotations
+
+import re
+import secrets
+from typing import TYPE_CHECKING, Any
+
+import discord
+
+from bot import custom_ids
+from bot.ledger import Task, TaskKind
+from bot.validation import MAX_TOLERANCE_EDIT, InputRejected
+from cogs.requests import Interaction, PromptModal, answer_ephemeral, submit_request
+
+if TYPE_CHECKING:
+    from bot.client import KontextBot
+
+NOT_YOURS = (
+    "This isn't yours: only the member who asked for this image "
+    "(or a moderator) can use its buttons."
+)
+GONE = "This task no longer exists, so its buttons don't work any more."
+
+
+async def _owned_task(interaction: Interaction, task_id: str) -> Task | None:
+    service = interaction.client.service
+    task = await service.get_task(task_id)
+    if task is None:
+        await answer_ephemeral(interaction, GONE)
+        return None
+    if not service.may_control(
+        task, interaction.user.id, can_manage_messages=interaction.permissions.manage_messages
+    ):
+        await answer_ephemeral(interaction, NOT_YOURS)
+        return None
+    return task
+
+
+class RerollButton(
+    discord.ui.DynamicItem[discord.ui.Button[Any]], template=custom_ids.REROLL_TEMPLATE
+):
+    def __init__(self, task_id: str) -> None:
+        super().__init__(
+            discord.ui.Button(
+                label=custom_ids.REROLL_LABEL,
+                style=discord.ButtonStyle.secondary,
+                custom_id=custom_ids.reroll_id(task_id),
+            )
+        )
+        self.task_id = task_id
+
+    @classmethod
+    async def from_custom_id(
+        cls, interaction: Interaction, item: discord.ui.Button[Any], match: re.Match[str], /
+    ) -> RerollButton:
+        return cls(match["task_id"])
+
+    async def callback(self, interaction: Interaction) -> None:
+        parent = await _owned_task(interaction, self.task_id)
+        if parent is None:
+            return
+        service = interaction.client.service
+        try:
+            input_url, image = await service.reroll_source(parent)
+        except InputRejected as exc:
+            await answer_ephemeral(interaction, exc.user_message)
+            return
+        await submit_request(
+            interaction,
+            kind=parent.kind,
+            build=lambda: parent.params,
+            input_image_url=input_url,
+            parent_task_id=parent.id,
+            prepared_image=image,
+        )
+
+
+class EditButton(discord.ui.DynamicItem[discord.ui.Button[Any]], template=custom_ids.EDIT_TEMPLATE):
+    def __init__(self, task_id: str) -> None:
+        super().__init__(
+            discord.ui.Button(
+                label=custom_ids.EDIT_LABEL,
+                style=discord.ButtonStyle.primary,
+                custom_id=custom_ids.edit_id(task_id),
+            )
+        )
+        self.task_id = task_id
+
+    @classmethod
+    async def from_custom_id(
+        cls, interaction: Interaction, item: discord.ui.Button[Any], match: re.Match[str], /
+    ) -> EditButton:
+        return cls(match["task_id"])
+
+    async def callback(self, interaction: Interaction) -> None:
+        parent = await _owned_task(interaction, self.task_id)
+        if parent is None:
+            return
+        service = interaction.client.service
+        try:
+            source = service.result_as_input(parent)
+        except InputRejected as exc:
+            await answer_ephemeral(interaction, exc.user_message)
+            return
+
+        async def on_prompt(modal_interaction: Interaction, prompt: str) -> None:
+            await submit_request(
+                modal_interaction,
+                kind=TaskKind.EDIT,
+                build=lambda: service.build_params(
+                    prompt=prompt,
+                    edit=True,
+                    aspect_ratio=parent.params.aspect_ratio,
+                    model=parent.params.model,
+                    output_format=parent.params.output_format,
+                    enhance_prompt=parent.params.enhance_prompt,
+                    safety_tolerance=min(parent.params.safety_tolerance, MAX_TOLERANCE_EDIT),
+                ),
+                input_image_url=source,
+                parent_task_id=parent.id,
+            )
+
+        await interaction.response.send_modal(
+            PromptModal(
+                title="Edit this image",
+                on_prompt=on_prompt,
+                custom_id=f"kontext:modal:{secrets.token_hex(6)}",
+            )
+        )
+
+
+async def setup(bot: KontextBot) -> None:
+    bot.add_dynamic_items(RerollButton, EditButton)
+
+
+async def teardown(bot: KontextBot) -> None:
+    bot.remove_dynamic_items(RerollButton, EditButton)
