@@ -1,0 +1,113 @@
+"""Shared fixtures: the fake Discord, the KIE simulator, the bot's env and the bot process."""
+
+from __future__ import annotations
+
+import importlib
+import sys
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import pytest_asyncio
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+if str(REPO_ROOT) not in sys.path:  # `bot` is not installed into the venv; import it from source
+    sys.path.insert(0, str(REPO_ROOT))
+
+from e2e_helpers import BotProcess, free_port  # noqa: E402
+from fakediscord import FakeDiscord  # noqa: E402
+
+BOT_LOGS_KEY = pytest.StashKey[list[BotProcess]]()
+
+
+@pytest_asyncio.fixture
+async def discord_fake() -> AsyncIterator[FakeDiscord]:
+    """A fresh fake Discord per test; fails the test if the bot used a route the fake lacks."""
+    fake = FakeDiscord()
+    await fake.start()
+    try:
+        yield fake
+    finally:
+        await fake.stop()
+    assert not fake.unhandled, f"calls the fake does not know: {fake.unhandled}"
+
+
+@pytest_asyncio.fixture
+async def kie_sim() -> AsyncIterator[Any]:
+    """The KIE simulator (bot.kie_sim) on a free port, with a short job delay."""
+    try:
+        module = importlib.import_module("bot.kie_sim")
+        simulator, config = module.KieSimulator, module.SimConfig
+    except (ImportError, AttributeError) as exc:
+        pytest.skip(f"bot.kie_sim is not available yet: {exc}")
+    sim = simulator(config(delay=0.3))
+    await sim.start()
+    try:
+        yield sim
+    finally:
+        await sim.stop()
+
+
+@pytest.fixture
+def bot_env(tmp_path: Path, discord_fake: FakeDiscord, kie_sim: Any) -> dict[str, str]:
+    """Environment for `python -m bot` pointing at the fake Discord and the KIE simulator."""
+    return {
+        "DISCORD_TOKEN": discord_fake.token,
+        "KIE_API_KEY": "kie-test-key",
+        "DISCORD_API_BASE_URL": discord_fake.api_url,
+        "DISCORD_GATEWAY_URL": discord_fake.gateway_url,
+        "KIE_API_BASE_URL": kie_sim.base_url,
+        "KIE_UPLOAD_BASE_URL": kie_sim.base_url,
+        "DATABASE_URL": f"sqlite:///{tmp_path / 'ledger.sqlite3'}",
+        "HTTP_HOST": "127.0.0.1",
+        "HTTP_PORT": str(free_port()),
+        "ALLOW_PRIVATE_URLS": "true",
+        "POLL_INTERVAL_SECONDS": "0.2",
+        "USER_COOLDOWN_SECONDS": "0",
+        "LOG_LEVEL": "DEBUG",
+        "PYTHONUNBUFFERED": "1",
+    }
+
+
+@pytest_asyncio.fixture
+async def bot_factory(
+    request: pytest.FixtureRequest,
+    tmp_path: Path,
+    discord_fake: FakeDiscord,
+    bot_env: dict[str, str],
+) -> AsyncIterator[Callable[..., Awaitable[BotProcess]]]:
+    """``await bot_factory(**env)`` starts a bot with extra env; all are stopped at teardown."""
+    bots: list[BotProcess] = []
+    request.node.stash[BOT_LOGS_KEY] = bots
+
+    async def make(**env: str) -> BotProcess:
+        log = tmp_path / f"bot-{len(bots)}.log"
+        bot = BotProcess(discord_fake, {**bot_env, **env}, log)
+        bots.append(bot)
+        return await bot.start()
+
+    yield make
+    errors = []
+    for bot in bots:
+        try:
+            await bot.teardown()
+        except AssertionError as exc:
+            errors.append(str(exc))
+    assert not errors, "\n\n".join(errors)
+
+
+@pytest_asyncio.fixture
+async def bot_process(bot_factory: Callable[..., Awaitable[BotProcess]]) -> BotProcess:
+    """The real bot, started against the fake Discord and the KIE simulator."""
+    return await bot_factory()
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[Any]:
+    """Attach every bot's log to a failing test's report."""
+    report = yield
+    if report.failed:
+        for i, bot in enumerate(item.stash.get(BOT_LOGS_KEY, [])):
+            report.sections.append((f"bot log #{i} ({call.when})", bot.log_text()))
+    return report

@@ -1,0 +1,146 @@
+"""Running the real bot (`python -m bot`) as a subprocess against the fake Discord."""
+
+# ruff: noqa: ASYNC109  (timeouts as parameters read better in tests)
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import socket
+import sys
+from pathlib import Path
+from typing import IO
+
+from fakediscord import FakeDiscord
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+COMMANDS_PUT = r"^/applications/\d+(/guilds/\d+)?/commands$"
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that was free a moment ago."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class BotProcess:
+    """One bot process (restartable on the same env/ledger) with its log in a file.
+
+    ``await start()`` waits for the fake to see IDENTIFY and (first start, or whenever the
+    fake has no commands yet) the command-sync PUT. ``stop()`` sends SIGINT and asserts exit 0.
+    """
+
+    def __init__(
+        self, fake: FakeDiscord, env: dict[str, str], log_path: Path, *, ready_timeout: float = 20.0
+    ) -> None:
+        self.fake = fake
+        self.env = dict(env)
+        self.log_path = log_path
+        self.ready_timeout = ready_timeout
+        self.proc: asyncio.subprocess.Process | None = None
+        self.starts = 0
+        self.exit_codes: list[int] = []
+        self.allow_tracebacks = False
+        self._log: IO[bytes] | None = None
+
+    @property
+    def http_url(self) -> str:
+        """The bot's own HTTP server (health, metrics, KIE callbacks)."""
+        return f"http://{self.env['HTTP_HOST']}:{self.env['HTTP_PORT']}"
+
+    @property
+    def running(self) -> bool:
+        return self.proc is not None and self.proc.returncode is None
+
+    def log_text(self) -> str:
+        """Everything every run of the bot wrote to stdout/stderr so far."""
+        try:
+            return self.log_path.read_text(errors="replace")
+        except FileNotFoundError:
+            return ""
+
+    async def start(
+        self, env: dict[str, str] | None = None, *, wait_for_sync: bool | None = None
+    ) -> BotProcess:
+        """Start ``python -m bot`` (again); ``env`` adds/overrides variables from now on."""
+        assert not self.running, "the bot is already running"
+        self.env.update(env or {})
+        identifies = len(self.fake.identifies)
+        mark = self.fake.mark()
+        if wait_for_sync is None:
+            wait_for_sync = self.starts == 0 or not self.fake.command_names()
+        self.starts += 1
+        self._log = self.log_path.open("ab")
+        self._log.write(f"\n===== bot start #{self.starts} =====\n".encode())
+        self._log.flush()
+        self.proc = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "bot",
+            cwd=str(REPO_ROOT),
+            env={**os.environ, **self.env},
+            stdin=asyncio.subprocess.DEVNULL,
+            stdout=self._log,
+            stderr=asyncio.subprocess.STDOUT,
+        )
+
+        def ready() -> bool:
+            if not self.running:
+                return True  # exited early: fail below with the log
+            if len(self.fake.identifies) <= identifies or not self.fake.connected:
+                return False
+            return not wait_for_sync or bool(self.fake.find_calls("PUT", COMMANDS_PUT, since=mark))
+
+        await self.fake.wait_until(ready, self.ready_timeout, what="bot IDENTIFY + command sync")
+        if not self.running:
+            assert self.proc is not None
+            raise AssertionError(
+                f"the bot exited early with code {self.proc.returncode}:\n{self.log_text()}"
+            )
+        return self
+
+    async def _wait_exit(self, timeout: float) -> int:
+        assert self.proc is not None
+        try:
+            code = await asyncio.wait_for(self.proc.wait(), timeout)
+        finally:
+            if self._log is not None:
+                self._log.close()
+                self._log = None
+        self.exit_codes.append(code)
+        return code
+
+    async def stop(self, timeout: float = 10.0, *, expect_code: int | None = 0) -> int:
+        """SIGINT, wait for exit; asserts the exit code (0 by default; None to skip)."""
+        assert self.proc is not None, "the bot was never started"
+        if self.proc.returncode is None:
+            self.proc.send_signal(signal.SIGINT)
+        try:
+            code = await self._wait_exit(timeout)
+        except TimeoutError:
+            self.proc.kill()
+            await self._wait_exit(5)
+            raise AssertionError(
+                f"the bot did not exit within {timeout}s of SIGINT:\n{self.log_text()}"
+            ) from None
+        if expect_code is not None:
+            assert code == expect_code, f"bot exit code {code} != {expect_code}:\n{self.log_text()}"
+        return code
+
+    async def kill(self) -> int:
+        """SIGKILL (a crash: no cleanup) and wait."""
+        assert self.proc is not None, "the bot was never started"
+        if self.proc.returncode is None:
+            self.proc.kill()
+        return await self._wait_exit(10)
+
+    async def teardown(self) -> None:
+        """Stop if running (asserting exit 0) and assert no traceback in the log."""
+        if self.running:
+            await self.stop()
+        elif self._log is not None:
+            await self._wait_exit(5)
+        if not self.allow_tracebacks:
+            assert "Traceback" not in self.log_text(), f"traceback in bot log:\n{self.log_text()}"

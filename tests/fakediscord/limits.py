@@ -1,0 +1,163 @@
+"""Discord's message/modal shape limits (from the OpenAPI spec), checked cheaply.
+
+Each check returns a nested ``errors`` object in Discord's ``Invalid Form Body`` shape, or ``{}``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+CONTENT_MAX = 2000
+EMBEDS_MAX = 10
+EMBED_TITLE_MAX = 256
+EMBED_DESCRIPTION_MAX = 4096
+EMBED_FIELDS_MAX = 25
+EMBED_FIELD_NAME_MAX = 256
+EMBED_FIELD_VALUE_MAX = 1024
+EMBED_FOOTER_MAX = 2048
+EMBED_AUTHOR_MAX = 256
+EMBED_TOTAL_MAX = 6000
+ACTION_ROWS_MAX = 5
+ROW_BUTTONS_MAX = 5
+BUTTON_LABEL_MAX = 80
+CUSTOM_ID_MAX = 100
+MODAL_TITLE_MAX = 45
+TEXT_INPUT_LABEL_MAX = 45
+
+Errors = dict[str, Any]
+
+
+def _err(code: str, message: str) -> Errors:
+    return {"_errors": [{"code": code, "message": message}]}
+
+
+def _too_long(limit: int) -> Errors:
+    return _err("BASE_TYPE_MAX_LENGTH", f"Must be {limit} or fewer in length.")
+
+
+def _set(errors: Errors, path: list[str | int], leaf: Errors) -> None:
+    node = errors
+    for key in path:
+        node = node.setdefault(str(key), {})
+    node.update(leaf)
+
+
+def _check_len(errors: Errors, path: list[str | int], value: Any, limit: int) -> None:
+    if isinstance(value, str | list) and len(value) > limit:
+        _set(errors, path, _too_long(limit))
+
+
+def validate_components(errors: Errors, prefix: list[str | int], components: Any) -> None:
+    """Action rows, buttons and custom ids (classic components, type 1 rows)."""
+    if not isinstance(components, list):
+        return
+    _check_len(errors, prefix, components, ACTION_ROWS_MAX)
+    seen: set[str] = set()
+    for r, row in enumerate(components):
+        if not isinstance(row, dict) or row.get("type") != 1:
+            continue
+        children = row.get("components") or []
+        buttons = [c for c in children if isinstance(c, dict) and c.get("type") == 2]
+        if len(buttons) > ROW_BUTTONS_MAX:
+            _set(errors, [*prefix, r, "components"], _too_long(ROW_BUTTONS_MAX))
+        for c, child in enumerate(children):
+            if not isinstance(child, dict):
+                continue
+            path = [*prefix, r, "components", c]
+            if child.get("type") == 2:
+                _check_len(errors, [*path, "label"], child.get("label"), BUTTON_LABEL_MAX)
+            custom_id = child.get("custom_id")
+            if isinstance(custom_id, str):
+                _check_len(errors, [*path, "custom_id"], custom_id, CUSTOM_ID_MAX)
+                if custom_id in seen:
+                    _set(
+                        errors,
+                        [*path, "custom_id"],
+                        _err(
+                            "COMPONENT_CUSTOM_ID_DUPLICATED",
+                            "Component custom id cannot be duplicated",
+                        ),
+                    )
+                seen.add(custom_id)
+
+
+def validate_embeds(errors: Errors, prefix: list[str | int], embeds: Any) -> None:
+    """Embed count and per-field lengths."""
+    if not isinstance(embeds, list):
+        return
+    _check_len(errors, prefix, embeds, EMBEDS_MAX)
+    total = 0
+    for i, embed in enumerate(embeds):
+        if not isinstance(embed, dict):
+            continue
+        path = [*prefix, i]
+        _check_len(errors, [*path, "title"], embed.get("title"), EMBED_TITLE_MAX)
+        _check_len(errors, [*path, "description"], embed.get("description"), EMBED_DESCRIPTION_MAX)
+        fields = embed.get("fields") or []
+        _check_len(errors, [*path, "fields"], fields, EMBED_FIELDS_MAX)
+        for f, field in enumerate(fields):
+            if isinstance(field, dict):
+                _check_len(
+                    errors, [*path, "fields", f, "name"], field.get("name"), EMBED_FIELD_NAME_MAX
+                )
+                _check_len(
+                    errors, [*path, "fields", f, "value"], field.get("value"), EMBED_FIELD_VALUE_MAX
+                )
+                total += len(str(field.get("name") or "")) + len(str(field.get("value") or ""))
+        footer = embed.get("footer") or {}
+        author = embed.get("author") or {}
+        _check_len(errors, [*path, "footer", "text"], footer.get("text"), EMBED_FOOTER_MAX)
+        _check_len(errors, [*path, "author", "name"], author.get("name"), EMBED_AUTHOR_MAX)
+        for part in (
+            embed.get("title"),
+            embed.get("description"),
+            footer.get("text"),
+            author.get("name"),
+        ):
+            total += len(part) if isinstance(part, str) else 0
+    if total > EMBED_TOTAL_MAX:
+        _set(
+            errors,
+            prefix,
+            _err("MAX_EMBED_SIZE_EXCEEDED", "Embed size exceeds maximum size of 6000"),
+        )
+
+
+def validate_message(payload: Any, prefix: list[str | int] | None = None) -> Errors:
+    """Content, embeds and components of a message create/edit body."""
+    errors: Errors = {}
+    if not isinstance(payload, dict):
+        return errors
+    p: list[str | int] = list(prefix or [])
+    _check_len(errors, [*p, "content"], payload.get("content"), CONTENT_MAX)
+    validate_embeds(errors, [*p, "embeds"], payload.get("embeds"))
+    validate_components(errors, [*p, "components"], payload.get("components"))
+    return errors
+
+
+def validate_modal(payload: Any, prefix: list[str | int] | None = None) -> Errors:
+    """A type-9 callback's modal: title, custom id, rows and text-input labels."""
+    errors: Errors = {}
+    if not isinstance(payload, dict):
+        return errors
+    p: list[str | int] = list(prefix or [])
+    _check_len(errors, [*p, "title"], payload.get("title"), MODAL_TITLE_MAX)
+    _check_len(errors, [*p, "custom_id"], payload.get("custom_id"), CUSTOM_ID_MAX)
+    components = payload.get("components") or []
+    _check_len(errors, [*p, "components"], components, ACTION_ROWS_MAX)
+    for r, row in enumerate(components):
+        if not isinstance(row, dict):
+            continue
+        if row.get("type") == 18:
+            _check_len(
+                errors, [*p, "components", r, "label"], row.get("label"), TEXT_INPUT_LABEL_MAX
+            )
+            children = [row.get("component") or {}]
+        else:
+            children = row.get("components") or []
+        for c, child in enumerate(children):
+            if isinstance(child, dict) and child.get("type") == 4:
+                path = [*p, "components", r, "components", c]
+                _check_len(errors, [*path, "label"], child.get("label"), TEXT_INPUT_LABEL_MAX)
+                _check_len(errors, [*path, "custom_id"], child.get("custom_id"), CUSTOM_ID_MAX)
+    return errors
