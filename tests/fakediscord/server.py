@@ -162,6 +162,9 @@ class FakeDiscord:
         self.channel_attachment_size_limit = attachment_size_limit
         self.clock = FakeClock()
         self.enforce_initial_response_deadline = False  # the 3-second rule, off by default
+        # RESUME handling: False → op 9 (client waits 5 s in before_identify_hook, re-IDENTIFYs);
+        # True → RESUMED and the queued events are replayed (fast reconnect).
+        self.accept_resume = False
         self._last_id = 0
         self.port = 0
         self._runner: web.AppRunner | None = None
@@ -1182,7 +1185,21 @@ class FakeDiscord:
                 await self._ws_send(conn, 0, data, event)
         elif op == 6:
             self.resumes.append(d if isinstance(d, dict) else {})
-            await self._ws_send(conn, 9, False)
+            if (
+                self.accept_resume
+                and isinstance(d, dict)
+                and d.get("session_id") == self.session_id
+                and d.get("token") == self.token
+            ):
+                conn.seq = int(d.get("seq") or 0)
+                await self._ws_send(conn, 0, {}, "RESUMED")
+                conn.identified = True
+                self._current = conn
+                pending, self._pending = self._pending, []
+                for event, data in pending:
+                    await self._ws_send(conn, 0, data, event)
+            else:
+                await self._ws_send(conn, 9, False)
         elif op == 8:
             members = [u.member_obj(self.joined_at) for u in self.users.values()]
             nonce = d.get("nonce") if isinstance(d, dict) else None

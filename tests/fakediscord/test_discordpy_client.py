@@ -92,7 +92,7 @@ async def start_bot(
 async def test_login_sync_slash_defer_edit_with_file_button_and_modal(
     discord_fake: FakeDiscord, start_bot: StartBot
 ) -> None:
-    """discord.py logs in, syncs, defers + edits @original with a file, clicks, opens/submits a modal."""
+    """discord.py logs in, syncs, defers, edits @original with a file, clicks, does a modal."""
     await start_bot(make_bot())
     put = await discord_fake.wait_for_call("PUT", r"^/applications/\d+/commands$")
     assert {c["name"] for c in put.json} == {"imagine", "admin", "Edit with Flux Kontext"}
@@ -189,3 +189,21 @@ async def test_429_with_via_is_retried_by_discordpy(
     await discord_fake.wait_for_conversation(inter, lambda c: c.original and c.original.attachments)
     statuses = [c.status for c in discord_fake.find_calls("PATCH", r"/messages/@original$")]
     assert statuses == [429, 200]
+
+
+async def test_gateway_drop_with_accept_resume_replays_queued_interaction(
+    discord_fake: FakeDiscord, start_bot: StartBot
+) -> None:
+    """With accept_resume the client RESUMEs (no re-IDENTIFY) and gets the queued interaction."""
+    discord_fake.accept_resume = True
+    await start_bot(make_bot())
+    await discord_fake.wait_for_call("PUT", r"/commands$")
+    await discord_fake.drop_gateway()
+    inter = await discord_fake.slash(
+        "admin", {"member": discord_fake.member, "steps": 2, "hd": True}
+    )
+    conv = await discord_fake.wait_for_conversation(inter, lambda c: c.original, timeout=5)
+    assert conv.original is not None
+    assert conv.original.content == "alice 2 True"
+    assert len(discord_fake.resumes) == 1
+    assert len(discord_fake.identifies) == 1
