@@ -153,6 +153,7 @@ class SimTask:
     origin_url: str | None = None
     input_size: tuple[int, int] | None = None
     input_error: str | None = None
+    noise: bool = False
     image: bytes | None = None
 
     @property
@@ -280,7 +281,9 @@ class KieSimulator:
 
         ``malformed`` answers invalid JSON, ``reset`` drops the connection, ``code``/``status``
         answer ``{"code": code or status, ...}`` with HTTP ``status``; ``hang`` sleeps first (alone,
-        it only delays the normal answer).
+        it only delays the normal answer). Note that aiohttp clients silently re-send an
+        idempotent request (GET) once after a dropped connection: use ``count=2`` to make a GET
+        fail as seen by the caller.
         """
         if endpoint not in FAIL_ENDPOINTS:
             raise ValueError(f"unknown endpoint {endpoint!r}; expected one of {FAIL_ENDPOINTS}")
@@ -523,6 +526,7 @@ class KieSimulator:
             delay=delay,
             created=time.monotonic(),
             created_wall=self._wall(),
+            noise=self.config.result_noise,
         )
         self.tasks[task_id] = task
         image = body.get("inputImage")
@@ -875,7 +879,7 @@ class KieSimulator:
                 prompt,
                 size=size,
                 fmt=task.output_format,
-                noise=self.config.result_noise,
+                noise=task.noise,
                 seed=int(task.task_id[:6], 16),
             )
         return task.image
