@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from typing import Any, TypeVar
 from urllib.parse import quote
 
-from aiohttp import WSMsgType, web
+from aiohttp import BodyPartReader, WSMsgType, web
 
 from .conversation import Conversation, MessageView, iter_components
 from .limits import Errors, validate_message, validate_modal
@@ -227,9 +227,7 @@ class FakeDiscord:
         await self._runner.setup()
         site = web.TCPSite(self._runner, self.host, 0)
         await site.start()
-        server = site._server
-        assert server is not None
-        self.port = server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        self.port = int(self._runner.addresses[0][1])
 
     async def stop(self) -> None:
         """Close gateway sockets and the server."""
@@ -532,7 +530,9 @@ class FakeDiscord:
         if request.content_type.startswith("multipart/"):
             reader = await request.multipart()
             async for part in reader:
-                data = await part.read()  # type: ignore[union-attr]
+                if not isinstance(part, BodyPartReader):
+                    continue
+                data = await part.read()
                 name = part.name or ""
                 if name == "payload_json":
                     body = json.loads(bytes(data))
@@ -540,7 +540,7 @@ class FakeDiscord:
                     files.append(
                         UploadedFile(
                             name,
-                            part.filename,  # type: ignore[union-attr]
+                            part.filename,
                             part.headers.get("Content-Type"),
                             bytes(data),
                         )

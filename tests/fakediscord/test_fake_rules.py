@@ -443,3 +443,28 @@ async def test_slash_builder_shapes_options_and_resolved(discord_fake: FakeDisco
     assert discord_fake.cdn[int(att["id"])].data == b"abc"
     extra = discord_fake.add_user("bob", permissions=discord_fake.member.permissions | (1 << 13))
     assert extra.permissions & (1 << 13)
+
+
+async def test_waiting_helpers_return_matches_and_time_out_loudly(
+    discord_fake: FakeDiscord,
+) -> None:
+    """wait_for_call returns a later match (since=mark) and raises AssertionError on timeout."""
+    await api(discord_fake, "GET", "/users/@me")
+    mark = discord_fake.mark()
+    with pytest.raises(AssertionError, match="timed out"):
+        await discord_fake.wait_for_call("GET", r"^/users/@me$", since=mark, timeout=0.2)
+    await api(discord_fake, "GET", "/users/@me")
+    call = await discord_fake.wait_for_call("GET", r"^/users/@me$", since=mark, timeout=1)
+    assert call is discord_fake.calls[-1]
+
+
+async def test_initial_response_deadline_is_opt_in(discord_fake: FakeDiscord) -> None:
+    """The 3-second rule is off by default; with the flag a late first callback gets 10062."""
+    late = await discord_fake.slash("imagine", {"prompt": "x"})
+    discord_fake.clock.advance(5)
+    assert (await api(discord_fake, "POST", cb(late), {"type": 5}))[0] == 200
+    discord_fake.enforce_initial_response_deadline = True
+    later = await discord_fake.slash("imagine", {"prompt": "x"})
+    discord_fake.clock.advance(5)
+    status, body, _ = await api(discord_fake, "POST", cb(later), {"type": 5})
+    assert (status, body["code"]) == (404, 10062)
