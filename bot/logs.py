@@ -117,5 +117,6 @@ def configure_logging(level: str, fmt: str, secrets: Iterable[str]) -> Redacting
         logging.getLogger(name).setLevel(max(logging.getLevelName(level), logging.INFO))
     logging.getLogger("discord.gateway").setLevel(logging.WARNING)
     logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
+    logging.getLogger("aiosqlite").setLevel(logging.INFO)
     logging.captureWarnings(True)
     return redactor

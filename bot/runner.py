@@ -97,6 +97,7 @@ class Runner:
         self._poll_slots = asyncio.Semaphore(POLL_CONCURRENCY)
         self._estimate: float | None = None
         self._loop_task: asyncio.Task[None] | None = None
+        self._stopping = False
         self.last_tick = time.monotonic()
 
     # ---- public interface ----------------------------------------------------------------
@@ -108,6 +109,8 @@ class Runner:
 
     async def stop(self) -> None:
         if self._loop_task is not None:
+            self._stopping = True
+            self._wake.set()
             self._loop_task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._loop_task
@@ -150,7 +153,7 @@ class Runner:
     # ---- the loop ------------------------------------------------------------------------
 
     async def _run(self) -> None:
-        while True:
+        while not self._stopping:
             self.last_tick = time.monotonic()
             try:
                 self._dispatch()
@@ -158,8 +161,11 @@ class Runner:
             except Exception:
                 log.exception("poll loop iteration failed")
             self._wake.clear()
+            # asyncio.timeout, not wait_for: on Python 3.11 wait_for can swallow a cancellation
+            # that arrives as the wait completes, and the loop would never stop.
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), self._sleep_time())
+                async with asyncio.timeout(self._sleep_time()):
+                    await self._wake.wait()
 
     def _sleep_time(self) -> float:
         now = time.monotonic()
