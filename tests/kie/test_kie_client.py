@@ -516,7 +516,9 @@ async def test_api_key_never_leaks(
     with pytest.raises(KieTransportError) as transport:
         await make_client(sim, session, api_key=api_key, max_retries=1).record_info("x")
     errors.append(transport.value)
-    dead = KieClient(session, secret, base_url="http://127.0.0.1:1", upload_base_url="x")
+    dead = KieClient(
+        session, secret, base_url="http://127.0.0.1:1", upload_base_url="x", backoff_base=0.01
+    )
     with pytest.raises(KieTransportError) as refused:
         await dead.credits()
     errors.append(refused.value)
