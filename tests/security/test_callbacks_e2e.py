@@ -1,0 +1,223 @@
+"""KIE callbacks end to end: the bot's own HTTP server receives the simulator's callbacks."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import hashlib
+import hmac
+import time
+
+import aiohttp
+from aiohttp import web
+from e2e_checks import ledger_rows, result_posts, settled, wait_terminal
+
+HMAC_KEY = "hmac-key-for-callback-tests"
+
+
+def _base(bot_env: dict[str, str]) -> str:
+    return f"http://127.0.0.1:{bot_env['HTTP_PORT']}"
+
+
+def _callback_env(bot_env: dict[str, str], **extra: str) -> dict[str, str]:
+    return {"PUBLIC_BASE_URL": _base(bot_env), **extra}
+
+
+def _sign(key: str, task_id: str, ts: int) -> dict[str, str]:
+    digest = hmac.new(key.encode(), f"{task_id}.{ts}".encode(), hashlib.sha256).digest()
+    return {
+        "X-Webhook-Timestamp": str(ts),
+        "X-Webhook-Signature": base64.b64encode(digest).decode(),
+    }
+
+
+def _body(kie_task_id: str, url: str) -> dict[str, object]:
+    return {
+        "code": 200,
+        "msg": "BFL image generated successfully.",
+        "data": {"taskId": kie_task_id, "info": {"originImageUrl": url, "resultImageUrl": url}},
+    }
+
+
+async def _generating(discord_fake, bot_env, kie_sim):
+    """Start one /imagine and wait until KIE has it; return (interaction, sim task, secret)."""
+    inter = await discord_fake.slash("imagine", {"prompt": "a lighthouse at dusk"})
+    await discord_fake.wait_until(lambda: kie_sim.tasks, 10, what="the task at KIE")
+    sim_task = next(iter(kie_sim.tasks.values()))
+    url = sim_task.request["callBackUrl"]
+    return inter, sim_task, url.rsplit("/", 1)[1]
+
+
+async def test_result_arrives_by_callback_quickly(discord_fake, kie_sim, bot_env, bot_factory):
+    """With PUBLIC_BASE_URL set, KIE's callback brings the result at once, with one record-info."""
+    await bot_factory(**_callback_env(bot_env))
+    inter = await discord_fake.slash("imagine", {"prompt": "a lighthouse at dusk"})
+    sim_task = await asyncio.wait_for(kie_sim.finished.get(), 10)
+    finished = time.monotonic()
+    conv = discord_fake.conversation(inter)
+    await discord_fake.wait_until(
+        lambda: conv.original is not None and conv.original.attachments, 10, what="the image"
+    )
+    latency = time.monotonic() - finished
+    print(f"callback delivery latency: {latency:.3f} s")  # noqa: T201 — a figure for the report
+    assert sim_task.request["callBackUrl"].startswith(f"{_base(bot_env)}/kie/callback/")
+    assert [c.status for c in kie_sim.callbacks] == [200]
+    # The fallback poll is 30 s away: only the callback can explain a delivery this fast.
+    assert latency < 5.0
+    assert kie_sim.count("record-info") == 1
+    await settled(discord_fake, bot_env)
+
+
+async def test_duplicate_callbacks_deliver_once(discord_fake, kie_sim, bot_env, bot_factory):
+    """KIE calling back twice for the same task still posts the image exactly once."""
+    kie_sim.config.duplicate_callbacks = True
+    await bot_factory(**_callback_env(bot_env))
+    inter, sim_task, secret = await _generating(discord_fake, bot_env, kie_sim)
+    await wait_terminal(discord_fake, bot_env)
+    await discord_fake.wait_until(lambda: len(kie_sim.callbacks) >= 2, 5, what="two callbacks")
+    # A third, late duplicate after delivery: answered, and nothing more happens.
+    async with aiohttp.ClientSession() as http:
+        async with http.post(
+            f"{_base(bot_env)}/kie/callback/{secret}",
+            json=kie_sim.callback_payload(sim_task),
+        ) as resp:
+            assert resp.status == 200
+    await asyncio.sleep(0.5)  # give a wrong second delivery the chance to show
+    assert [c.status for c in kie_sim.callbacks] == [200, 200]
+    assert len(result_posts(discord_fake)) == 1
+    rows = await settled(discord_fake, bot_env)
+    assert [r.state for r in rows] == ["done"]
+    assert discord_fake.conversation(inter).original.attachments
+
+
+async def test_unknown_secret_is_404(discord_fake, kie_sim, bot_env, bot_factory):
+    """A callback to a secret no task has is refused with 404 and changes nothing."""
+    await bot_factory(**_callback_env(bot_env))
+    inter, sim_task, secret = await _generating(discord_fake, bot_env, kie_sim)
+    async with aiohttp.ClientSession() as http:
+        for bad in ("nope", secret[:-1] + ("A" if secret[-1] != "A" else "B"), "x" * 200):
+            async with http.post(
+                f"{_base(bot_env)}/kie/callback/{bad}",
+                json=kie_sim.callback_payload(sim_task),
+            ) as resp:
+                assert resp.status == 404
+    await wait_terminal(discord_fake, bot_env)
+    await settled(discord_fake, bot_env)
+
+
+async def test_bad_signatures_are_refused(discord_fake, kie_sim, bot_env, bot_factory):
+    """With an HMAC key: wrong, missing and stale signatures get 401 and deliver nothing early."""
+    kie_sim.config.hmac_key = "not-the-bot-key"
+    kie_sim.config.callback_retry_delays = ()
+    kie_sim.config.delay = 0.5
+    await bot_factory(**_callback_env(bot_env, KIE_WEBHOOK_HMAC_KEY=HMAC_KEY))
+    inter, sim_task, secret = await _generating(discord_fake, bot_env, kie_sim)
+    await discord_fake.wait_until(lambda: kie_sim.callbacks, 10, what="the simulator's callback")
+    assert kie_sim.callbacks[0].status == 401
+    url = f"{_base(bot_env)}/kie/callback/{secret}"
+    payload = kie_sim.callback_payload(sim_task)
+    now = int(time.time())
+    attempts = {
+        "missing": {},
+        "wrong key": _sign("guess", sim_task.task_id, now),
+        "stale": _sign(HMAC_KEY, sim_task.task_id, now - 301),
+        "future": _sign(HMAC_KEY, sim_task.task_id, now + 301),
+        "other task": _sign(HMAC_KEY, "some-other-task", now),
+        "garbage timestamp": {"X-Webhook-Timestamp": "soon", "X-Webhook-Signature": "x"},
+    }
+    async with aiohttp.ClientSession() as http:
+        for name, headers in attempts.items():
+            async with http.post(url, json=payload, headers=headers) as resp:
+                assert resp.status == 401, name
+        await asyncio.sleep(1.0)  # a wrongly accepted callback would deliver well within this
+        assert kie_sim.count("record-info") == 0
+        assert not result_posts(discord_fake)
+        assert ledger_rows(bot_env)[0].state == "generating"
+        # The same callback, properly signed, is accepted and delivers at once.
+        async with http.post(
+            url, json=payload, headers=_sign(HMAC_KEY, sim_task.task_id, now)
+        ) as resp:
+            assert resp.status == 200
+    await wait_terminal(discord_fake, bot_env, timeout=5)
+    await settled(discord_fake, bot_env)
+
+
+async def test_signed_callbacks_from_kie_are_accepted(discord_fake, kie_sim, bot_env, bot_factory):
+    """The simulator signing with the same key as the bot gets its callback accepted."""
+    kie_sim.config.hmac_key = HMAC_KEY
+    await bot_factory(**_callback_env(bot_env, KIE_WEBHOOK_HMAC_KEY=HMAC_KEY))
+    await _generating(discord_fake, bot_env, kie_sim)
+    rows = await wait_terminal(discord_fake, bot_env, timeout=5)
+    assert [c.status for c in kie_sim.callbacks] == [200]
+    assert rows[0].state == "done"
+    assert kie_sim.count("record-info") == 1
+    await settled(discord_fake, bot_env)
+
+
+async def test_forged_callback_url_is_never_fetched(discord_fake, kie_sim, bot_env, bot_factory):
+    """A callback whose body names a foreign image URL never makes the bot fetch that URL."""
+    hits: list[str] = []
+
+    async def trap(request: web.Request) -> web.Response:
+        hits.append(request.path)
+        return web.Response(body=b"not the result", content_type="image/png")
+
+    app = web.Application()
+    app.router.add_get("/{tail:.*}", trap)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    trap_url = f"http://127.0.0.1:{runner.addresses[0][1]}/evil.png"
+    try:
+        kie_sim.config.delay = 2.0
+        await bot_factory(**_callback_env(bot_env))
+        inter, sim_task, secret = await _generating(discord_fake, bot_env, kie_sim)
+        await discord_fake.wait_until(
+            lambda: ledger_rows(bot_env)[0].state == "generating", 5, what="generating"
+        )
+        async with aiohttp.ClientSession() as http:
+            async with http.post(
+                f"{_base(bot_env)}/kie/callback/{secret}",
+                json=_body(sim_task.task_id, trap_url),
+            ) as resp:
+                assert resp.status == 200
+        # The bot confirms with record-info (still generating) and waits for the real result.
+        await discord_fake.wait_until(
+            lambda: kie_sim.count("record-info") >= 1, 5, what="a record-info check"
+        )
+        rows = await wait_terminal(discord_fake, bot_env, timeout=15)
+        assert rows[0].state == "done"
+        assert rows[0].extra.count("evil") == 0
+        assert not hits, f"the bot fetched the forged URL: {hits}"
+        image = discord_fake.conversation(inter).original.attachments[0].data
+        assert image != b"not the result"
+        await settled(discord_fake, bot_env)
+    finally:
+        await runner.cleanup()
+
+
+async def test_callback_answers_fast_while_work_follows(
+    discord_fake, kie_sim, bot_env, bot_factory
+):
+    """The handler answers in well under KIE's 15 s even when delivery work follows it."""
+    kie_sim.config.callback_retry_delays = ()
+    # Make the delivery slow: the result download hangs for 3 s after the callback.
+    kie_sim.fail_next("file", hang=3.0)
+    await bot_factory(**_callback_env(bot_env))
+    inter, sim_task, secret = await _generating(discord_fake, bot_env, kie_sim)
+    await discord_fake.wait_until(lambda: kie_sim.callbacks, 10, what="the callback")
+    started = time.monotonic()
+    async with aiohttp.ClientSession() as http:
+        async with http.post(
+            f"{_base(bot_env)}/kie/callback/{secret}",
+            json=kie_sim.callback_payload(sim_task),
+        ) as resp:
+            assert resp.status == 200
+    answered = time.monotonic() - started
+    print(f"callback answered in {answered * 1000:.1f} ms while delivery was under way")  # noqa: T201
+    assert answered < 1.0
+    assert kie_sim.callbacks[0].status == 200
+    rows = await wait_terminal(discord_fake, bot_env, timeout=15)
+    assert rows[0].state == "done"
+    await settled(discord_fake, bot_env)
