@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from bot.config import sqlite_path
-from bot.ledger.base import Ledger, LedgerError, StoredInput, TaskNotFound
+from bot.ledger.base import Block, Ledger, LedgerError, StoredInput, TaskNotFound
 from bot.ledger.models import OPEN_STATES, TERMINAL_STATES, Task, TaskKind, TaskParams, TaskState
 from bot.ledger.sqlite import SqliteLedger
 
@@ -19,6 +19,7 @@ def open_ledger(database_url: str) -> Ledger:
 __all__ = [
     "OPEN_STATES",
     "TERMINAL_STATES",
+    "Block",
     "Ledger",
     "LedgerError",
     "SqliteLedger",

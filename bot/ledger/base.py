@@ -7,6 +7,7 @@ Protocol without touching the rest of the bot.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -29,6 +30,18 @@ class StoredInput:
     data: bytes
     filename: str
     content_type: str
+
+
+@dataclass(frozen=True)
+class Block:
+    """A member barred from the bot in one server: for good (`until` None) or until a time."""
+
+    guild_id: int
+    user_id: int
+    until: float | None
+    reason: str
+    blocked_by: int | None
+    created_at: float
 
 
 class Ledger(Protocol):
@@ -81,4 +94,53 @@ class Ledger(Protocol):
 
     async def check_writable(self) -> None:
         """Raise LedgerError when a write would fail (used by /healthz)."""
+        ...
+
+    # -- moderation (per-server settings, daily credit usage, blocks) ---------------------
+
+    async def get_guild_settings(self, guild_id: int) -> dict[str, Any] | None:
+        """The server's settings as stored (a JSON object), or None if never configured."""
+        ...
+
+    async def put_guild_settings(self, guild_id: int, data: Mapping[str, Any]) -> None: ...
+
+    async def all_guild_settings(self) -> list[tuple[int, dict[str, Any]]]: ...
+
+    async def usage(self, guild_id: int, user_id: int, day: str) -> tuple[float, float]:
+        """Credits used on `day` (YYYY-MM-DD, UTC): (by this member, by the whole server)."""
+        ...
+
+    async def charge_usage(
+        self,
+        guild_id: int,
+        user_id: int,
+        day: str,
+        amount: float,
+        *,
+        member_limit: float | None,
+        server_limit: float | None,
+    ) -> bool:
+        """Atomically add `amount` unless a limit would be exceeded; False when refused."""
+        ...
+
+    async def add_usage(self, guild_id: int, user_id: int, day: str, delta: float) -> None:
+        """Add credits (negative: a refund); never below zero."""
+        ...
+
+    async def reset_usage(self, guild_id: int, user_id: int, day: str) -> None: ...
+
+    async def get_block(self, guild_id: int, user_id: int) -> Block | None: ...
+
+    async def put_block(self, block: Block) -> None:
+        """Store a block; a timed block never replaces a permanent one."""
+        ...
+
+    async def delete_block(self, guild_id: int, user_id: int) -> bool:
+        """Remove a block (permanent or timed); False when there was none."""
+        ...
+
+    async def count_outcomes(
+        self, guild_id: int, user_id: int, error_code: str, since: float
+    ) -> int:
+        """Tasks of this member in this server that ended with `error_code` since `since`."""
         ...

@@ -1,0 +1,17 @@
+"""Moderation and cost control: per-server settings, credit quotas, the mod-log, blocks."""
+
+from __future__ import annotations
+
+from bot.moderation.modlog import DiscordModLog, ModLogSink
+from bot.moderation.policy import GuildSettings, Refusal
+from bot.moderation.service import Denied, Moderation, UsageSummary
+
+__all__ = [
+    "Denied",
+    "DiscordModLog",
+    "GuildSettings",
+    "ModLogSink",
+    "Moderation",
+    "Refusal",
+    "UsageSummary",
+]

@@ -1,0 +1,130 @@
+"""The mod-log: one compact entry per finished task, and the bot's credit alerts.
+
+This is the one place outside bot/delivery.py that posts to Discord from the core; it only
+sends new messages to a server's configured mod-log channel through the channel endpoints (the
+clicks on its buttons are handled by the DynamicItems in cogs/admin.py).
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Protocol
+
+import discord
+
+from bot.ledger import Task, TaskKind, TaskState
+from bot.moderation.policy import MODEL_NAMES, fmt_credits
+from bot.status import prompt_excerpt
+
+log = logging.getLogger(__name__)
+
+TASK_ID = r"[0-9a-f]{12}"
+DELETE_TEMPLATE = rf"kontext:modlog:delete:(?P<task_id>{TASK_ID})"
+BLOCK_TEMPLATE = rf"kontext:modlog:block:(?P<task_id>{TASK_ID})"
+RESET_TEMPLATE = rf"kontext:modlog:reset:(?P<task_id>{TASK_ID})"
+DELETE_LABEL = "Delete output"
+BLOCK_LABEL = "Block user"
+RESET_LABEL = "Reset quota"
+
+OUTCOME_TEXT = {
+    "done": "Delivered",
+    "content_policy": "Rejected by KIE's content filter",
+    "out_of_credits": "KIE is out of credits",
+}
+COLORS = {"done": 0x2ECC71, "content_policy": 0xE67E22}
+FAILED_COLOR = 0xE74C3C
+
+
+def delete_id(task_id: str) -> str:
+    return f"kontext:modlog:delete:{task_id}"
+
+
+def block_id(task_id: str) -> str:
+    return f"kontext:modlog:block:{task_id}"
+
+
+def reset_id(task_id: str) -> str:
+    return f"kontext:modlog:reset:{task_id}"
+
+
+class ModLogSink(Protocol):
+    """Where moderation writes: the mod-log channel of a server."""
+
+    async def post_task(self, channel_id: int, guild_id: int, task: Task) -> None: ...
+
+    async def post_alert(self, channel_id: int, guild_id: int, text: str) -> None: ...
+
+
+def outcome_of(task: Task) -> str:
+    if task.state == TaskState.DONE:
+        return "done"
+    return task.error_code or "failed"
+
+
+def task_embed(task: Task) -> discord.Embed:
+    """The mod-log entry for a finished task (pure: no I/O)."""
+    outcome = outcome_of(task)
+    kind = "Edit" if task.kind == TaskKind.EDIT else "Image"
+    text = OUTCOME_TEXT.get(outcome, f"Failed ({outcome.replace('_', ' ')})")
+    embed = discord.Embed(
+        title=f"{kind} · {text}",
+        description=prompt_excerpt(task.params.prompt, 300),
+        color=COLORS.get(outcome, FAILED_COLOR),
+    )
+    embed.add_field(name="Requester", value=f"<@{task.requester_id}> ({task.requester_id})")
+    embed.add_field(name="Channel", value=f"<#{task.channel_id}>")
+    embed.add_field(name="Model", value=MODEL_NAMES.get(task.params.model, task.params.model))
+    cost = fmt_credits(task.cost)
+    if task.extra.get("refunded"):
+        cost += " (refunded)"
+    embed.add_field(name="Cost", value=f"{cost} credits")
+    embed.add_field(name="Outcome", value=outcome)
+    if task.input_image_url and task.input_image_url.startswith(("https://", "http://")):
+        embed.set_thumbnail(url=task.input_image_url)
+    if task.state == TaskState.DONE and task.result_url:
+        embed.set_image(url=task.result_url)
+    embed.set_footer(text=f"Task {task.id}")
+    return embed
+
+
+def task_buttons(task: Task, *, deletable: bool = True) -> discord.ui.View:
+    view = discord.ui.View(timeout=None)
+    if deletable and task.state == TaskState.DONE and task.result_message_id:
+        view.add_item(
+            discord.ui.Button(
+                label=DELETE_LABEL, style=discord.ButtonStyle.danger, custom_id=delete_id(task.id)
+            )
+        )
+    view.add_item(
+        discord.ui.Button(
+            label=BLOCK_LABEL, style=discord.ButtonStyle.secondary, custom_id=block_id(task.id)
+        )
+    )
+    view.add_item(
+        discord.ui.Button(
+            label=RESET_LABEL, style=discord.ButtonStyle.secondary, custom_id=reset_id(task.id)
+        )
+    )
+    # Clicks go to the DynamicItems in cogs/admin.py; nothing is kept in memory per entry.
+    view.stop()
+    return view
+
+
+class DiscordModLog:
+    """Posts mod-log entries through the bot's channel endpoints."""
+
+    def __init__(self, client: discord.Client) -> None:
+        self._client = client
+
+    async def post_task(self, channel_id: int, guild_id: int, task: Task) -> None:
+        channel = self._client.get_partial_messageable(channel_id, guild_id=guild_id)
+        await channel.send(
+            embed=task_embed(task),
+            view=task_buttons(task),
+            allowed_mentions=discord.AllowedMentions.none(),
+        )
+
+    async def post_alert(self, channel_id: int, guild_id: int, text: str) -> None:
+        channel = self._client.get_partial_messageable(channel_id, guild_id=guild_id)
+        embed = discord.Embed(title="KIE credits", description=text, color=0xE67E22)
+        await channel.send(embed=embed, allowed_mentions=discord.AllowedMentions.none())

@@ -1,0 +1,327 @@
+"""The moderation service: what the core asks before and after a task, and what moderators change.
+
+`KontextService` calls `admit`/`screen` before a task exists and `charge` when it is written;
+the runner calls `task_finished` (the `TaskHooks` protocol) when it ends, which refunds failures,
+writes the mod-log entry, cools down repeat content-policy offenders and raises the credit alert.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+from bot.config import Settings
+from bot.ledger import Block, Ledger, Task, TaskKind, TaskParams, TaskState
+from bot.metrics import Metrics
+from bot.moderation import policy
+from bot.moderation.modlog import ModLogSink
+from bot.moderation.policy import GuildSettings, Refusal
+from bot.outcomes import MESSAGES, Outcome
+
+log = logging.getLogger(__name__)
+
+ALERT_KEY = "credits.alerted_at"  # set when the one alert went out; cleared on recovery
+OUT_KEY = "credits.out_at"  # the last 402: members are told up front for a while
+OUT_HOLD = 300.0  # seconds after a 402 during which new requests are refused up front
+CREDIT_CHECK_INTERVAL = 600.0  # read the balance at most this often after deliveries
+
+
+class Denied(Exception):
+    """A moderation rule refuses the request; `refusal` says why (for the member)."""
+
+    def __init__(self, refusal: Refusal) -> None:
+        super().__init__(refusal.message)
+        self.refusal = refusal
+
+
+@dataclass(frozen=True)
+class UsageSummary:
+    member_used: float
+    member_allowance: float | None
+    server_used: float
+    server_budget: float | None
+    open_tasks: int
+    resets_at: float
+
+
+class Moderation:
+    def __init__(
+        self,
+        *,
+        settings: Settings,
+        ledger: Ledger,
+        metrics: Metrics,
+        read_credits: Callable[[], Awaitable[float]],
+        modlog: ModLogSink | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._settings = settings
+        self._ledger = ledger
+        self._metrics = metrics
+        self._read_credits = read_credits
+        self._modlog = modlog
+        self._clock = clock
+        self._last_credit_read = 0.0
+
+    # ---- settings ----------------------------------------------------------------------------
+
+    async def settings_for(self, guild_id: int | None) -> GuildSettings:
+        if guild_id is None:
+            return GuildSettings()
+        return GuildSettings.from_json(await self._ledger.get_guild_settings(guild_id))
+
+    async def update(self, guild_id: int, **changes: Any) -> GuildSettings:
+        current = await self.settings_for(guild_id)
+        updated = current.with_changes(**changes)
+        await self._ledger.put_guild_settings(guild_id, updated.to_json())
+        log.info("guild %s settings changed: %s", guild_id, ", ".join(sorted(changes)))
+        return updated
+
+    def cost_for(self, model: str) -> float:
+        if model == policy.MAX:
+            return self._settings.credit_cost_max
+        return self._settings.credit_cost_pro
+
+    def cooldown_for(self, gs: GuildSettings) -> float:
+        if gs.cooldown_seconds is not None:
+            return gs.cooldown_seconds
+        return self._settings.user_cooldown_seconds
+
+    # ---- before a task -------------------------------------------------------------------------
+
+    async def admit(
+        self, *, guild_id: int | None, user_id: int, channel_id: int, parent_id: int | None = None
+    ) -> GuildSettings:
+        """Checks on who and where (blocks, channels, the bot's credits). Raise Denied."""
+        now = self._clock()
+        if await self.out_of_credits(now):
+            raise Denied(Refusal(MESSAGES[Outcome.OUT_OF_CREDITS], "out_of_credits"))
+        if guild_id is None:
+            return GuildSettings()
+        block = await self._ledger.get_block(guild_id, user_id)
+        if block is not None and (block.until is None or block.until > now):
+            raise Denied(policy.blocked_refusal(block.until, block.reason))
+        gs = await self.settings_for(guild_id)
+        refusal = policy.check_channel(gs, channel_id, parent_id)
+        if refusal is not None:
+            raise Denied(refusal)
+        return gs
+
+    async def screen(
+        self,
+        gs: GuildSettings,
+        *,
+        guild_id: int | None,
+        user_id: int,
+        params: TaskParams,
+        kind: TaskKind,
+        defaulted: frozenset[str],
+    ) -> TaskParams:
+        """Server defaults, then the model, tolerance, word and quota checks. Raise Denied."""
+        params = policy.apply_defaults(gs, params, kind, defaulted)
+        refusal = policy.check_params(gs, params, kind)
+        if refusal is None and guild_id is not None:
+            now = self._clock()
+            member, server = await self._ledger.usage(guild_id, user_id, policy.day_key(now))
+            refusal = policy.check_quota(
+                gs,
+                member_used=member,
+                server_used=server,
+                cost=self.cost_for(params.model),
+                now=now,
+            )
+        if refusal is not None:
+            raise Denied(refusal)
+        return params
+
+    async def charge(self, *, guild_id: int | None, user_id: int, model: str) -> float:
+        """Charge the day's quota for a new task; return the cost. Raise Denied when over."""
+        cost = self.cost_for(model)
+        if guild_id is None or cost <= 0:
+            return 0.0  # no server, no quota (direct messages); free models cost nothing
+        gs = await self.settings_for(guild_id)
+        now = self._clock()
+        day = policy.day_key(now)
+        charged = await self._ledger.charge_usage(
+            guild_id,
+            user_id,
+            day,
+            cost,
+            member_limit=gs.member_daily_allowance,
+            server_limit=gs.server_daily_budget,
+        )
+        if not charged:
+            member, server = await self._ledger.usage(guild_id, user_id, day)
+            refusal = policy.check_quota(
+                gs, member_used=member, server_used=server, cost=cost, now=now
+            ) or Refusal("The daily credit limit was just reached. Try again later.", "allowance")
+            raise Denied(refusal)
+        return cost
+
+    # ---- after a task --------------------------------------------------------------------------
+
+    async def task_finished(self, task: Task) -> None:
+        """The runner's TaskHooks: refund, mod-log, automatic cooldown, credit alert."""
+        try:
+            await self._task_finished(task)
+        except Exception as exc:
+            log.warning("moderation follow-up of task %s failed: %s", task.id, type(exc).__name__)
+
+    async def _task_finished(self, task: Task) -> None:
+        if task.state == TaskState.FAILED:
+            task = await self._refund(task)
+        gs = await self.settings_for(task.guild_id)
+        if task.guild_id is not None and gs.modlog_channel_id and self._modlog is not None:
+            try:
+                await self._modlog.post_task(gs.modlog_channel_id, task.guild_id, task)
+            except Exception as exc:
+                log.warning("mod-log entry for task %s failed: %s", task.id, type(exc).__name__)
+        if task.error_code == Outcome.CONTENT_POLICY.value and task.guild_id is not None:
+            await self._maybe_cool_down(task)
+        if task.error_code == Outcome.OUT_OF_CREDITS.value:
+            await self._ledger.set_meta(OUT_KEY, repr(self._clock()))
+            await self._alert_once(
+                "KIE answered that the bot's account is out of credits (402). Members are told "
+                "the bot is out of credits until the account is topped up."
+            )
+        elif (
+            task.state == TaskState.DONE
+            and self._clock() - self._last_credit_read >= CREDIT_CHECK_INTERVAL
+        ):
+            try:
+                await self.credits()
+            except Exception as exc:
+                log.info("credit balance check failed: %s", type(exc).__name__)
+
+    async def _refund(self, task: Task) -> Task:
+        """Give the quota back for a task that ended without an image (KIE failed or refused)."""
+        if task.guild_id is None or task.cost <= 0 or task.extra.get("refunded"):
+            return task
+        updated = await self._ledger.update(task.id, extra={**task.extra, "refunded": True})
+        day = policy.day_key(task.created_at)
+        await self._ledger.add_usage(task.guild_id, task.requester_id, day, -task.cost)
+        log.info("task %s refunded %s credits (%s)", task.id, task.cost, task.error_code)
+        return updated
+
+    async def _maybe_cool_down(self, task: Task) -> None:
+        assert task.guild_id is not None
+        now = self._clock()
+        count = await self._ledger.count_outcomes(
+            task.guild_id, task.requester_id, Outcome.CONTENT_POLICY.value, policy.day_start(now)
+        )
+        if count < policy.CONTENT_POLICY_LIMIT:
+            return
+        await self._ledger.put_block(
+            Block(
+                guild_id=task.guild_id,
+                user_id=task.requester_id,
+                until=now + policy.CONTENT_POLICY_COOLDOWN,
+                reason="content_policy",
+                blocked_by=None,
+                created_at=now,
+            )
+        )
+        log.info(
+            "user %s cooled down in guild %s after %d content-policy rejections",
+            task.requester_id,
+            task.guild_id,
+            count,
+        )
+
+    # ---- credits -------------------------------------------------------------------------------
+
+    async def out_of_credits(self, now: float | None = None) -> bool:
+        """A 402 arrived recently: tell members up front instead of failing their task."""
+        raw = await self._ledger.get_meta(OUT_KEY)
+        if not raw:
+            return False
+        try:
+            at = float(raw)
+        except ValueError:
+            return False
+        return (now if now is not None else self._clock()) - at < OUT_HOLD
+
+    async def credits(self) -> float:
+        """KIE's balance now; raises the one low-credit alert, or clears it on recovery."""
+        balance = await self._read_credits()
+        self._last_credit_read = self._clock()
+        self._metrics.kie_credits.set(balance)
+        threshold = self._settings.low_credit_threshold
+        if balance < threshold:
+            await self._alert_once(
+                f"The bot's KIE balance is {policy.fmt_credits(balance)} credits, under the "
+                f"alert threshold of {policy.fmt_credits(threshold)}. The operator should top up "
+                "the account."
+            )
+        elif await self._ledger.get_meta(ALERT_KEY) or await self._ledger.get_meta(OUT_KEY):
+            log.info("KIE balance recovered (%s credits); credit alert reset", balance)
+            await self._ledger.set_meta(ALERT_KEY, "")
+            await self._ledger.set_meta(OUT_KEY, "")
+        return balance
+
+    async def _alert_once(self, text: str) -> None:
+        if await self._ledger.get_meta(ALERT_KEY):
+            return
+        await self._ledger.set_meta(ALERT_KEY, repr(self._clock()))
+        log.warning("credit alert: %s", text)
+        if self._modlog is None:
+            return
+        for guild_id, data in await self._ledger.all_guild_settings():
+            channel_id = GuildSettings.from_json(data).modlog_channel_id
+            if channel_id:
+                try:
+                    await self._modlog.post_alert(channel_id, guild_id, text)
+                except Exception as exc:
+                    log.warning("credit alert to guild %s failed: %s", guild_id, type(exc).__name__)
+
+    # ---- moderators' actions -------------------------------------------------------------------
+
+    async def block(self, guild_id: int, user_id: int, *, by: int) -> None:
+        await self._ledger.put_block(
+            Block(
+                guild_id=guild_id,
+                user_id=user_id,
+                until=None,
+                reason="moderator",
+                blocked_by=by,
+                created_at=self._clock(),
+            )
+        )
+        log.info("user %s blocked in guild %s by %s", user_id, guild_id, by)
+
+    async def unblock(self, guild_id: int, user_id: int, *, by: int) -> bool:
+        removed = await self._ledger.delete_block(guild_id, user_id)
+        if removed:
+            log.info("user %s unblocked in guild %s by %s", user_id, guild_id, by)
+        return removed
+
+    async def get_block(self, guild_id: int, user_id: int) -> Block | None:
+        block = await self._ledger.get_block(guild_id, user_id)
+        if block is not None and block.until is not None and block.until <= self._clock():
+            return None
+        return block
+
+    async def note_output_deleted(self, task: Task, *, by: int) -> None:
+        """Remember that a moderator deleted the task's posted image."""
+        await self._ledger.update(task.id, extra={**task.extra, "output_deleted_by": by})
+        log.info("output of task %s deleted by moderator %s", task.id, by)
+
+    async def reset_quota(self, guild_id: int, user_id: int) -> None:
+        await self._ledger.reset_usage(guild_id, user_id, policy.day_key(self._clock()))
+        log.info("daily quota of user %s reset in guild %s", user_id, guild_id)
+
+    async def usage(self, guild_id: int, user_id: int) -> UsageSummary:
+        now = self._clock()
+        gs = await self.settings_for(guild_id)
+        member, server = await self._ledger.usage(guild_id, user_id, policy.day_key(now))
+        return UsageSummary(
+            member_used=member,
+            member_allowance=gs.member_daily_allowance,
+            server_used=server,
+            server_budget=gs.server_daily_budget,
+            open_tasks=await self._ledger.count_open_for_user(user_id),
+            resets_at=policy.next_reset(now),
+        )

@@ -1,0 +1,565 @@
+"""/kontext-admin (server settings, blocks, credits), /usage, and the mod-log buttons."""
+
+from __future__ import annotations
+
+import logging
+import re
+from typing import TYPE_CHECKING, Any
+
+import discord
+from discord import app_commands
+from discord.app_commands import Choice, Range
+from discord.ext import commands
+
+from bot.kie import KieError
+from bot.ledger import Task
+from bot.moderation import GuildSettings
+from bot.moderation import modlog as ml
+from bot.moderation.policy import (
+    MAX_ALLOWED_CHANNELS,
+    MAX_BLOCKED_ENTRIES,
+    MODEL_NAMES,
+    check_entry,
+    fmt_credits,
+    relative,
+)
+from bot.validation import ASPECT_RATIOS
+from cogs.requests import Interaction, answer_ephemeral
+
+if TYPE_CHECKING:
+    from bot.client import KontextBot
+
+log = logging.getLogger(__name__)
+
+NOT_A_MODERATOR = "Only moderators with the Manage Server permission can change the image bot."
+NOT_A_MODLOG_MODERATOR = (
+    "Only moderators (Manage Messages or Manage Server) can use the mod-log buttons."
+)
+GONE = "This task no longer exists."
+NO_MENTIONS = discord.AllowedMentions.none()
+
+DEFAULT_MODEL_CHOICES = [
+    Choice(name="Pro", value="flux-kontext-pro"),
+    Choice(name="Max", value="flux-kontext-max"),
+    Choice(name="No default (Pro)", value="none"),
+]
+DEFAULT_RATIO_CHOICES = [Choice(name=r, value=r) for r in ASPECT_RATIOS] + [
+    Choice(name="No default (16:9)", value="none")
+]
+
+
+def _channels(ids: tuple[int, ...]) -> str:
+    return ", ".join(f"<#{c}>" for c in ids) if ids else "all channels"
+
+
+def _limit(value: float | None) -> str:
+    return "no limit" if value is None else f"{fmt_credits(value)} credits"
+
+
+def describe(gs: GuildSettings, default_cooldown: float) -> str:
+    """The current settings of a server, as a moderator reads them."""
+    cooldown = gs.cooldown_seconds if gs.cooldown_seconds is not None else default_cooldown
+    words = len(gs.blocked_words)
+    return "\n".join(
+        [
+            f"**Channels:** {_channels(gs.allowed_channels)}",
+            f"**Default model:** {MODEL_NAMES.get(gs.default_model or '', 'Pro (none set)')}",
+            f"**Default aspect ratio:** {gs.default_aspect_ratio or '16:9 (none set)'}",
+            f"**Max model:** {'allowed' if gs.max_model_allowed else 'off'}",
+            f"**Highest safety tolerance:** {gs.max_tolerance} (edits: at most 2)",
+            f"**Spoiler-tag results:** {'on' if gs.spoiler else 'off'}",
+            f"**Member cooldown:** {cooldown:g} s"
+            + ("" if gs.cooldown_seconds is not None else " (the bot's default)"),
+            f"**Blocked words/expressions:** {words}",
+            f"**Mod-log:** {f'<#{gs.modlog_channel_id}>' if gs.modlog_channel_id else 'off'}",
+            f"**Member daily allowance:** {_limit(gs.member_daily_allowance)}",
+            f"**Server daily budget:** {_limit(gs.server_daily_budget)}",
+        ]
+    )
+
+
+async def _reply(interaction: Interaction, text: str) -> None:
+    await interaction.response.send_message(text, ephemeral=True, allowed_mentions=NO_MENTIONS)
+
+
+def _guild(interaction: Interaction) -> int:
+    assert interaction.guild_id is not None  # guild_only
+    return interaction.guild_id
+
+
+@app_commands.default_permissions(manage_guild=True)
+@app_commands.guild_only()
+class Admin(
+    commands.GroupCog,
+    group_name="kontext-admin",
+    group_description="Run the image bot in this server (moderators)",
+):
+    channels = app_commands.Group(
+        name="channels", description="Where members may use the image bot"
+    )
+    words = app_commands.Group(
+        name="blocked-words", description="Words and re: expressions refused in prompts"
+    )
+
+    def __init__(self, bot: KontextBot) -> None:
+        self.bot = bot
+        super().__init__()
+
+    async def interaction_check(self, interaction: Interaction) -> bool:
+        """Discord's default permission can be changed by a server; check again here."""
+        if interaction.guild_id is None or not interaction.permissions.manage_guild:
+            raise app_commands.MissingPermissions(["manage_guild"])
+        return True
+
+    async def _update(self, interaction: Interaction, text: str, **changes: Any) -> None:
+        await self.bot.moderation.update(_guild(interaction), **changes)
+        await _reply(interaction, text)
+
+    async def _settings(self, interaction: Interaction) -> GuildSettings:
+        return await self.bot.moderation.settings_for(_guild(interaction))
+
+    # ---- settings ----------------------------------------------------------------------------
+
+    @app_commands.command(name="show", description="Show this server's image bot settings")
+    async def show(self, interaction: Interaction) -> None:
+        gs = await self._settings(interaction)
+        embed = discord.Embed(
+            title="Image bot settings",
+            description=describe(gs, self.bot.settings.user_cooldown_seconds),
+            color=0x5865F2,
+        )
+        embed.set_footer(
+            text=f"Credits per image: Pro {fmt_credits(self.bot.settings.credit_cost_pro)}, "
+            f"Max {fmt_credits(self.bot.settings.credit_cost_max)}. Quotas reset at 00:00 UTC."
+        )
+        await interaction.response.send_message(
+            embed=embed, ephemeral=True, allowed_mentions=NO_MENTIONS
+        )
+
+    @channels.command(name="add", description="Allow the image bot in a channel")
+    @app_commands.describe(channel="The channel to allow")
+    async def channels_add(
+        self, interaction: Interaction, channel: app_commands.AppCommandChannel
+    ) -> None:
+        gs = await self._settings(interaction)
+        if channel.id in gs.allowed_channels:
+            await _reply(interaction, f"<#{channel.id}> is already allowed.")
+            return
+        if len(gs.allowed_channels) >= MAX_ALLOWED_CHANNELS:
+            await _reply(interaction, f"At most {MAX_ALLOWED_CHANNELS} channels can be listed.")
+            return
+        channels = (*gs.allowed_channels, channel.id)
+        await self._update(
+            interaction,
+            f"The image bot now works only in {_channels(channels)}.",
+            allowed_channels=channels,
+        )
+
+    @channels.command(name="remove", description="Stop allowing the image bot in a channel")
+    @app_commands.describe(channel="The channel to remove from the list")
+    async def channels_remove(
+        self, interaction: Interaction, channel: app_commands.AppCommandChannel
+    ) -> None:
+        gs = await self._settings(interaction)
+        if channel.id not in gs.allowed_channels:
+            await _reply(interaction, f"<#{channel.id}> isn't on the list.")
+            return
+        channels = tuple(c for c in gs.allowed_channels if c != channel.id)
+        await self._update(
+            interaction,
+            f"The image bot now works in {_channels(channels)}.",
+            allowed_channels=channels,
+        )
+
+    @channels.command(name="all", description="Allow the image bot in every channel")
+    async def channels_all(self, interaction: Interaction) -> None:
+        await self._update(
+            interaction, "The image bot now works in all channels.", allowed_channels=()
+        )
+
+    @app_commands.command(name="defaults", description="Default model and aspect ratio")
+    @app_commands.describe(
+        model="Used when a member doesn't pick one", aspect_ratio="Used for new images"
+    )
+    @app_commands.choices(model=DEFAULT_MODEL_CHOICES, aspect_ratio=DEFAULT_RATIO_CHOICES)
+    async def defaults(
+        self, interaction: Interaction, model: str | None = None, aspect_ratio: str | None = None
+    ) -> None:
+        changes: dict[str, Any] = {}
+        if model is not None:
+            changes["default_model"] = None if model == "none" else model
+        if aspect_ratio is not None:
+            changes["default_aspect_ratio"] = None if aspect_ratio == "none" else aspect_ratio
+        gs = await self._settings(interaction)
+        if changes:
+            gs = await self.bot.moderation.update(_guild(interaction), **changes)
+        model_name = MODEL_NAMES.get(gs.default_model or "", "Pro (none set)")
+        await _reply(
+            interaction,
+            f"Default model: {model_name}. "
+            f"Default aspect ratio: {gs.default_aspect_ratio or '16:9 (none set)'}.",
+        )
+
+    @app_commands.command(name="models", description="Allow or turn off the Max model")
+    @app_commands.describe(max="Whether members may use Flux Kontext Max (costs more)")
+    async def models(self, interaction: Interaction, max: bool) -> None:
+        await self._update(
+            interaction,
+            "Members may now use the Max model." if max else "The Max model is now off.",
+            max_model_allowed=max,
+        )
+
+    @app_commands.command(name="max-tolerance", description="Highest safety tolerance allowed")
+    @app_commands.describe(value="0 = strictest … 6 = most permissive (edits never exceed 2)")
+    async def max_tolerance(self, interaction: Interaction, value: Range[int, 0, 6]) -> None:
+        await self._update(
+            interaction,
+            f"Members may now ask for a safety tolerance of at most {value}.",
+            max_tolerance=value,
+        )
+
+    @app_commands.command(name="spoiler", description="Spoiler-tag every result")
+    @app_commands.describe(enabled="Post every image behind a spoiler")
+    async def spoiler(self, interaction: Interaction, enabled: bool) -> None:
+        await self._update(
+            interaction,
+            "Results are now posted as spoilers." if enabled else "Results are no longer spoilers.",
+            spoiler=enabled,
+        )
+
+    @app_commands.command(name="cooldown", description="Seconds a member waits between images")
+    @app_commands.describe(seconds="Leave empty to use the bot's default")
+    async def cooldown(
+        self, interaction: Interaction, seconds: Range[int, 0, 86400] | None = None
+    ) -> None:
+        if seconds is None:
+            text = (
+                f"The cooldown is back to the bot's default "
+                f"({self.bot.settings.user_cooldown_seconds:g} s)."
+            )
+        else:
+            text = f"Members now wait {seconds} s between images."
+        await self._update(
+            interaction, text, cooldown_seconds=None if seconds is None else float(seconds)
+        )
+
+    @words.command(name="add", description="Refuse prompts with a word (or re:expression)")
+    @app_commands.describe(entry="A word or phrase, or re: followed by a regular expression")
+    async def words_add(self, interaction: Interaction, entry: Range[str, 1, 100]) -> None:
+        entry = entry.strip()
+        problem = check_entry(entry)
+        if problem is not None:
+            await _reply(interaction, problem)
+            return
+        gs = await self._settings(interaction)
+        if entry in gs.blocked_words:
+            await _reply(interaction, "That entry is already on the list.")
+            return
+        if len(gs.blocked_words) >= MAX_BLOCKED_ENTRIES:
+            await _reply(interaction, f"The list is full ({MAX_BLOCKED_ENTRIES} entries).")
+            return
+        await self._update(
+            interaction,
+            f"Added. {len(gs.blocked_words) + 1} entries are blocked.",
+            blocked_words=(*gs.blocked_words, entry),
+        )
+
+    @words.command(name="remove", description="Remove a blocked word or expression")
+    @app_commands.describe(entry="The entry exactly as listed")
+    async def words_remove(self, interaction: Interaction, entry: Range[str, 1, 100]) -> None:
+        gs = await self._settings(interaction)
+        entry = entry.strip()
+        if entry not in gs.blocked_words:
+            await _reply(interaction, "That entry isn't on the list.")
+            return
+        await self._update(
+            interaction,
+            f"Removed. {len(gs.blocked_words) - 1} entries are blocked.",
+            blocked_words=tuple(w for w in gs.blocked_words if w != entry),
+        )
+
+    @words.command(name="list", description="List the blocked words and expressions")
+    async def words_list(self, interaction: Interaction) -> None:
+        gs = await self._settings(interaction)
+        if not gs.blocked_words:
+            await _reply(interaction, "No words are blocked.")
+            return
+        lines = [f"- `{w.replace('`', 'ˋ')}`" for w in gs.blocked_words]
+        text = "Blocked:\n" + "\n".join(lines)
+        await _reply(interaction, text[:1990])
+
+    @app_commands.command(name="modlog", description="Where the mod-log is posted")
+    @app_commands.describe(channel="Leave empty to turn the mod-log off")
+    async def modlog(
+        self, interaction: Interaction, channel: app_commands.AppCommandChannel | None = None
+    ) -> None:
+        text = (
+            f"The mod-log is now posted in <#{channel.id}>."
+            if channel is not None
+            else "The mod-log is now off."
+        )
+        await self._update(
+            interaction, text, modlog_channel_id=channel.id if channel is not None else None
+        )
+
+    @app_commands.command(name="allowance", description="Daily credits per member")
+    @app_commands.describe(credits="Credits each member may spend per UTC day; empty = no limit")
+    async def allowance(
+        self, interaction: Interaction, credits: Range[int, 0, 1_000_000] | None = None
+    ) -> None:
+        text = (
+            "Members now have no daily credit limit."
+            if credits is None
+            else f"Each member may now spend {credits} credits per day "
+            f"(Pro costs {fmt_credits(self.bot.settings.credit_cost_pro)}, "
+            f"Max {fmt_credits(self.bot.settings.credit_cost_max)})."
+        )
+        await self._update(
+            interaction,
+            text,
+            member_daily_allowance=None if credits is None else float(credits),
+        )
+
+    @app_commands.command(name="budget", description="Daily credits for the whole server")
+    @app_commands.describe(credits="Credits the server may spend per UTC day; empty = no limit")
+    async def budget(
+        self, interaction: Interaction, credits: Range[int, 0, 10_000_000] | None = None
+    ) -> None:
+        text = (
+            "The server now has no daily credit budget."
+            if credits is None
+            else f"The server may now spend {credits} credits per day."
+        )
+        await self._update(
+            interaction, text, server_daily_budget=None if credits is None else float(credits)
+        )
+
+    # ---- members -------------------------------------------------------------------------------
+
+    @app_commands.command(name="block", description="Block a member from the image bot")
+    @app_commands.describe(member="The member to block")
+    async def block(self, interaction: Interaction, member: discord.User) -> None:
+        if member.id == interaction.user.id:
+            await _reply(interaction, "You can't block yourself.")
+            return
+        await self.bot.moderation.block(_guild(interaction), member.id, by=interaction.user.id)
+        await _reply(
+            interaction, f"<@{member.id}> is now blocked from the image bot in this server."
+        )
+
+    @app_commands.command(name="unblock", description="Let a blocked member use the image bot")
+    @app_commands.describe(member="The member to unblock")
+    async def unblock(self, interaction: Interaction, member: discord.User) -> None:
+        removed = await self.bot.moderation.unblock(
+            _guild(interaction), member.id, by=interaction.user.id
+        )
+        await _reply(
+            interaction,
+            f"<@{member.id}> may use the image bot again."
+            if removed
+            else f"<@{member.id}> wasn't blocked.",
+        )
+
+    @app_commands.command(name="reset-quota", description="Reset a member's credits for today")
+    @app_commands.describe(member="The member whose daily credits start over")
+    async def reset_quota(self, interaction: Interaction, member: discord.User) -> None:
+        await self.bot.moderation.reset_quota(_guild(interaction), member.id)
+        await _reply(interaction, f"<@{member.id}>'s credits for today were reset.")
+
+    @app_commands.command(name="credits", description="The bot's remaining KIE credits")
+    async def credits(self, interaction: Interaction) -> None:
+        await interaction.response.defer(ephemeral=True, thinking=True)
+        try:
+            balance = await self.bot.moderation.credits()
+        except KieError as exc:
+            log.warning("credit balance read failed: %s", type(exc).__name__)
+            await interaction.followup.send(
+                f"KIE's balance couldn't be read right now: {exc.user_message}", ephemeral=True
+            )
+            return
+        threshold = self.bot.settings.low_credit_threshold
+        low = (
+            " — under the alert threshold, the operator should top up"
+            if balance < threshold
+            else ""
+        )
+        await interaction.followup.send(
+            f"KIE balance: **{fmt_credits(balance)}** credits "
+            f"(alert threshold {fmt_credits(threshold)}){low}.",
+            ephemeral=True,
+        )
+
+
+class Usage(commands.Cog):
+    def __init__(self, bot: KontextBot) -> None:
+        self.bot = bot
+
+    @app_commands.command(name="usage", description="Your image credits today")
+    @app_commands.guild_only()
+    async def usage(self, interaction: Interaction) -> None:
+        summary = await self.bot.moderation.usage(_guild(interaction), interaction.user.id)
+        used = fmt_credits(summary.member_used)
+        if summary.member_allowance is None:
+            mine = f"You've used **{used}** credits today; there's no daily limit for members."
+        else:
+            left = max(0.0, summary.member_allowance - summary.member_used)
+            mine = (
+                f"You've used **{used}** of your **{fmt_credits(summary.member_allowance)}** "
+                f"daily credits; **{fmt_credits(left)}** left."
+            )
+        if summary.server_budget is None:
+            server = f"The server has used {fmt_credits(summary.server_used)} credits today."
+        else:
+            left = max(0.0, summary.server_budget - summary.server_used)
+            server = (
+                f"The server has used {fmt_credits(summary.server_used)} of its "
+                f"{fmt_credits(summary.server_budget)} daily credits; {fmt_credits(left)} left."
+            )
+        lines = [
+            mine,
+            server,
+            f"Images in progress: {summary.open_tasks}.",
+            f"Credits reset {relative(summary.resets_at)} (00:00 UTC).",
+        ]
+        block = await self.bot.moderation.get_block(_guild(interaction), interaction.user.id)
+        if block is not None:
+            lines.append(
+                "You're blocked from the image bot in this server."
+                if block.until is None
+                else f"You're paused until {relative(block.until)}."
+            )
+        await _reply(interaction, "\n".join(lines))
+
+
+# ---- mod-log buttons -------------------------------------------------------------------------
+
+
+async def _modlog_task(interaction: Interaction, task_id: str) -> Task | None:
+    perms = interaction.permissions
+    if not (perms.manage_messages or perms.manage_guild):
+        await answer_ephemeral(interaction, NOT_A_MODLOG_MODERATOR)
+        return None
+    task = await interaction.client.service.get_task(task_id)
+    if task is None or task.guild_id != interaction.guild_id:
+        await answer_ephemeral(interaction, GONE)
+        return None
+    return task
+
+
+class ModlogDelete(discord.ui.DynamicItem[discord.ui.Button[Any]], template=ml.DELETE_TEMPLATE):
+    def __init__(self, task_id: str) -> None:
+        super().__init__(
+            discord.ui.Button(
+                label=ml.DELETE_LABEL,
+                style=discord.ButtonStyle.danger,
+                custom_id=ml.delete_id(task_id),
+            )
+        )
+        self.task_id = task_id
+
+    @classmethod
+    async def from_custom_id(
+        cls, interaction: Interaction, item: discord.ui.Button[Any], match: re.Match[str], /
+    ) -> ModlogDelete:
+        return cls(match["task_id"])
+
+    async def callback(self, interaction: Interaction) -> None:
+        task = await _modlog_task(interaction, self.task_id)
+        if task is None:
+            return
+        if not task.result_message_id:
+            await answer_ephemeral(interaction, "This task has no posted image to delete.")
+            return
+        channel = interaction.client.get_partial_messageable(
+            task.channel_id, guild_id=task.guild_id
+        )
+        try:
+            await channel.get_partial_message(task.result_message_id).delete()
+        except discord.NotFound:
+            pass  # already gone: the note below still records who cleared it
+        except discord.HTTPException as exc:
+            log.warning("deleting the output of task %s failed: %s", task.id, exc.status)
+            await answer_ephemeral(
+                interaction, "The image couldn't be deleted (the bot may lack permission)."
+            )
+            return
+        await interaction.client.moderation.note_output_deleted(task, by=interaction.user.id)
+        embed = (
+            interaction.message.embeds[0]
+            if interaction.message and interaction.message.embeds
+            else ml.task_embed(task)
+        )
+        embed.add_field(name="Output deleted", value=f"by <@{interaction.user.id}>", inline=False)
+        embed.set_image(url=None)
+        await interaction.response.edit_message(
+            embed=embed, view=ml.task_buttons(task, deletable=False)
+        )
+
+
+class ModlogBlock(discord.ui.DynamicItem[discord.ui.Button[Any]], template=ml.BLOCK_TEMPLATE):
+    def __init__(self, task_id: str) -> None:
+        super().__init__(
+            discord.ui.Button(
+                label=ml.BLOCK_LABEL,
+                style=discord.ButtonStyle.secondary,
+                custom_id=ml.block_id(task_id),
+            )
+        )
+        self.task_id = task_id
+
+    @classmethod
+    async def from_custom_id(
+        cls, interaction: Interaction, item: discord.ui.Button[Any], match: re.Match[str], /
+    ) -> ModlogBlock:
+        return cls(match["task_id"])
+
+    async def callback(self, interaction: Interaction) -> None:
+        task = await _modlog_task(interaction, self.task_id)
+        if task is None or task.guild_id is None:
+            return
+        await interaction.client.moderation.block(
+            task.guild_id, task.requester_id, by=interaction.user.id
+        )
+        await _reply(
+            interaction,
+            f"<@{task.requester_id}> is now blocked from the image bot in this server. "
+            "Undo with /kontext-admin unblock.",
+        )
+
+
+class ModlogReset(discord.ui.DynamicItem[discord.ui.Button[Any]], template=ml.RESET_TEMPLATE):
+    def __init__(self, task_id: str) -> None:
+        super().__init__(
+            discord.ui.Button(
+                label=ml.RESET_LABEL,
+                style=discord.ButtonStyle.secondary,
+                custom_id=ml.reset_id(task_id),
+            )
+        )
+        self.task_id = task_id
+
+    @classmethod
+    async def from_custom_id(
+        cls, interaction: Interaction, item: discord.ui.Button[Any], match: re.Match[str], /
+    ) -> ModlogReset:
+        return cls(match["task_id"])
+
+    async def callback(self, interaction: Interaction) -> None:
+        task = await _modlog_task(interaction, self.task_id)
+        if task is None or task.guild_id is None:
+            return
+        await interaction.client.moderation.reset_quota(task.guild_id, task.requester_id)
+        await _reply(interaction, f"<@{task.requester_id}>'s credits for today were reset.")
+
+
+DYNAMIC_ITEMS = (ModlogDelete, ModlogBlock, ModlogReset)
+
+
+async def setup(bot: KontextBot) -> None:
+    await bot.add_cog(Admin(bot))
+    await bot.add_cog(Usage(bot))
+    bot.add_dynamic_items(*DYNAMIC_ITEMS)
+
+
+async def teardown(bot: KontextBot) -> None:
+    bot.remove_dynamic_items(*DYNAMIC_ITEMS)
