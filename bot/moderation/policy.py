@@ -106,7 +106,9 @@ class GuildSettings:
         ratio = data.get("default_aspect_ratio")
         tolerance = opt_int(data.get("max_tolerance"))
         words = tuple(
-            w for w in (data.get("blocked_words") or []) if isinstance(w, str) and check_entry(w)
+            w
+            for w in (data.get("blocked_words") or [])
+            if isinstance(w, str) and check_entry(w) is None
         )
         return cls(
             allowed_channels=channels,

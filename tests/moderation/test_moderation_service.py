@@ -1,0 +1,261 @@
+"""The moderation service on a real SQLite ledger with a clock the test controls."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from bot.config import Secret, Settings
+from bot.ledger import SqliteLedger, Task, TaskKind, TaskParams, TaskState
+from bot.metrics import Metrics
+from bot.moderation import Denied, Moderation
+from bot.moderation.policy import GuildSettings
+
+GUILD, USER, OTHER = 1001, 2002, 3003
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = datetime(2025, 3, 4, 23, 0, tzinfo=UTC).timestamp()
+
+    def __call__(self) -> float:
+        return self.now
+
+
+class RecordingSink:
+    """A mod-log that remembers what it was asked to post."""
+
+    def __init__(self) -> None:
+        self.tasks: list[Task] = []
+        self.alerts: list[str] = []
+
+    async def post_task(self, channel_id: int, guild_id: int, task: Task) -> None:
+        self.tasks.append(task)
+
+    async def post_alert(self, channel_id: int, guild_id: int, text: str) -> None:
+        self.alerts.append(text)
+
+
+class Balance:
+    def __init__(self, value: float) -> None:
+        self.value = value
+
+    async def __call__(self) -> float:
+        return self.value
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock()
+
+
+@pytest.fixture
+async def ledger(tmp_path: Path, clock: Clock) -> AsyncIterator[SqliteLedger]:
+    led = SqliteLedger(tmp_path / "ledger.sqlite3", clock=clock)
+    await led.open()
+    yield led
+    await led.close()
+
+
+@pytest.fixture
+def sink() -> RecordingSink:
+    return RecordingSink()
+
+
+@pytest.fixture
+def balance() -> Balance:
+    return Balance(1000.0)
+
+
+@pytest.fixture
+def moderation(
+    ledger: SqliteLedger, clock: Clock, sink: RecordingSink, balance: Balance
+) -> Moderation:
+    settings = Settings(
+        discord_token=Secret("t"),
+        kie_api_key=Secret("k"),
+        credit_cost_pro=5.0,
+        credit_cost_max=10.0,
+        low_credit_threshold=100.0,
+    )
+    return Moderation(
+        settings=settings,
+        ledger=ledger,
+        metrics=Metrics(),
+        read_credits=balance,
+        modlog=sink,
+        clock=clock,
+    )
+
+
+async def screen(moderation: Moderation, model: str = "flux-kontext-pro") -> TaskParams:
+    gs = await moderation.settings_for(GUILD)
+    return await moderation.screen(
+        gs,
+        guild_id=GUILD,
+        user_id=USER,
+        params=TaskParams(prompt="a fox", model=model),
+        kind=TaskKind.IMAGINE,
+        defaulted=frozenset(),
+    )
+
+
+async def finished(
+    ledger: SqliteLedger,
+    clock: Clock,
+    task_id: str,
+    *,
+    cost: float,
+    state: TaskState,
+    code: str | None,
+) -> Task:
+    task = Task(
+        id=task_id,
+        kind=TaskKind.IMAGINE,
+        params=TaskParams(prompt="a fox"),
+        requester_id=USER,
+        guild_id=GUILD,
+        channel_id=42,
+        application_id=1,
+        interaction_id=1,
+        interaction_token="tok",
+        created_at=clock.now,
+        updated_at=clock.now,
+        cost=cost,
+    )
+    await ledger.insert(task)
+    return await ledger.update(task_id, state=state, error_code=code, completed_at=clock.now)
+
+
+async def test_quota_is_charged_exhausted_and_reset_the_next_utc_day(
+    moderation: Moderation, clock: Clock
+) -> None:
+    """Two Pro images fill a 10-credit allowance; the third is refused until 00:00 UTC."""
+    await moderation.update(GUILD, member_daily_allowance=10.0)
+    for _ in range(2):
+        await screen(moderation)
+        assert await moderation.charge(guild_id=GUILD, user_id=USER, model="flux-kontext-pro") == 5
+    with pytest.raises(Denied) as refused:
+        await screen(moderation)
+    assert refused.value.refusal.reason == "allowance"
+    assert f"<t:{int(datetime(2025, 3, 5, tzinfo=UTC).timestamp())}:R>" in str(refused.value)
+    with pytest.raises(Denied):
+        await moderation.charge(guild_id=GUILD, user_id=USER, model="flux-kontext-pro")
+    summary = await moderation.usage(GUILD, USER)
+    assert summary.member_used == 10 and summary.member_allowance == 10
+    clock.now += 3600 + 1  # 00:00:01 UTC the next day
+    await screen(moderation)
+    assert (await moderation.usage(GUILD, USER)).member_used == 0
+
+
+async def test_server_budget_counts_every_member(moderation: Moderation) -> None:
+    """The server's daily budget is shared: one member's spending refuses another."""
+    await moderation.update(GUILD, server_daily_budget=10.0)
+    await moderation.charge(guild_id=GUILD, user_id=OTHER, model="flux-kontext-max")
+    with pytest.raises(Denied) as refused:
+        await screen(moderation)
+    assert refused.value.refusal.reason == "budget"
+
+
+async def test_failures_are_refunded_once_and_deliveries_are_not(
+    moderation: Moderation, ledger: SqliteLedger, clock: Clock
+) -> None:
+    """A task that fails on KIE's side gives its credits back (once); a delivered one keeps them."""
+    for _ in range(2):
+        await moderation.charge(guild_id=GUILD, user_id=USER, model="flux-kontext-pro")
+    failed = await finished(
+        ledger, clock, "aaaaaaaaaaaa", cost=5, state=TaskState.FAILED, code="generation_failed"
+    )
+    done = await finished(ledger, clock, "bbbbbbbbbbbb", cost=5, state=TaskState.DONE, code=None)
+    await moderation.task_finished(failed)
+    await moderation.task_finished(done)
+    assert (await moderation.usage(GUILD, USER)).member_used == 5
+    stored = await ledger.get(failed.id)
+    assert stored is not None and stored.extra.get("refunded") is True
+    await moderation.task_finished(stored)  # a repeated hook must not refund twice
+    assert (await moderation.usage(GUILD, USER)).member_used == 5
+
+
+async def test_repeated_content_policy_rejections_cool_a_member_down(
+    moderation: Moderation, ledger: SqliteLedger, clock: Clock, sink: RecordingSink
+) -> None:
+    """Three content-policy rejections in a day: logged, then a one-hour pause with a time."""
+    await moderation.update(GUILD, modlog_channel_id=77)
+    for i in range(3):
+        await moderation.admit(guild_id=GUILD, user_id=USER, channel_id=42)
+        task = await finished(
+            ledger, clock, f"c{i:011d}", cost=5, state=TaskState.FAILED, code="content_policy"
+        )
+        await moderation.task_finished(task)
+    assert [t.error_code for t in sink.tasks] == ["content_policy"] * 3
+    with pytest.raises(Denied) as refused:
+        await moderation.admit(guild_id=GUILD, user_id=USER, channel_id=42)
+    assert refused.value.refusal.reason == "auto_cooldown"
+    assert f"<t:{int(clock.now + 3600)}:R>" in str(refused.value)
+    clock.now += 3601
+    await moderation.admit(guild_id=GUILD, user_id=USER, channel_id=42)
+
+
+async def test_an_automatic_pause_never_shortens_a_block(
+    moderation: Moderation, ledger: SqliteLedger, clock: Clock
+) -> None:
+    """A moderator's block stays permanent even if the content filter pauses the member too."""
+    await moderation.block(GUILD, USER, by=OTHER)
+    for i in range(3):
+        task = await finished(
+            ledger, clock, f"d{i:011d}", cost=0, state=TaskState.FAILED, code="content_policy"
+        )
+        await moderation.task_finished(task)
+    block = await moderation.get_block(GUILD, USER)
+    assert block is not None and block.until is None
+    assert await moderation.unblock(GUILD, USER, by=OTHER)
+    await moderation.admit(guild_id=GUILD, user_id=USER, channel_id=42)
+
+
+async def test_low_credit_alert_is_sent_once_and_reset_on_recovery(
+    moderation: Moderation, sink: RecordingSink, balance: Balance
+) -> None:
+    """Under the threshold: one alert however often it is read; recovery re-arms it."""
+    await moderation.update(GUILD, modlog_channel_id=77)
+    balance.value = 50
+    assert await moderation.credits() == 50
+    await moderation.credits()
+    assert len(sink.alerts) == 1 and "50" in sink.alerts[0]
+    balance.value = 500
+    await moderation.credits()
+    balance.value = 20
+    await moderation.credits()
+    assert len(sink.alerts) == 2
+
+
+async def test_a_402_refuses_members_up_front_until_the_balance_recovers(
+    moderation: Moderation,
+    ledger: SqliteLedger,
+    clock: Clock,
+    sink: RecordingSink,
+    balance: Balance,
+) -> None:
+    """After KIE's 402 members hear "out of credits" before any task; one alert only."""
+    await moderation.update(GUILD, modlog_channel_id=77)
+    for i in range(2):
+        task = await finished(
+            ledger, clock, f"e{i:011d}", cost=5, state=TaskState.FAILED, code="out_of_credits"
+        )
+        await moderation.task_finished(task)
+    assert len(sink.alerts) == 1
+    with pytest.raises(Denied) as refused:
+        await moderation.admit(guild_id=GUILD, user_id=USER, channel_id=42)
+    assert "out of KIE credits" in str(refused.value)
+    balance.value = 1000
+    await moderation.credits()
+    await moderation.admit(guild_id=GUILD, user_id=USER, channel_id=42)
+
+
+async def test_settings_are_per_server(moderation: Moderation) -> None:
+    """One server's settings never leak into another's."""
+    await moderation.update(GUILD, spoiler=True, allowed_channels=(5,))
+    assert (await moderation.settings_for(GUILD)).spoiler
+    assert await moderation.settings_for(OTHER) == GuildSettings()
