@@ -20,6 +20,7 @@ from bot.kie import KieClient
 from bot.ledger import Ledger
 from bot.loop_lag import LagMonitor
 from bot.metrics import Metrics
+from bot.moderation import DiscordModLog, Moderation
 from bot.runner import Runner
 from bot.scheduler import Scheduler
 from bot.service import KontextService
@@ -27,7 +28,7 @@ from bot.web import HealthSources, WebServer
 
 log = logging.getLogger(__name__)
 
-EXTENSIONS = ("cogs.generate", "cogs.results")
+EXTENSIONS = ("cogs.generate", "cogs.results", "cogs.admin")
 COMMANDS_HASH_KEY = "commands_hash"
 DRAIN_SECONDS = 10.0
 
@@ -102,6 +103,13 @@ class KontextBot(commands.Bot):
             rate=settings.kie_max_create_per_10s,
         )
         self.delivery = Delivery(self, ledger, metrics)
+        self.moderation = Moderation(
+            settings=settings,
+            ledger=ledger,
+            metrics=metrics,
+            read_credits=kie.credits,
+            modlog=DiscordModLog(self),
+        )
         self.runner = Runner(
             settings=settings,
             ledger=ledger,
@@ -109,6 +117,7 @@ class KontextBot(commands.Bot):
             scheduler=self.scheduler,
             delivery=self.delivery,
             metrics=metrics,
+            hooks=self.moderation,
         )
         self.delivery.status_context = self.runner.status_context
         self.service = KontextService(
@@ -117,6 +126,7 @@ class KontextBot(commands.Bot):
             runner=self.runner,
             downloads=downloads,
             metrics=metrics,
+            moderation=self.moderation,
         )
         self.web = WebServer(
             host=settings.http_host,

@@ -10,7 +10,7 @@ import logging
 import secrets
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import aiohttp
 
@@ -18,6 +18,7 @@ from bot import images, net
 from bot.config import Settings
 from bot.ledger import Ledger, StoredInput, Task, TaskKind, TaskParams, TaskState
 from bot.metrics import Metrics
+from bot.moderation import Denied, Moderation
 from bot.runner import Runner
 from bot.validation import (
     ASPECT_RATIOS,
@@ -45,6 +46,13 @@ class Refused(Exception):
 
 
 @dataclass(frozen=True)
+class RequestParams(TaskParams):
+    """TaskParams plus the options the member left unset (a server's defaults may fill them)."""
+
+    defaulted: frozenset[str] = field(default=frozenset(), compare=False)
+
+
+@dataclass(frozen=True)
 class Origin:
     """Who asked, where, and through which interaction."""
 
@@ -67,6 +75,7 @@ class KontextService:
         runner: Runner,
         downloads: aiohttp.ClientSession,
         metrics: Metrics,
+        moderation: Moderation,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self._settings = settings
@@ -74,6 +83,7 @@ class KontextService:
         self._runner = runner
         self._downloads = downloads
         self._metrics = metrics
+        self.moderation = moderation
         self._clock = clock
         self.accepting = True
 
@@ -97,20 +107,30 @@ class KontextService:
         check_choice("output_format", output_format, OUTPUT_FORMATS)
         tolerance = 2 if safety_tolerance is None else safety_tolerance
         check_tolerance(tolerance, edit=edit)
-        return TaskParams(
+        unset = {"model": model, "aspect_ratio": aspect_ratio, "safety_tolerance": safety_tolerance}
+        return RequestParams(
             prompt=text,
             model=model or MODELS[0],
             aspect_ratio=aspect_ratio,
             output_format=output_format or "jpeg",
             enhance_prompt=bool(enhance_prompt),
             safety_tolerance=tolerance,
+            defaulted=frozenset(name for name, value in unset.items() if value is None),
         )
 
     async def admit(self, origin: Origin) -> None:
-        """Checks that cost nothing: shutting down, the cooldown, open tasks. Raise Refused."""
+        """Checks that cost nothing: shutting down, blocks, channels, the bot's credits,
+        open tasks, the cooldown. Raise Refused."""
         if not self.accepting:
             self._refuse("shutdown")
             raise Refused("The bot is restarting. Please try again in a minute.", reason="shutdown")
+        try:
+            server = await self.moderation.admit(
+                guild_id=origin.guild_id, user_id=origin.user_id, channel_id=origin.channel_id
+            )
+        except Denied as exc:
+            self._refuse(exc.refusal.reason)
+            raise Refused(exc.refusal.message, reason=exc.refusal.reason) from None
         open_count = await self._ledger.count_open_for_user(origin.user_id)
         cap = self._settings.user_max_active_tasks
         if open_count >= cap:
@@ -121,7 +141,7 @@ class KontextService:
                 reason="active_tasks",
             )
         last = await self._ledger.last_submission_at(origin.user_id)
-        cooldown = self._settings.user_cooldown_seconds
+        cooldown = self.moderation.cooldown_for(server)
         if last is not None and cooldown > 0:
             ready_at = last + cooldown
             if ready_at > self._clock():
@@ -130,6 +150,24 @@ class KontextService:
                     f"Slow down a little — you can try again <t:{int(ready_at) + 1}:R>.",
                     reason="cooldown",
                 )
+
+    async def screen(self, origin: Origin, params: TaskParams, *, kind: TaskKind) -> TaskParams:
+        """The server's defaults and rules on what was asked (model, tolerance, blocked words,
+        daily credits). Returns the params to use; raise Refused."""
+        defaulted = params.defaulted if isinstance(params, RequestParams) else frozenset()
+        try:
+            screened = await self.moderation.screen(
+                await self.moderation.settings_for(origin.guild_id),
+                guild_id=origin.guild_id,
+                user_id=origin.user_id,
+                params=params,
+                kind=kind,
+                defaulted=defaulted,
+            )
+        except Denied as exc:
+            self._refuse(exc.refusal.reason)
+            raise Refused(exc.refusal.message, reason=exc.refusal.reason) from None
+        return TaskParams.from_dict(screened.to_dict())
 
     async def fetch_input(self, url: str) -> images.PreparedImage:
         """Download an input image from Discord now (its signed URLs expire) and validate it."""
@@ -168,7 +206,19 @@ class KontextService:
         parent_task_id: str | None = None,
         extra: dict[str, object] | None = None,
     ) -> Task:
-        """Write the task to the ledger (QUEUED) and hand it to the scheduler."""
+        """Charge the day's credits, write the task (QUEUED), hand it to the scheduler.
+
+        Raise Refused when the daily credits ran out since `screen`."""
+        try:
+            cost = await self.moderation.charge(
+                guild_id=origin.guild_id, user_id=origin.user_id, model=params.model
+            )
+        except Denied as exc:
+            self._refuse(exc.refusal.reason)
+            raise Refused(exc.refusal.message, reason=exc.refusal.reason) from None
+        server = await self.moderation.settings_for(origin.guild_id)
+        if server.spoiler:
+            extra = {**(extra or {}), "spoiler": True}
         now = self._clock()
         task = Task(
             id=secrets.token_hex(6),
@@ -187,6 +237,7 @@ class KontextService:
             input_image_url=input_image_url,
             parent_task_id=parent_task_id,
             callback_secret=secrets.token_urlsafe(24) if self._settings.callbacks_enabled else None,
+            cost=cost,
             extra={"upload_limit": origin.upload_limit, **(extra or {})},
         )
         await self._ledger.insert(task)

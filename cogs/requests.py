@@ -86,6 +86,7 @@ async def submit_request(
             raise InputRejected(f"The image is larger than {MAX_INPUT_BYTES // (1024 * 1024)} MB.")
         origin = origin_of(interaction)
         await service.admit(origin)
+        params = await service.screen(origin, params, kind=kind)
         if before_defer is not None:
             await before_defer()
     except (InputRejected, Refused) as exc:
@@ -105,15 +106,20 @@ async def submit_request(
                 await interaction.delete_original_response()
             await interaction.followup.send(exc.user_message, ephemeral=True)
             return
-    await service.create_task(
-        origin,
-        kind=kind,
-        params=params,
-        reply_message_id=reply_id,
-        image=image,
-        input_image_url=input_image_url,
-        parent_task_id=parent_task_id,
-    )
+    try:
+        await service.create_task(
+            origin,
+            kind=kind,
+            params=params,
+            reply_message_id=reply_id,
+            image=image,
+            input_image_url=input_image_url,
+            parent_task_id=parent_task_id,
+        )
+    except Refused as exc:  # the daily quota ran out between the check and the charge
+        with contextlib.suppress(discord.HTTPException):
+            await interaction.delete_original_response()
+        await interaction.followup.send(exc.user_message, ephemeral=True)
 
 
 class PromptModal(discord.ui.Modal):

@@ -171,6 +171,8 @@ class Moderation:
             log.warning("moderation follow-up of task %s failed: %s", task.id, type(exc).__name__)
 
     async def _task_finished(self, task: Task) -> None:
+        if task.error_code == Outcome.OUT_OF_CREDITS.value:
+            await self._ledger.set_meta(OUT_KEY, repr(self._clock()))  # first: refuse up front
         if task.state == TaskState.FAILED:
             task = await self._refund(task)
         gs = await self.settings_for(task.guild_id)
@@ -182,7 +184,6 @@ class Moderation:
         if task.error_code == Outcome.CONTENT_POLICY.value and task.guild_id is not None:
             await self._maybe_cool_down(task)
         if task.error_code == Outcome.OUT_OF_CREDITS.value:
-            await self._ledger.set_meta(OUT_KEY, repr(self._clock()))
             await self._alert_once(
                 "KIE answered that the bot's account is out of credits (402). Members are told "
                 "the bot is out of credits until the account is topped up."
