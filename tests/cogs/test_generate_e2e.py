@@ -72,7 +72,7 @@ async def test_imagine_shows_progress_then_image(discord_fake, kie_sim, bot_proc
 
 
 async def test_edit_uploads_input_and_posts_result(discord_fake, kie_sim, bot_process):
-    """/edit downloads the attachment, uploads it to KIE, uses it as inputImage, posts the result."""
+    """/edit downloads the attachment, uploads it to KIE as inputImage, and posts the result."""
     inter = await discord_fake.slash(
         "edit",
         {
