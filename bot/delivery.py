@@ -252,6 +252,10 @@ class Delivery:
                 except discord.HTTPException as exc:
                     if exc.code != 50027:  # Invalid Webhook Token: fall through to the channel
                         raise
+                # The failed attempt read the files to their end: rewind them, or the channel
+                # edit would upload empty attachments.
+                for file in attachments or ():
+                    file.reset()
             message = self._channel(task).get_partial_message(task.reply_message_id)
             await message.edit(**kwargs)
             return task.reply_message_id
