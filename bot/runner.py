@@ -92,6 +92,7 @@ class Runner:
         self._wake = asyncio.Event()
         self._follow: dict[str, _Follow] = {}
         self._retry_at: dict[str, tuple[float, int]] = {}  # task id -> (monotonic, user id)
+        self._early_nudges: dict[str, float] = {}  # callbacks before following began (monotonic)
         self._busy: set[str] = set()
         self._work: set[asyncio.Task[None]] = set()
         self._poll_slots = asyncio.Semaphore(POLL_CONCURRENCY)
@@ -136,6 +137,13 @@ class Runner:
         if follow is not None:
             follow.next_at = 0.0
             self._wake.set()
+        else:
+            # KIE can call back before the submission is recorded (a task that finishes at
+            # once): remember it briefly, so following starts with a check, not the fallback.
+            now = time.monotonic()
+            for stale in [t for t, at in self._early_nudges.items() if now - at > 60]:
+                del self._early_nudges[stale]
+            self._early_nudges[task_id] = now
 
     def status_context(self, task: Task) -> dict[str, Any]:
         """What the status renderer needs beyond the task itself."""
@@ -333,7 +341,8 @@ class Runner:
     # ---- following -----------------------------------------------------------------------------
 
     def _follow_task(self, task: Task, *, elapsed: float, now_: bool = False) -> None:
-        delay = 0.0 if now_ else self._poll_delay(elapsed)
+        early = self._early_nudges.pop(task.id, None) is not None
+        delay = 0.0 if now_ or early else self._poll_delay(elapsed)
         self._follow[task.id] = _Follow(next_at=time.monotonic() + delay)
 
     def _poll_delay(self, elapsed: float) -> float:
@@ -516,6 +525,7 @@ class Runner:
         self._scheduler.remove(task.id)
         self._follow.pop(task.id, None)
         self._retry_at.pop(task.id, None)
+        self._early_nudges.pop(task.id, None)
         self._delivery.forget(task.id)
         self._update_queue_metrics()
 

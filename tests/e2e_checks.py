@@ -1,12 +1,14 @@
-"""Invariants the fault and security suites check after every task: read from Discord and the ledger."""
+"""Invariants the fault and security suites check after each task (Discord and the ledger)."""
 
 from __future__ import annotations
 
+import io
 import sqlite3
 from dataclasses import dataclass
 from typing import Any
 
 from fakediscord import Call, FakeDiscord
+from PIL import Image
 
 TERMINAL = ("done", "failed")
 
@@ -107,6 +109,9 @@ def assert_consistent(fake: FakeDiscord, env: dict[str, str]) -> list[LedgerRow]
             assert row.result_message_id is not None
             message = fake.message(row.result_message_id)
             assert message.attachments, "the ledger's result message has no image"
+            data = message.attachments[0].data
+            assert data, "the result message's attachment is empty"
+            Image.open(io.BytesIO(data)).verify()
             assert not message.deleted
         else:
             assert not mine, f"failed task {row.id} was delivered"

@@ -59,7 +59,7 @@ async def test_result_arrives_by_callback_quickly(discord_fake, kie_sim, bot_env
         lambda: conv.original is not None and conv.original.attachments, 10, what="the image"
     )
     latency = time.monotonic() - finished
-    print(f"callback delivery latency: {latency:.3f} s")  # noqa: T201 — a figure for the report
+    print(f"callback delivery latency: {latency:.3f} s")
     assert sim_task.request["callBackUrl"].startswith(f"{_base(bot_env)}/kie/callback/")
     assert [c.status for c in kie_sim.callbacks] == [200]
     # The fallback poll is 30 s away: only the callback can explain a delivery this fast.
@@ -76,12 +76,14 @@ async def test_duplicate_callbacks_deliver_once(discord_fake, kie_sim, bot_env, 
     await wait_terminal(discord_fake, bot_env)
     await discord_fake.wait_until(lambda: len(kie_sim.callbacks) >= 2, 5, what="two callbacks")
     # A third, late duplicate after delivery: answered, and nothing more happens.
-    async with aiohttp.ClientSession() as http:
-        async with http.post(
+    async with (
+        aiohttp.ClientSession() as http,
+        http.post(
             f"{_base(bot_env)}/kie/callback/{secret}",
             json=kie_sim.callback_payload(sim_task),
-        ) as resp:
-            assert resp.status == 200
+        ) as resp,
+    ):
+        assert resp.status == 200
     await asyncio.sleep(0.5)  # give a wrong second delivery the chance to show
     assert [c.status for c in kie_sim.callbacks] == [200, 200]
     assert len(result_posts(discord_fake)) == 1
@@ -93,7 +95,7 @@ async def test_duplicate_callbacks_deliver_once(discord_fake, kie_sim, bot_env, 
 async def test_unknown_secret_is_404(discord_fake, kie_sim, bot_env, bot_factory):
     """A callback to a secret no task has is refused with 404 and changes nothing."""
     await bot_factory(**_callback_env(bot_env))
-    inter, sim_task, secret = await _generating(discord_fake, bot_env, kie_sim)
+    _inter, sim_task, secret = await _generating(discord_fake, bot_env, kie_sim)
     async with aiohttp.ClientSession() as http:
         for bad in ("nope", secret[:-1] + ("A" if secret[-1] != "A" else "B"), "x" * 200):
             async with http.post(
@@ -111,7 +113,7 @@ async def test_bad_signatures_are_refused(discord_fake, kie_sim, bot_env, bot_fa
     kie_sim.config.callback_retry_delays = ()
     kie_sim.config.delay = 0.5
     await bot_factory(**_callback_env(bot_env, KIE_WEBHOOK_HMAC_KEY=HMAC_KEY))
-    inter, sim_task, secret = await _generating(discord_fake, bot_env, kie_sim)
+    _inter, sim_task, secret = await _generating(discord_fake, bot_env, kie_sim)
     await discord_fake.wait_until(lambda: kie_sim.callbacks, 10, what="the simulator's callback")
     assert kie_sim.callbacks[0].status == 401
     url = f"{_base(bot_env)}/kie/callback/{secret}"
@@ -176,12 +178,14 @@ async def test_forged_callback_url_is_never_fetched(discord_fake, kie_sim, bot_e
         await discord_fake.wait_until(
             lambda: ledger_rows(bot_env)[0].state == "generating", 5, what="generating"
         )
-        async with aiohttp.ClientSession() as http:
-            async with http.post(
+        async with (
+            aiohttp.ClientSession() as http,
+            http.post(
                 f"{_base(bot_env)}/kie/callback/{secret}",
                 json=_body(sim_task.task_id, trap_url),
-            ) as resp:
-                assert resp.status == 200
+            ) as resp,
+        ):
+            assert resp.status == 200
         # The bot confirms with record-info (still generating) and waits for the real result.
         await discord_fake.wait_until(
             lambda: kie_sim.count("record-info") >= 1, 5, what="a record-info check"
@@ -205,19 +209,36 @@ async def test_callback_answers_fast_while_work_follows(
     # Make the delivery slow: the result download hangs for 3 s after the callback.
     kie_sim.fail_next("file", hang=3.0)
     await bot_factory(**_callback_env(bot_env))
-    inter, sim_task, secret = await _generating(discord_fake, bot_env, kie_sim)
+    _inter, sim_task, secret = await _generating(discord_fake, bot_env, kie_sim)
     await discord_fake.wait_until(lambda: kie_sim.callbacks, 10, what="the callback")
     started = time.monotonic()
-    async with aiohttp.ClientSession() as http:
-        async with http.post(
+    async with (
+        aiohttp.ClientSession() as http,
+        http.post(
             f"{_base(bot_env)}/kie/callback/{secret}",
             json=kie_sim.callback_payload(sim_task),
-        ) as resp:
-            assert resp.status == 200
+        ) as resp,
+    ):
+        assert resp.status == 200
     answered = time.monotonic() - started
-    print(f"callback answered in {answered * 1000:.1f} ms while delivery was under way")  # noqa: T201
+    print(f"callback answered in {answered * 1000:.1f} ms while delivery was under way")
     assert answered < 1.0
     assert kie_sim.callbacks[0].status == 200
     rows = await wait_terminal(discord_fake, bot_env, timeout=15)
     assert rows[0].state == "done"
     await settled(discord_fake, bot_env)
+
+
+async def test_callback_before_the_task_id_is_recorded(discord_fake, kie_sim, bot_env, bot_factory):
+    """A callback that beats the bot's own bookkeeping of the submission is not lost."""
+    kie_sim.config.callback_retry_delays = ()
+    await bot_factory(**_callback_env(bot_env))
+    # The task finishes at once: KIE's callback races the bot's own record of the submission.
+    kie_sim.config.delay = 0.0
+    started = time.monotonic()
+    await discord_fake.slash("imagine", {"prompt": "a fast one"})
+    rows = await settled(discord_fake, bot_env, timeout=10)
+    took = time.monotonic() - started
+    print(f"early callback: delivered {took:.2f} s after the command")
+    assert rows[0].state == "done"
+    assert took < 5.0  # the fallback poll would take 30 s
