@@ -4,7 +4,8 @@ Public API:
 - ``FakeDiscord``: ``await fake.start()`` / ``await fake.stop()``; ``fake.api_url`` /
   ``fake.gateway_url``; world (``member``, ``moderator``, ``channel``, ``add_user``,
   ``add_channel``, ``inject_message``, ``add_cdn_file``); verbs (``slash``, ``message_command``,
-  ``click``, ``submit_modal``, ``inject``, ``drop_gateway``, ``fail_next``, ``clock.advance``);
+  ``click``, ``submit_modal``, ``inject``, ``drop_gateway``, ``fail_next``, ``clock.advance``,
+  ``rate_limits = DiscordRateLimits()`` to enforce Discord's buckets);
   waiting (``wait_until``, ``wait_for_call``, ``wait_for_identify``, ``wait_for_conversation``);
   views (``conversation``, ``channel_messages``, ``message``, ``calls``, ``unhandled``).
 """
@@ -26,6 +27,7 @@ from .model import (
     GatewayFrame,
     UploadedFile,
 )
+from .ratelimit import DiscordRateLimits
 from .server import DiscordError, FakeDiscord, Fault
 
 __all__ = [
@@ -39,6 +41,7 @@ __all__ = [
     "CallbackRecord",
     "Conversation",
     "DiscordError",
+    "DiscordRateLimits",
     "FakeChannel",
     "FakeClock",
     "FakeDiscord",

@@ -45,6 +45,7 @@ from .model import (
     UploadedFile,
     iso,
 )
+from .ratelimit import DiscordRateLimits, RateLimited
 
 T = TypeVar("T")
 MiB = 1024 * 1024
@@ -165,6 +166,8 @@ class FakeDiscord:
         # RESUME handling: False → op 9 (client waits 5 s in before_identify_hook, re-IDENTIFYs);
         # True → RESUMED and the queued events are replayed (fast reconnect).
         self.accept_resume = False
+        # Discord's rate-limit buckets (see ratelimit.py): None (the default) = no limits.
+        self.rate_limits: DiscordRateLimits | None = None
         self._last_id = 0
         self.port = 0
         self._runner: web.AppRunner | None = None
@@ -602,6 +605,8 @@ class FakeDiscord:
             fault = self._take_fault(call)
             if fault is not None:
                 raise fault
+            if self.rate_limits is not None:
+                headers = self._rate_limit(call)
             for method, pattern, handler, auth in self._routes:
                 m = pattern.fullmatch(path)
                 if m and method == request.method:
@@ -613,9 +618,22 @@ class FakeDiscord:
                 self.unhandled.append(call)
                 raise DiscordError(404, 0, "404: Not Found")
         except DiscordError as err:
-            status, payload, headers = err.status, err.body, err.headers
+            status, payload, headers = err.status, err.body, {**headers, **err.headers}
         await self._finish(call, status, payload)
         return _json_response(status, payload, headers)
+
+    def _rate_limit(self, call: Call) -> dict[str, str]:
+        assert self.rate_limits is not None
+        try:
+            return self.rate_limits.admit(call, self.token)
+        except RateLimited as limited:
+            raise DiscordError(
+                429,
+                0,
+                "You are being rate limited.",
+                headers=limited.headers,
+                extra={"retry_after": limited.retry_after, "global": limited.is_global},
+            ) from None
 
     async def _unknown(self, request: web.Request) -> web.Response:
         body, files = await self._read_body(request)
