@@ -1,6 +1,6 @@
 """Running the real bot (`python -m bot`) as a subprocess against the fake Discord."""
 
-# ruff: noqa: ASYNC109  (timeouts as parameters read better in tests)
+
 
 from __future__ import annotations
 
@@ -144,3 +144,12 @@ class BotProcess:
             await self._wait_exit(5)
         if not self.allow_tracebacks:
             assert "Traceback" not in self.log_text(), f"traceback in bot log:\n{self.log_text()}"
+        self.assert_no_secrets()
+
+    def assert_no_secrets(self) -> None:
+        """No byte of the bot's log holds the Discord token, the KIE key or the HMAC key."""
+        raw = self.log_path.read_bytes() if self.log_path.exists() else b""
+        for name in ("DISCORD_TOKEN", "KIE_API_KEY", "KIE_WEBHOOK_HMAC_KEY"):
+            value = self.env.get(name, "").strip()
+            if len(value) >= 4:
+                assert value.encode() not in raw, f"{name} appears in the bot log {self.log_path}"
