@@ -1,7 +1,5 @@
 """Running the real bot (`python -m bot`) as a subprocess against the fake Discord."""
 
-
-
 from __future__ import annotations
 
 import asyncio
