@@ -14,13 +14,15 @@ functions in one worker thread at a time if several may run concurrently.
 
 from __future__ import annotations
 
+import asyncio
 import io
 import struct
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Final
+from typing import Final, ParamSpec, TypeVar
 
 from PIL import Image, ImageOps
 
@@ -292,3 +294,17 @@ def _jpeg(img: Image.Image, quality: int) -> bytes:
     out = io.BytesIO()
     img.save(out, "JPEG", quality=quality)
     return out.getvalue()
+
+
+_P = ParamSpec("_P")
+_T = TypeVar("_T")
+# Decoding and re-encoding take tens to hundreds of milliseconds for large images: they run
+# off the event loop, in one worker thread (warnings.catch_warnings is process-global, so the
+# strict decoding above must not run in two threads at once).
+_WORKER = ThreadPoolExecutor(max_workers=1, thread_name_prefix="kontext-images")
+
+
+async def in_worker(fn: Callable[_P, _T], *args: _P.args, **kwargs: _P.kwargs) -> _T:
+    """Run an image function in the image worker thread."""
+    loop = asyncio.get_running_loop()
+    return await loop.run_in_executor(_WORKER, lambda: fn(*args, **kwargs))
