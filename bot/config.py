@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Final, TypeVar
 from urllib.parse import urlsplit
 
-from dotenv import load_dotenv
+from dotenv import find_dotenv, load_dotenv
 
 T = TypeVar("T")
 
@@ -92,6 +92,7 @@ class Settings:
     credit_cost_max: float = 10.0
     low_credit_threshold: float = 100.0
     sim_delay_seconds: float = 8.0
+    shutdown_grace_seconds: float = 2.0
     secrets: tuple[Secret, ...] = field(default=(), repr=False, compare=False)
 
     @property
@@ -214,7 +215,8 @@ def load_settings(env: Mapping[str, str] | None = None, *, dotenv: bool = True) 
     """
     if env is None:
         if dotenv:
-            load_dotenv(override=False)
+            # The working directory's .env (or a parent's), not the package's directory.
+            load_dotenv(find_dotenv(usecwd=True), override=False)
         env = os.environ
     r = _Reader(env)
 
@@ -273,6 +275,7 @@ def load_settings(env: Mapping[str, str] | None = None, *, dotenv: bool = True) 
         credit_cost_max=r.number("KIE_CREDITS_MAX", 10.0, 0, 1_000_000),
         low_credit_threshold=r.number("LOW_CREDIT_THRESHOLD", 100.0, 0, 1_000_000_000),
         sim_delay_seconds=r.number("KIE_SIM_DELAY_SECONDS", 8.0, 0, 3600),
+        shutdown_grace_seconds=r.number("SHUTDOWN_GRACE_SECONDS", 2.0, 0, 60),
         secrets=tuple(s for s in (discord_token, kie_api_key, hmac_key) if s),
     )
     if r.problems:
