@@ -17,17 +17,19 @@ import discord
 from bot import net
 from bot.client import KontextBot, apply_discord_endpoints
 from bot.config import ConfigError, Settings, load_settings
-from bot.kie import KieClient, KieError
+from bot.kie import KieAuthError, KieClient, KieError, KieTransportError
 from bot.kie_sim import KieSimulator, SimConfig
-from bot.ledger import Ledger, open_ledger
+from bot.ledger import Ledger, LedgerError, open_ledger
 from bot.logs import configure_logging
 from bot.metrics import Metrics
 
 log = logging.getLogger("bot")
 
 USER_AGENT = "kontext-bot/0.1 (+https://github.com/kontext-bot/kontext-bot)"
-# View Channel, Send Messages, Embed Links, Attach Files, Read Message History.
-INVITE_PERMISSIONS = 1024 | 2048 | 16384 | 32768 | 65536
+# View Channel, Send Messages, Embed Links, Attach Files, Read Message History, Send Messages in
+# Threads: what the bot needs to post a result or a failure as a new message when the interaction
+# reply is gone or its token expired (the reply itself needs no permission).
+INVITE_PERMISSIONS = 1024 | 2048 | 16384 | 32768 | 65536 | (1 << 38)
 KIE_TIMEOUT = aiohttp.ClientTimeout(total=60, connect=10, sock_read=30)
 DOWNLOAD_TIMEOUT = aiohttp.ClientTimeout(total=60, connect=10, sock_read=30)
 
@@ -138,59 +140,37 @@ async def sync(settings: Settings, guild_id: int | None) -> int:
                 print("Discord refused the token: check DISCORD_TOKEN.", file=sys.stderr)
                 return 1
             count = await bot.sync_commands(force=True, guild_id=guild_id)
-    where = f"to guild {guild_id}" if guild_id else "globally (may take up to an hour to show)"
+    if count is None:
+        print("Discord refused the command sync; see the log above.", file=sys.stderr)
+        return 1
+    where = f"to guild {guild_id}" if guild_id else "globally (new commands may take a while)"
     print(f"Synced {count} command(s) {where}.")
-    return 0 if count >= 0 else 1
+    return 0
 
 
 async def check(settings: Settings) -> int:
-    """Validate the configuration and both credentials; print the invite URL."""
+    """Validate the configuration and both credentials; print the invite URL. Exit 1 on problems."""
     problems: list[str] = []
-    apply_discord_endpoints(settings)
-    async with open_core(settings) as core:
-        try:
-            balance = await core.kie.credits()
-            print(f"KIE: the API key works; the account has {balance:g} credits.")
-        except KieError as exc:
-            problems.append(f"KIE: {exc.user_message} (code {exc.code})")
-        application_id: str | None = None
-        headers = {"Authorization": f"Bot {settings.discord_token.get()}", "User-Agent": USER_AGENT}
-        timeout = aiohttp.ClientTimeout(total=20)
-        try:
-            async with aiohttp.ClientSession(timeout=timeout, headers=headers) as http:
-                async with http.get(f"{settings.discord_api_base_url}/users/@me") as resp:
-                    if resp.status == 401:
-                        problems.append(
-                            "Discord: the bot token was refused (401). "
-                            "Reset it in the Developer Portal and set DISCORD_TOKEN."
-                        )
-                    elif resp.status != 200:
-                        problems.append(f"Discord: /users/@me answered HTTP {resp.status}.")
-                    else:
-                        me = await resp.json(content_type=None)
-                        application_id = str(me.get("id"))
-                        print(f"Discord: logged in as {me.get('username')} ({application_id}).")
-                if application_id:
-                    async with http.get(
-                        f"{settings.discord_api_base_url}/oauth2/applications/@me"
-                    ) as resp:
-                        if resp.status == 200:
-                            app = await resp.json(content_type=None)
-                            application_id = str(app.get("id") or application_id)
-        except (aiohttp.ClientError, TimeoutError) as exc:
-            problems.append(
-                f"Discord: could not reach {settings.discord_api_base_url} ({type(exc).__name__})."
-            )
-        try:
-            await core.ledger.check_writable()
-            print(f"Ledger: {settings.database_url} is writable.")
-        except Exception as exc:
-            problems.append(f"Ledger: {settings.database_url} is not writable ({exc}).")
-    if application_id:
-        print(
-            "Invite URL: https://discord.com/oauth2/authorize"
-            f"?client_id={application_id}&scope=bot+applications.commands&permissions={INVITE_PERMISSIONS}"
+    notes: list[str] = []
+    print(
+        f"Configuration: loaded (LOG_LEVEL={settings.log_level}, LOG_FORMAT={settings.log_format})."
+    )
+    if settings.allow_private_urls:
+        notes.append(
+            "ALLOW_PRIVATE_URLS=true lets downloads reach private addresses: local use only."
         )
+    if settings.public_base_url and settings.kie_webhook_hmac_key is None:
+        notes.append(
+            "PUBLIC_BASE_URL is set without KIE_WEBHOOK_HMAC_KEY: callbacks are not signed."
+        )
+    problems.extend(await _check_kie(settings))
+    application_id, discord_problems = await _check_discord(settings)
+    problems.extend(discord_problems)
+    problems.extend(await _check_ledger(settings))
+    if application_id:
+        print(f"Invite URL: {invite_url(application_id)}")
+    for note in notes:
+        print(f"Note: {note}")
     if problems:
         print("\nProblems found:", file=sys.stderr)
         for problem in problems:
@@ -198,6 +178,91 @@ async def check(settings: Settings) -> int:
         return 1
     print("Everything looks right.")
     return 0
+
+
+def invite_url(application_id: str) -> str:
+    return (
+        "https://discord.com/oauth2/authorize"
+        f"?client_id={application_id}&scope=bot+applications.commands"
+        f"&permissions={INVITE_PERMISSIONS}"
+    )
+
+
+async def _check_kie(settings: Settings) -> list[str]:
+    if settings.simulator:
+        print("KIE: KIE_API_BASE_URL=simulator, the built-in simulator answers (no key needed).")
+        return []
+    base = settings.kie_api_base_url
+    async with aiohttp.ClientSession(
+        timeout=aiohttp.ClientTimeout(total=30), headers={"User-Agent": USER_AGENT}
+    ) as http:
+        kie = KieClient(
+            http,
+            settings.kie_api_key.get(),
+            base_url=base,
+            upload_base_url=settings.kie_upload_base_url,
+            user_agent=USER_AGENT,
+        )
+        try:
+            balance = await kie.credits()
+        except KieAuthError as exc:
+            return [
+                f"KIE: {base} refused the API key (code {exc.code}). "
+                "Copy a valid key from https://kie.ai/api-key into KIE_API_KEY."
+            ]
+        except KieTransportError:
+            return [f"KIE: could not reach {base}. Check KIE_API_BASE_URL and the network."]
+        except KieError as exc:
+            return [f"KIE: the credit check at {base} failed with code {exc.code}."]
+    print(f"KIE: the API key works; the account has {balance:g} credits.")
+    if balance < settings.low_credit_threshold:
+        print(f"KIE: that is under LOW_CREDIT_THRESHOLD ({settings.low_credit_threshold:g}).")
+    return []
+
+
+async def _check_discord(settings: Settings) -> tuple[str | None, list[str]]:
+    base = settings.discord_api_base_url
+    headers = {"Authorization": f"Bot {settings.discord_token.get()}", "User-Agent": USER_AGENT}
+    application_id: str | None = None
+    try:
+        async with aiohttp.ClientSession(
+            timeout=aiohttp.ClientTimeout(total=20), headers=headers
+        ) as http:
+            async with http.get(f"{base}/users/@me") as resp:
+                if resp.status == 401:
+                    return None, [
+                        "Discord: the bot token was refused (401 Unauthorized). Open the "
+                        "Developer Portal -> your application -> Bot -> Reset Token, and put the "
+                        "new token in DISCORD_TOKEN."
+                    ]
+                if resp.status != 200:
+                    return None, [f"Discord: {base}/users/@me answered HTTP {resp.status}."]
+                me = await resp.json(content_type=None)
+            application_id = str(me.get("id"))
+            print(
+                f"Discord: the token works; logged in as {me.get('username')} ({application_id})."
+            )
+            async with http.get(f"{base}/oauth2/applications/@me") as resp:
+                if resp.status == 200:
+                    app = await resp.json(content_type=None)
+                    application_id = str(app.get("id") or application_id)
+    except (aiohttp.ClientError, TimeoutError) as exc:
+        return None, [f"Discord: could not reach {base} ({type(exc).__name__})."]
+    return application_id, []
+
+
+async def _check_ledger(settings: Settings) -> list[str]:
+    ledger = open_ledger(settings.database_url)
+    try:
+        await ledger.open()
+        try:
+            await ledger.check_writable()
+        finally:
+            await ledger.close()
+    except LedgerError as exc:
+        return [f"Ledger: {settings.database_url} cannot be written ({exc})."]
+    print(f"Ledger: {settings.database_url} is writable.")
+    return []
 
 
 def _parse(argv: list[str] | None) -> argparse.Namespace:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import json
 import logging
@@ -16,7 +17,7 @@ from discord.ext import commands
 
 from bot.config import Settings
 from bot.delivery import Delivery
-from bot.kie import KieClient
+from bot.kie import KieClient, KieError
 from bot.ledger import Ledger
 from bot.loop_lag import LagMonitor
 from bot.metrics import Metrics
@@ -30,7 +31,9 @@ log = logging.getLogger(__name__)
 
 EXTENSIONS = ("cogs.generate", "cogs.results", "cogs.admin")
 COMMANDS_HASH_KEY = "commands_hash"
-DRAIN_SECONDS = 10.0
+DRAIN_SECONDS = 10.0  # at most this long for the poll loop's in-flight work to stop
+IN_FLIGHT_WAIT = 10.0  # at most this long for requests being taken (download, ledger write)
+CREDITS_REFRESH = 600.0  # KIE's credit endpoint is free; read the balance every 10 minutes
 
 
 def apply_discord_endpoints(settings: Settings) -> None:
@@ -91,6 +94,7 @@ class KontextBot(commands.Bot):
             allowed_mentions=discord.AllowedMentions.none(),
             tree_cls=KontextTree,
             help_command=None,
+            http_trace=self._discord_trace(metrics),
         )
         self.settings = settings
         self.ledger = ledger
@@ -135,7 +139,7 @@ class KontextBot(commands.Bot):
             metrics=metrics,
             lag=self.lag,
             health=HealthSources(
-                gateway_connected=lambda: self.is_ready() and not self.is_closed(),
+                gateway_connected=lambda: self.gateway_connected,
                 poll_loop_alive=lambda: self.runner.alive,
                 poll_loop_last_tick=lambda: self.runner.last_tick,
             ),
@@ -143,7 +147,36 @@ class KontextBot(commands.Bot):
             hmac_key=settings.kie_webhook_hmac_key,
         )
         self._closing = False
+        self._gateway_up = False
+        self._credits_task: asyncio.Task[None] | None = None
         self.sync_only = False  # `python -m bot sync`: load the commands, start nothing
+
+    @staticmethod
+    def _discord_trace(metrics: Metrics) -> aiohttp.TraceConfig:
+        """Count every Discord API error at the transport, whoever made the call."""
+        trace = aiohttp.TraceConfig()
+
+        async def on_end(
+            session: aiohttp.ClientSession, ctx: object, params: aiohttp.TraceRequestEndParams
+        ) -> None:
+            if params.response.status >= 400:
+                metrics.discord_errors.labels(code=str(params.response.status)).inc()
+
+        async def on_exception(
+            session: aiohttp.ClientSession,
+            ctx: object,
+            params: aiohttp.TraceRequestExceptionParams,
+        ) -> None:
+            metrics.discord_errors.labels(code="network").inc()
+
+        trace.on_request_end.append(on_end)
+        trace.on_request_exception.append(on_exception)
+        return trace
+
+    @property
+    def gateway_connected(self) -> bool:
+        """An identified gateway session is up now (false between a drop and the next READY)."""
+        return self._gateway_up and not self.is_closed()
 
     async def setup_hook(self) -> None:
         for extension in EXTENSIONS:
@@ -153,7 +186,24 @@ class KontextBot(commands.Bot):
         self.lag.start()
         await self.web.start()
         await self.runner.start()
+        self._credits_task = asyncio.create_task(self._watch_credits(), name="kontext-credits")
         await self.sync_commands(force=False)
+
+    async def _watch_credits(self) -> None:
+        """Read KIE's credit balance now and every CREDITS_REFRESH seconds (a free call)."""
+        threshold = self.settings.low_credit_threshold
+        while True:
+            try:
+                balance = await self.kie.credits()
+            except KieError as exc:
+                log.warning("could not read the KIE credit balance: %s", exc)
+            else:
+                self.metrics.kie_credits.set(balance)
+                if balance < threshold:
+                    log.warning("KIE credit balance is low: %g (threshold %g)", balance, threshold)
+                else:
+                    log.info("KIE credit balance: %g", balance)
+            await asyncio.sleep(CREDITS_REFRESH)
 
     async def _on_kie_callback(self, task_id: str, code: int) -> None:
         log.info("KIE callback for task %s (code %s)", task_id, code)
@@ -168,10 +218,10 @@ class KontextBot(commands.Bot):
         text = json.dumps({"guild": guild, "commands": payload}, sort_keys=True, default=str)
         return hashlib.sha256(text.encode()).hexdigest()
 
-    async def sync_commands(self, *, force: bool, guild_id: int | None = None) -> int:
+    async def sync_commands(self, *, force: bool, guild_id: int | None = None) -> int | None:
         """Sync the command tree when it changed since the last sync (or when forced).
 
-        Returns the number of commands synced, or -1 when nothing had to be done.
+        Returns the number of commands synced, -1 when nothing had to be done, None on failure.
         """
         guild_id = guild_id or self.settings.dev_guild_id
         digest = self.commands_digest()
@@ -188,7 +238,7 @@ class KontextBot(commands.Bot):
                 synced = await self.tree.sync()
         except discord.HTTPException as exc:
             log.error("command sync failed: %s %s", exc.status, exc.code)
-            return 0
+            return None
         await self.ledger.set_meta(key, digest)
         log.info(
             "synced %d command(s) %s",
@@ -198,15 +248,44 @@ class KontextBot(commands.Bot):
         return len(synced)
 
     async def on_ready(self) -> None:
+        self._gateway_up = True
         log.info("connected to Discord as %s (%s)", self.user, self.user.id if self.user else "?")
 
+    def dispatch(self, event_name: str, /, *args: Any, **kwargs: Any) -> None:
+        # Once closing, discord.py's reconnect loop may still fail a connection attempt and
+        # dispatch 'disconnect' after close() has dropped the event loop (a crash on exit when
+        # Discord is unreachable). Nothing listens for events past that point anyway.
+        if self.is_closed():
+            return
+        super().dispatch(event_name, *args, **kwargs)
+
+    async def on_resumed(self) -> None:
+        self._gateway_up = True
+
+    async def on_disconnect(self) -> None:
+        if self._gateway_up:
+            log.warning("lost the Discord gateway; discord.py is reconnecting")
+        self._gateway_up = False
+
     async def shutdown(self) -> None:
-        """Graceful: refuse new commands, let in-flight work settle briefly, stop, close."""
+        """Graceful: refuse new commands, let in-flight work settle briefly, stop, close.
+
+        The gateway stays up for SHUTDOWN_GRACE_SECONDS (and until requests already being
+        taken are written to the ledger), so commands arriving now are told to come back
+        instead of timing out.
+        """
         if self._closing:
             return
         self._closing = True
         self.service.accepting = False
         log.info("shutting down: no new tasks; open tasks resume on the next start")
+        if not self.sync_only and not self.is_closed():
+            grace = asyncio.create_task(asyncio.sleep(self.settings.shutdown_grace_seconds))
+            try:
+                await asyncio.wait_for(self.service.idle(), IN_FLIGHT_WAIT)
+            except TimeoutError:
+                log.warning("requests still being taken after %.0f s; closing", IN_FLIGHT_WAIT)
+            await grace
         await self.close()
 
     async def close(self) -> None:
@@ -214,6 +293,11 @@ class KontextBot(commands.Bot):
         if self.sync_only:
             await super().close()
             return
+        if self._credits_task is not None:
+            self._credits_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._credits_task
+            self._credits_task = None
         try:
             await asyncio.wait_for(self.runner.stop(), DRAIN_SECONDS)
         except TimeoutError:

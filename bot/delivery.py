@@ -22,6 +22,7 @@ import discord
 
 from bot import custom_ids, images
 from bot.ledger import Ledger, Task, TaskKind, TaskState
+from bot.logs import task_context
 from bot.metrics import Metrics
 from bot.status import StatusView, format_duration, prompt_excerpt, render_status
 
@@ -102,14 +103,18 @@ class Delivery:
                 return
             self._last_edit[task_id] = time.monotonic()
             self._last_view[task_id] = view
-            try:
-                await self._edit_reply(task, embed=_embed(view), content=None, attachments=None)
-            except ReplyGone:
-                log.info("reply of task %s is gone; the result will be posted anew", task_id)
-                await self._ledger.update(task_id, extra={**task.extra, "reply_gone": True})
-            except discord.HTTPException as exc:
-                self._count_error(exc)
-                log.warning("status edit of task %s failed: %s %s", task_id, exc.status, exc.code)
+            with task_context(task.id, task.guild_id, task.requester_id):
+                try:
+                    await self._edit_reply(
+                        task, embed=_embed(view), content=None, attachments=None
+                    )
+                except ReplyGone:
+                    log.info("reply of task %s is gone; the result will be posted anew", task_id)
+                    await self._ledger.update(task_id, extra={**task.extra, "reply_gone": True})
+                except discord.HTTPException as exc:
+                    log.warning(
+                        "status edit of task %s failed: %s %s", task_id, exc.status, exc.code
+                    )
 
     def forget(self, task_id: str) -> None:
         handle = self._pending.pop(task_id, None)
@@ -144,7 +149,6 @@ class Delivery:
                 try:
                     return await self._post_final(task, data, filename)
                 except discord.HTTPException as exc:
-                    self._count_error(exc)
                     if exc.code == 40005 and attempt == 0:
                         data, extension = images.fit_to_limit(data, max(64 * 1024, budget // 2))
                         continue
@@ -184,7 +188,6 @@ class Delivery:
                     nonce=_nonce(task.id, "fail"),
                 )
             except discord.HTTPException as exc:
-                self._count_error(exc)
                 log.warning(
                     "could not show the failure of task %s: %s %s", task.id, exc.status, exc.code
                 )
@@ -278,8 +281,7 @@ class Delivery:
         if handle is not None:
             handle.cancel()
 
-    def _count_error(self, exc: discord.HTTPException) -> None:
-        self._metrics.discord_errors.labels(code=str(exc.code or exc.status)).inc()
+    # Discord API errors are counted once, at the transport (KontextBot's http_trace).
 
 
 class ReplyGone(Exception):

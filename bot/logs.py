@@ -64,6 +64,29 @@ class RedactingFilter(logging.Filter):
         return True
 
 
+class ReconnectNoiseFilter(logging.Filter):
+    """discord.py logs every gateway reconnect with a full traceback; an operator needs one line."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if (
+            record.name == "discord.client"
+            and isinstance(record.msg, str)
+            and record.msg.startswith("Attempting a reconnect")
+            and record.exc_info
+            and record.exc_info[1] is not None
+        ):
+            exc = record.exc_info[1]
+            detail = str(exc)[:200]
+            record.msg = f"{record.getMessage()} after {type(exc).__name__}" + (
+                f": {detail}" if detail else ""
+            )
+            record.args = None
+            record.exc_info = None
+            record.exc_text = None
+            record.levelno, record.levelname = logging.WARNING, "WARNING"
+        return True
+
+
 class TextFormatter(logging.Formatter):
     def __init__(self) -> None:
         super().__init__("%(asctime)s %(levelname)-7s %(name)s: %(message)s")
@@ -109,6 +132,7 @@ def configure_logging(level: str, fmt: str, secrets: Iterable[str]) -> Redacting
     handler = logging.StreamHandler(sys.stdout)
     handler.setFormatter(JsonFormatter() if fmt == "json" else TextFormatter())
     redactor = RedactingFilter(secrets)
+    handler.addFilter(ReconnectNoiseFilter())  # before redaction: it rewrites the message
     handler.addFilter(redactor)
     root.addHandler(handler)
     root.setLevel(level)

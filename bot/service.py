@@ -6,10 +6,12 @@ them (an `Origin` and the options) and show what comes back.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 import secrets
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 
 import aiohttp
@@ -17,6 +19,7 @@ import aiohttp
 from bot import images, net
 from bot.config import Settings
 from bot.ledger import Ledger, StoredInput, Task, TaskKind, TaskParams, TaskState
+from bot.logs import task_context
 from bot.metrics import Metrics
 from bot.moderation import Denied, Moderation
 from bot.runner import Runner
@@ -86,6 +89,27 @@ class KontextService:
         self.moderation = moderation
         self._clock = clock
         self.accepting = True
+        self._in_flight = 0
+        self._idle = asyncio.Event()
+        self._idle.set()
+
+    # ---- shutdown ------------------------------------------------------------------------
+
+    @contextlib.asynccontextmanager
+    async def taking(self) -> AsyncIterator[None]:
+        """Wrap the taking of one request (admit → ledger write) so a shutdown can wait for it."""
+        self._in_flight += 1
+        self._idle.clear()
+        try:
+            yield
+        finally:
+            self._in_flight -= 1
+            if self._in_flight == 0:
+                self._idle.set()
+
+    async def idle(self) -> None:
+        """Return once no request is being taken."""
+        await self._idle.wait()
 
     # ---- validation (nothing spent) ------------------------------------------------------
 
@@ -250,14 +274,15 @@ class KontextService:
                     content_type=image.content_type,
                 )
             )
-        log.info(
-            "task %s queued: %s by user %s in guild %s",
-            task.id,
-            kind.value,
-            origin.user_id,
-            origin.guild_id,
-        )
-        self._runner.enqueue(task)
+        with task_context(task.id, task.guild_id, task.requester_id):
+            log.info(
+                "task %s queued: %s by user %s in guild %s",
+                task.id,
+                kind.value,
+                origin.user_id,
+                origin.guild_id,
+            )
+            self._runner.enqueue(task)
         return task
 
     async def get_task(self, task_id: str) -> Task | None:

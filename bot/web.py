@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import hashlib
 import hmac
@@ -16,7 +17,7 @@ from aiohttp import web
 
 from bot.config import Secret
 from bot.kie import KieError, parse_callback
-from bot.ledger import Ledger, LedgerError
+from bot.ledger import OPEN_STATES, Ledger, LedgerError
 from bot.loop_lag import LagMonitor
 from bot.metrics import CONTENT_TYPE_LATEST, Metrics
 
@@ -26,6 +27,7 @@ SIGNATURE_MAX_AGE = 300  # seconds; KIE documents no window, we refuse replays o
 MAX_CALLBACK_BYTES = 64 * 1024
 LAG_LIMIT = 1.0
 POLL_LOOP_STALE = 10.0
+LEDGER_CHECK_TIMEOUT = 3.0  # a locked or stuck database answers "unhealthy", not a hang
 
 
 @dataclass
@@ -80,10 +82,13 @@ class WebServer:
         checks: dict[str, dict[str, Any]] = {}
         checks["gateway"] = {"ok": self._health.gateway_connected()}
         try:
-            await self._ledger.check_writable()
+            async with asyncio.timeout(LEDGER_CHECK_TIMEOUT):
+                await self._ledger.check_writable()
             checks["ledger"] = {"ok": True}
         except LedgerError as exc:
             checks["ledger"] = {"ok": False, "error": str(exc)[:200]}
+        except TimeoutError:
+            checks["ledger"] = {"ok": False, "error": "a test write took too long"}
         stale = time.monotonic() - self._health.poll_loop_last_tick()
         checks["poll_loop"] = {
             "ok": self._health.poll_loop_alive() and stale < POLL_LOOP_STALE,
@@ -98,6 +103,15 @@ class WebServer:
 
     async def metrics(self, request: web.Request) -> web.Response:
         self._metrics.loop_lag.set(self._lag.last)
+        try:
+            # Open tasks by state, from the ledger (the source of truth) at each scrape.
+            counts = dict.fromkeys(sorted(OPEN_STATES), 0)
+            for task in await self._ledger.open_tasks():
+                counts[task.state] = counts.get(task.state, 0) + 1
+            for state, count in counts.items():
+                self._metrics.tasks_by_state.labels(state=state.value).set(count)
+        except LedgerError as exc:
+            log.warning("could not count tasks for /metrics: %s", exc)
         return web.Response(
             body=self._metrics.render(), headers={"Content-Type": CONTENT_TYPE_LATEST}
         )

@@ -63,7 +63,13 @@ def first_image_url(message: discord.Message) -> tuple[str, int | None] | None:
     return None
 
 
-async def submit_request(
+async def submit_request(interaction: Interaction, **options: Any) -> None:
+    """Take one request (see `_take_request`); a graceful shutdown waits until it is written."""
+    async with interaction.client.service.taking():
+        await _take_request(interaction, **options)
+
+
+async def _take_request(
     interaction: Interaction,
     *,
     kind: TaskKind,

@@ -65,6 +65,7 @@ def bot_env(tmp_path: Path, discord_fake: FakeDiscord, kie_sim: Any) -> dict[str
         "ALLOW_PRIVATE_URLS": "true",
         "POLL_INTERVAL_SECONDS": "0.2",
         "USER_COOLDOWN_SECONDS": "0",
+        "SHUTDOWN_GRACE_SECONDS": "0",  # tests that need the shutdown window set their own
         "LOG_LEVEL": "DEBUG",
         "PYTHONUNBUFFERED": "1",
     }

@@ -1,0 +1,129 @@
+"""Operator commands: `python -m bot check` and `python -m bot sync`, and sync-once on start."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sys
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
+
+import pytest_asyncio
+from e2e_helpers import COMMANDS_PUT, REPO_ROOT, BotProcess
+from fakediscord import FakeDiscord
+
+from bot.__main__ import INVITE_PERMISSIONS
+from bot.kie_sim import KieSimulator, SimConfig
+
+BotFactory = Callable[..., Awaitable[BotProcess]]
+
+
+@dataclass
+class Run:
+    code: int
+    stdout: str
+    stderr: str
+
+
+async def run_cli(env: dict[str, str], *args: str) -> Run:
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "bot",
+        *args,
+        cwd=str(REPO_ROOT),
+        env={**os.environ, **env},
+        stdin=asyncio.subprocess.DEVNULL,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    out, err = await asyncio.wait_for(proc.communicate(), 60)
+    assert proc.returncode is not None
+    return Run(proc.returncode, out.decode(), err.decode())
+
+
+@pytest_asyncio.fixture
+async def keyed_sim() -> AsyncIterator[KieSimulator]:
+    """A KIE simulator that accepts only the API key "right"."""
+    sim = KieSimulator(SimConfig(api_key="right", delay=0.1))
+    await sim.start()
+    try:
+        yield sim
+    finally:
+        await sim.stop()
+
+
+async def test_check_passes_and_prints_the_invite_url(
+    discord_fake: FakeDiscord, bot_env: dict[str, str]
+) -> None:
+    """With good settings `check` exits 0 and prints the invite URL with the needed permissions."""
+    run = await run_cli(bot_env, "check")
+    assert run.code == 0, run.stderr
+    assert "Everything looks right." in run.stdout
+    assert (
+        f"client_id={discord_fake.app_id}&scope=bot+applications.commands"
+        f"&permissions={INVITE_PERMISSIONS}" in run.stdout
+    )
+    assert discord_fake.find_calls("GET", r"^/users/@me$")
+    assert bot_env["DISCORD_TOKEN"] not in run.stdout + run.stderr
+
+
+async def test_check_reports_a_bad_kie_key(
+    keyed_sim: KieSimulator, discord_fake: FakeDiscord, bot_env: dict[str, str]
+) -> None:
+    """A KIE key the service refuses: exit 1 and a plain sentence naming KIE_API_KEY."""
+    env = {**bot_env, "KIE_API_BASE_URL": keyed_sim.base_url, "KIE_API_KEY": "wrong"}
+    run = await run_cli(env, "check")
+    assert run.code == 1
+    assert "refused the API key" in run.stderr
+    assert "KIE_API_KEY" in run.stderr
+    assert "Discord: the token works" in run.stdout  # the other checks still ran
+    assert "Traceback" not in run.stderr
+    ok = await run_cli({**env, "KIE_API_KEY": "right"}, "check")
+    assert ok.code == 0, ok.stderr
+
+
+async def test_check_reports_a_bad_discord_token(
+    discord_fake: FakeDiscord, bot_env: dict[str, str]
+) -> None:
+    """A Discord token the API refuses (401): exit 1 and a plain sentence naming DISCORD_TOKEN."""
+    run = await run_cli({**bot_env, "DISCORD_TOKEN": "not-the-token"}, "check")
+    assert run.code == 1
+    assert "bot token was refused" in run.stderr
+    assert "DISCORD_TOKEN" in run.stderr
+    assert "Invite URL" not in run.stdout
+    assert "not-the-token" not in run.stdout + run.stderr
+    assert "Traceback" not in run.stderr
+
+
+async def test_check_lists_missing_settings(bot_env: dict[str, str]) -> None:
+    """Missing required settings: exit 2 with every missing one named, before any network call."""
+    env = {**bot_env, "DISCORD_TOKEN": "", "KIE_API_KEY": ""}
+    run = await run_cli(env, "check")
+    assert run.code == 2
+    assert "DISCORD_TOKEN" in run.stderr and "KIE_API_KEY" in run.stderr
+
+
+async def test_sync_to_one_guild(discord_fake: FakeDiscord, bot_env: dict[str, str]) -> None:
+    """`sync --guild ID` PUTs the commands to that guild and says so."""
+    run = await run_cli(bot_env, "sync", "--guild", str(discord_fake.guild_id))
+    assert run.code == 0, run.stderr + run.stdout
+    assert f"to guild {discord_fake.guild_id}" in run.stdout
+    puts = discord_fake.find_calls("PUT", COMMANDS_PUT)
+    assert len(puts) == 1
+    assert f"/guilds/{discord_fake.guild_id}/commands" in puts[0].path
+    assert {"imagine", "edit"} <= {c["name"] for c in puts[0].json}
+
+
+async def test_sync_happens_once_not_on_every_start(
+    discord_fake: FakeDiscord, bot_factory: BotFactory
+) -> None:
+    """DEV_GUILD_ID syncs to that guild at the first start; restarts on the same ledger don't."""
+    bot = await bot_factory(DEV_GUILD_ID=str(discord_fake.guild_id))
+    guild_put = rf"^/applications/\d+/guilds/{discord_fake.guild_id}/commands$"
+    assert len(discord_fake.find_calls("PUT", guild_put)) == 1
+    for _ in range(2):
+        await bot.stop()
+        await bot.start(wait_for_sync=False)
+    assert len(discord_fake.find_calls("PUT", COMMANDS_PUT)) == 1
+    assert "command set unchanged since the last sync" in bot.log_text()
