@@ -110,6 +110,14 @@ def _bot(core: Core) -> KontextBot:
 
 async def run(settings: Settings) -> int:
     apply_discord_endpoints(settings)
+    try:
+        return await _run(settings)
+    except LedgerError as exc:
+        log.error("cannot use the ledger: %s", exc)
+        return 1
+
+
+async def _run(settings: Settings) -> int:
     async with open_core(settings) as core:
         bot = _bot(core)
         loop = asyncio.get_running_loop()

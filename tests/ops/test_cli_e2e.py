@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import os
+import sqlite3
 import sys
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 import pytest_asyncio
 from e2e_helpers import COMMANDS_PUT, REPO_ROOT, BotProcess
@@ -127,3 +129,16 @@ async def test_sync_happens_once_not_on_every_start(
         await bot.start(wait_for_sync=False)
     assert len(discord_fake.find_calls("PUT", COMMANDS_PUT)) == 1
     assert "command set unchanged since the last sync" in bot.log_text()
+
+
+async def test_a_newer_ledger_stops_the_bot_with_a_clear_message(
+    tmp_path: Path, bot_env: dict[str, str]
+) -> None:
+    """A ledger from a newer bot version: exit 1 with "upgrade the bot", no traceback."""
+    db = tmp_path / "newer.sqlite3"
+    with sqlite3.connect(db) as conn:
+        conn.execute("PRAGMA user_version = 999")
+    run = await run_cli({**bot_env, "DATABASE_URL": f"sqlite:///{db}"})
+    assert run.code == 1
+    assert "upgrade the bot" in run.stdout
+    assert "Traceback" not in run.stdout + run.stderr

@@ -3,8 +3,6 @@
 All through the real bot process, the fake Discord and the KIE simulator on 127.0.0.1.
 """
 
-# ruff: noqa: ASYNC109  (timeouts as parameters read better in tests)
-
 from __future__ import annotations
 
 import asyncio

@@ -1,8 +1,6 @@
 """Graceful shutdown: SIGTERM mid-task exits 0, the task completes after a restart, and
 commands arriving while the bot stops are told to come back."""
 
-# ruff: noqa: ASYNC109  (timeouts as parameters read better in tests)
-
 from __future__ import annotations
 
 import asyncio
