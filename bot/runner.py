@@ -420,7 +420,6 @@ class Runner:
                 completed_at=self._clock(),
             )
             if moved is not None:
-                await self._refresh_estimate()
                 await self._deliver(moved)
             return
         code = record.error_code
@@ -475,6 +474,8 @@ class Runner:
             self._metrics.delivery_latency.observe(time.monotonic() - detected)
             if done is not None:
                 self._finished(done)
+                # After the task is DONE, so the estimate counts it (it lagged one task behind).
+                await self._refresh_estimate()
                 self._metrics.task_outcomes.labels(outcome="done").inc()
                 self._metrics.task_duration.observe(max(0.0, self._clock() - done.created_at))
                 log.info("task %s delivered as message %s", task.id, message_id)
