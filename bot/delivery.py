@@ -31,6 +31,7 @@ log = logging.getLogger(__name__)
 TOKEN_LIFETIME = 15 * 60
 TOKEN_MARGIN = 60  # switch to the channel endpoints a minute early
 STATUS_MIN_INTERVAL = 3.0
+FIRST_EDIT_DELAY = 0.5
 DEFAULT_UPLOAD_LIMIT = 10 * 1024 * 1024
 MODEL_NAMES = {"flux-kontext-pro": "Pro", "flux-kontext-max": "Max"}
 
@@ -77,7 +78,12 @@ class Delivery:
             return
         if task.id in self._pending:
             return  # an edit is already scheduled; it reads the latest state when it fires
-        wait = self._last_edit.get(task.id, 0.0) + STATUS_MIN_INTERVAL - time.monotonic()
+        now = time.monotonic()
+        if task.id not in self._last_edit:
+            # A new task goes queued -> submitting -> generating within a fraction of a second:
+            # hold the first edit briefly so the member sees where it landed, in one edit.
+            self._last_edit[task.id] = now - STATUS_MIN_INTERVAL + FIRST_EDIT_DELAY
+        wait = self._last_edit[task.id] + STATUS_MIN_INTERVAL - now
         if wait <= 0:
             self._spawn(self._edit_status(task.id))
         else:
@@ -105,9 +111,7 @@ class Delivery:
             self._last_view[task_id] = view
             with task_context(task.id, task.guild_id, task.requester_id):
                 try:
-                    await self._edit_reply(
-                        task, embed=_embed(view), content=None, attachments=None
-                    )
+                    await self._edit_reply(task, embed=_embed(view), content=None, attachments=None)
                 except ReplyGone:
                     log.info("reply of task %s is gone; the result will be posted anew", task_id)
                     await self._ledger.update(task_id, extra={**task.extra, "reply_gone": True})
@@ -142,7 +146,7 @@ class Delivery:
         # Leave room for the multipart envelope.
         budget = max(64 * 1024, limit - 16 * 1024)
         if len(data) > budget:
-            data, extension = images.fit_to_limit(data, budget)
+            data, extension = await images.in_worker(images.fit_to_limit, data, budget)
         async with self._lock(task.id):
             for attempt in range(2):
                 filename = f"{'SPOILER_' if spoiler else ''}kontext-{task.id}.{extension}"
@@ -150,7 +154,9 @@ class Delivery:
                     return await self._post_final(task, data, filename)
                 except discord.HTTPException as exc:
                     if exc.code == 40005 and attempt == 0:
-                        data, extension = images.fit_to_limit(data, max(64 * 1024, budget // 2))
+                        data, extension = await images.in_worker(
+                            images.fit_to_limit, data, max(64 * 1024, budget // 2)
+                        )
                         continue
                     if exc.code == 50013 or exc.status == 403:
                         raise DeliveryFailed("missing permission to post", permanent=True) from None

@@ -129,6 +129,7 @@ class Runner:
         """A new task was written to the ledger as QUEUED: give it its turn."""
         self._scheduler.push(task.id, task.requester_id)
         self._update_queue_metrics()
+        self._delivery.show_status(task)
         self._wake.set()
 
     def nudge(self, task_id: str) -> None:
@@ -450,7 +451,7 @@ class Runner:
             detected = time.monotonic()
             try:
                 data = await self._kie.fetch_result(task.result_url, max_bytes=RESULT_MAX_BYTES)
-                _, _, fmt = images.probe(data)
+                _, _, fmt = await images.in_worker(images.probe, data)
             except (KieError, ValueError, images.ImageRejected) as exc:
                 await self._delivery_problem(
                     task, f"result download failed: {exc}", permanent=False

@@ -212,7 +212,7 @@ class KontextService:
                 "The image could not be downloaded from Discord. Please attach it again."
             ) from None
         try:
-            return images.prepare_input(fetched.data)
+            return await images.in_worker(images.prepare_input, fetched.data)
         except images.ImageRejected as exc:
             raise InputRejected(exc.user_message) from None
 
@@ -308,7 +308,7 @@ class KontextService:
                 "The input image of this task is no longer kept. Run /edit again with the image."
             )
         try:
-            return None, images.prepare_input(stored.data)
+            return None, await images.in_worker(images.prepare_input, stored.data)
         except images.ImageRejected as exc:
             raise InputRejected(exc.user_message) from None
 
