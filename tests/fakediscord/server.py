@@ -4,7 +4,6 @@ See tests/fakediscord/__init__.py for the public API in one place.
 """
 
 # The waiting helpers take `timeout=` on purpose: tests read better than with asyncio.timeout.
-# ruff: noqa: ASYNC109
 
 from __future__ import annotations
 
