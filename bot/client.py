@@ -194,11 +194,11 @@ class KontextBot(commands.Bot):
         threshold = self.settings.low_credit_threshold
         while True:
             try:
-                balance = await self.kie.credits()
+                # Through moderation: it sets the gauge and raises (or re-arms) the one alert.
+                balance = await self.moderation.credits()
             except KieError as exc:
                 log.warning("could not read the KIE credit balance: %s", exc)
             else:
-                self.metrics.kie_credits.set(balance)
                 if balance < threshold:
                     log.warning("KIE credit balance is low: %g (threshold %g)", balance, threshold)
                 else:
