@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 import discord
 
+from bot.client import send_ephemeral
 from bot.images import MAX_INPUT_BYTES, PreparedImage
 from bot.ledger import TaskKind, TaskParams
 from bot.service import Origin, Refused
@@ -38,14 +39,8 @@ def origin_of(interaction: Interaction) -> Origin:
     )
 
 
-async def answer_ephemeral(interaction: Interaction, message: str) -> None:
-    try:
-        if interaction.response.is_done():
-            await interaction.followup.send(message, ephemeral=True)
-        else:
-            await interaction.response.send_message(message, ephemeral=True)
-    except discord.HTTPException as exc:
-        log.warning("could not answer interaction %s: %s", interaction.id, exc.status)
+# One implementation for the cogs and the tree's error handler.
+answer_ephemeral = send_ephemeral
 
 
 def first_image_url(message: discord.Message) -> tuple[str, int | None] | None:
