@@ -32,6 +32,8 @@ for extra in (REPO_ROOT, REPO_ROOT / "tests"):
         sys.path.insert(0, str(extra))
 
 from e2e_helpers import BotProcess, free_port  # noqa: E402
+
+__all__ = ["BotProcess", "Rig", "free_port"]
 from fakediscord import (  # noqa: E402
     Call,
     DiscordRateLimits,
@@ -128,6 +130,8 @@ class Rig:
         if self.rate_limits:
             self.fake.rate_limits = DiscordRateLimits()
         await self.fake.start()
+        # Credits are not what is measured: enough for any run (the default pays for 200 tasks).
+        self.sim_config.credits = max(self.sim_config.credits, 1e9)
         self.sim = KieSimulator(self.sim_config)
         self.sim.app.middlewares.append(self._record_info_probe)
         self.sim.on_task_finished = self._finished
