@@ -91,6 +91,7 @@ async def open_core(settings: Settings) -> AsyncIterator[Core]:
             user_agent=USER_AGENT,
             observer=metrics.kie_observer,
             download=fetch_result,
+            request_timeout=settings.kie_request_timeout_seconds,
         )
         ledger = open_ledger(settings.database_url)
         await ledger.open()

@@ -93,6 +93,7 @@ class Settings:
     low_credit_threshold: float = 100.0
     sim_delay_seconds: float = 8.0
     shutdown_grace_seconds: float = 2.0
+    kie_request_timeout_seconds: float = 30.0
     secrets: tuple[Secret, ...] = field(default=(), repr=False, compare=False)
 
     @property
@@ -276,6 +277,7 @@ def load_settings(env: Mapping[str, str] | None = None, *, dotenv: bool = True) 
         low_credit_threshold=r.number("LOW_CREDIT_THRESHOLD", 100.0, 0, 1_000_000_000),
         sim_delay_seconds=r.number("KIE_SIM_DELAY_SECONDS", 8.0, 0, 3600),
         shutdown_grace_seconds=r.number("SHUTDOWN_GRACE_SECONDS", 2.0, 0, 60),
+        kie_request_timeout_seconds=r.number("KIE_REQUEST_TIMEOUT_SECONDS", 30.0, 1, 300),
         secrets=tuple(s for s in (discord_token, kie_api_key, hmac_key) if s),
     )
     if r.problems:

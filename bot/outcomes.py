@@ -19,6 +19,7 @@ class Outcome(enum.StrEnum):
     RESULT_UNAVAILABLE = "result_unavailable"
     CANNOT_POST = "cannot_post"
     SHUTDOWN = "shutdown"
+    NO_ANSWER = "no_answer"
 
 
 @dataclass(frozen=True)
@@ -50,6 +51,10 @@ MESSAGES: dict[Outcome, str] = {
     Outcome.RESULT_UNAVAILABLE: "The finished image could not be downloaded from KIE.",
     Outcome.CANNOT_POST: "The image was made, but the bot may not post in this channel.",
     Outcome.SHUTDOWN: "The bot was shutting down.",
+    Outcome.NO_ANSWER: (
+        "KIE did not answer in time, so the bot can't tell whether the request went through. "
+        "Press Re-roll to try again."
+    ),
 }
 
 NOT_REROLLABLE = frozenset({Outcome.OUT_OF_CREDITS, Outcome.MISCONFIGURED, Outcome.CANNOT_POST})

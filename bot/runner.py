@@ -22,9 +22,11 @@ from bot.kie import (
     GenerateRequest,
     KieAuthError,
     KieClient,
+    KieConnectError,
     KieError,
     KieInsufficientCredits,
     KieRateLimited,
+    KieTransportError,
     KieValidationError,
     SuccessFlag,
     TaskRecord,
@@ -316,6 +318,12 @@ class Runner:
             if requeued is not None:
                 self._scheduler.push(task.id, task.requester_id, front=True)
                 self._delivery.show_status(requeued)
+            return
+        if isinstance(exc, KieTransportError) and not isinstance(exc, KieConnectError):
+            # The create may have reached KIE before the connection broke; KIE has no
+            # idempotency key, so resending could make (and charge) a second image.
+            log.warning("generate for %s got no answer (%s); not resending", task.id, exc)
+            await self._fail(task, failure(Outcome.NO_ANSWER))
             return
         if exc.retryable and task.attempts < MAX_SUBMIT_ATTEMPTS:
             delay = min(60.0, 2.0 * 2 ** (task.attempts - 1)) * (0.5 + random.random())

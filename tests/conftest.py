@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib
 import sys
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
@@ -17,6 +16,8 @@ if str(REPO_ROOT) not in sys.path:  # `bot` is not installed into the venv; impo
 
 from e2e_helpers import BotProcess, free_port  # noqa: E402
 from fakediscord import FakeDiscord  # noqa: E402
+
+from bot.kie_sim import KieSimulator, SimConfig  # noqa: E402
 
 BOT_LOGS_KEY = pytest.StashKey[list[BotProcess]]()
 
@@ -36,12 +37,7 @@ async def discord_fake() -> AsyncIterator[FakeDiscord]:
 @pytest_asyncio.fixture
 async def kie_sim() -> AsyncIterator[Any]:
     """The KIE simulator (bot.kie_sim) on a free port, with a short job delay."""
-    try:
-        module = importlib.import_module("bot.kie_sim")
-        simulator, config = module.KieSimulator, module.SimConfig
-    except (ImportError, AttributeError) as exc:
-        pytest.skip(f"bot.kie_sim is not available yet: {exc}")
-    sim = simulator(config(delay=0.3))
+    sim = KieSimulator(SimConfig(delay=0.3))
     await sim.start()
     try:
         yield sim

@@ -6,6 +6,7 @@ from bot.kie.client import KieClient
 from bot.kie.errors import (
     KieAuthError,
     KieBadResponse,
+    KieConnectError,
     KieContentPolicy,
     KieError,
     KieFeatureDisabled,
@@ -37,6 +38,7 @@ __all__ = [
     "KieAuthError",
     "KieBadResponse",
     "KieClient",
+    "KieConnectError",
     "KieContentPolicy",
     "KieError",
     "KieFeatureDisabled",

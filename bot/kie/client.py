@@ -36,6 +36,7 @@ import aiohttp
 
 from bot.kie.errors import (
     KieBadResponse,
+    KieConnectError,
     KieError,
     KieRateLimited,
     KieTransportError,
@@ -379,7 +380,7 @@ class KieClient:
         except aiohttp.ClientConnectorError as exc:
             self._log_outcome(endpoint, "transport", start)
             raise _ConnectFailed(
-                KieTransportError(f"cannot connect ({type(exc).__name__})", endpoint=endpoint)
+                KieConnectError(f"cannot connect ({type(exc).__name__})", endpoint=endpoint)
             ) from None
         except (aiohttp.ClientError, TimeoutError) as exc:
             self._log_outcome(endpoint, "transport", start)

@@ -90,6 +90,10 @@ class KieTransportError(KieError):
     default_user_message = "The image service could not be reached — try again in a moment."
 
 
+class KieConnectError(KieTransportError):
+    """The connection could not be made: the request was never sent, so resending is safe."""
+
+
 class KieBadResponse(KieError):
     """KIE answered, but not with JSON of the documented shape."""
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import os
 import sqlite3
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -392,26 +391,6 @@ async def test_check_writable_fails_on_read_only_database(db_path: Path) -> None
             await reader.check_writable()
     finally:
         await reader.close()
-
-
-@pytest.mark.skipif(
-    hasattr(os, "geteuid") and os.geteuid() == 0, reason="root ignores file permissions"
-)
-async def test_check_writable_fails_on_read_only_file(db_path: Path) -> None:
-    """With the file and directory chmod-ed read-only, check_writable() raises LedgerError."""
-    led = SqliteLedger(db_path)
-    await led.open()
-    await led.close()
-    await led.open()
-    try:
-        db_path.chmod(0o444)  # noqa: ASYNC240
-        db_path.parent.chmod(0o555)
-        with pytest.raises(LedgerError):
-            await led.check_writable()
-    finally:
-        db_path.parent.chmod(0o755)
-        db_path.chmod(0o644)  # noqa: ASYNC240
-        await led.close()
 
 
 async def test_check_writable_fails_with_query_only(ledger: SqliteLedger, db_path: Path) -> None:
