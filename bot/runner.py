@@ -11,6 +11,7 @@ import contextlib
 import logging
 import random
 import time
+from collections import deque
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -98,6 +99,7 @@ class Runner:
         self._busy: set[str] = set()
         self._work: set[asyncio.Task[None]] = set()
         self._poll_slots = asyncio.Semaphore(POLL_CONCURRENCY)
+        self._poll_starts: deque[float] = deque()  # record-info starts in the last second
         self._estimate: float | None = None
         self._loop_task: asyncio.Task[None] | None = None
         self._stopping = False
@@ -184,7 +186,12 @@ class Runner:
         wait = self._scheduler.wait_time()
         if wait is not None:
             candidates.append(wait)
-        candidates.extend(f.next_at - now for t, f in self._follow.items() if t not in self._busy)
+        if self._poll_budget(now) > 0:
+            candidates.extend(
+                f.next_at - now for t, f in self._follow.items() if t not in self._busy
+            )
+        else:
+            candidates.append(self._poll_starts[0] + 1.0 - now)
         candidates.extend(at - now for at, _ in self._retry_at.values())
         return max(0.01, min(candidates))
 
@@ -203,10 +210,24 @@ class Runner:
             self._spawn(None, self._refresh_queued())
 
     def _poll_due(self) -> None:
+        """Start the polls that are due, most overdue first, within the account's poll rate."""
         now = time.monotonic()
-        for task_id, follow in list(self._follow.items()):
-            if follow.next_at <= now and task_id not in self._busy:
-                self._spawn(task_id, self._poll(task_id))
+        budget = self._poll_budget(now)
+        if budget <= 0:
+            return
+        due = sorted(
+            (follow.next_at, task_id)
+            for task_id, follow in self._follow.items()
+            if follow.next_at <= now and task_id not in self._busy
+        )
+        for _, task_id in due[:budget]:
+            self._poll_starts.append(now)
+            self._spawn(task_id, self._poll(task_id))
+
+    def _poll_budget(self, now: float) -> int:
+        while self._poll_starts and now - self._poll_starts[0] >= 1.0:
+            self._poll_starts.popleft()
+        return self._settings.kie_max_polls_per_second - len(self._poll_starts)
 
     def _spawn(self, task_id: str | None, coro: Coroutine[Any, Any, None]) -> None:
         if task_id is not None:
