@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import re
 from typing import TYPE_CHECKING, Any
 
 import discord
@@ -24,6 +23,7 @@ from bot.moderation.policy import (
     relative,
 )
 from bot.validation import ASPECT_RATIOS
+from cogs.buttons import TaskButton
 from cogs.requests import Interaction, answer_ephemeral
 
 if TYPE_CHECKING:
@@ -446,22 +446,10 @@ async def _modlog_task(interaction: Interaction, task_id: str) -> Task | None:
     return task
 
 
-class ModlogDelete(discord.ui.DynamicItem[discord.ui.Button[Any]], template=ml.DELETE_TEMPLATE):
-    def __init__(self, task_id: str) -> None:
-        super().__init__(
-            discord.ui.Button(
-                label=ml.DELETE_LABEL,
-                style=discord.ButtonStyle.danger,
-                custom_id=ml.delete_id(task_id),
-            )
-        )
-        self.task_id = task_id
-
-    @classmethod
-    async def from_custom_id(
-        cls, interaction: Interaction, item: discord.ui.Button[Any], match: re.Match[str], /
-    ) -> ModlogDelete:
-        return cls(match["task_id"])
+class ModlogDelete(TaskButton, template=ml.DELETE_TEMPLATE):
+    LABEL = ml.DELETE_LABEL
+    STYLE = discord.ButtonStyle.danger
+    make_id = staticmethod(ml.delete_id)
 
     async def callback(self, interaction: Interaction) -> None:
         task = await _modlog_task(interaction, self.task_id)
@@ -496,22 +484,9 @@ class ModlogDelete(discord.ui.DynamicItem[discord.ui.Button[Any]], template=ml.D
         )
 
 
-class ModlogBlock(discord.ui.DynamicItem[discord.ui.Button[Any]], template=ml.BLOCK_TEMPLATE):
-    def __init__(self, task_id: str) -> None:
-        super().__init__(
-            discord.ui.Button(
-                label=ml.BLOCK_LABEL,
-                style=discord.ButtonStyle.secondary,
-                custom_id=ml.block_id(task_id),
-            )
-        )
-        self.task_id = task_id
-
-    @classmethod
-    async def from_custom_id(
-        cls, interaction: Interaction, item: discord.ui.Button[Any], match: re.Match[str], /
-    ) -> ModlogBlock:
-        return cls(match["task_id"])
+class ModlogBlock(TaskButton, template=ml.BLOCK_TEMPLATE):
+    LABEL = ml.BLOCK_LABEL
+    make_id = staticmethod(ml.block_id)
 
     async def callback(self, interaction: Interaction) -> None:
         task = await _modlog_task(interaction, self.task_id)
@@ -527,22 +502,9 @@ class ModlogBlock(discord.ui.DynamicItem[discord.ui.Button[Any]], template=ml.BL
         )
 
 
-class ModlogReset(discord.ui.DynamicItem[discord.ui.Button[Any]], template=ml.RESET_TEMPLATE):
-    def __init__(self, task_id: str) -> None:
-        super().__init__(
-            discord.ui.Button(
-                label=ml.RESET_LABEL,
-                style=discord.ButtonStyle.secondary,
-                custom_id=ml.reset_id(task_id),
-            )
-        )
-        self.task_id = task_id
-
-    @classmethod
-    async def from_custom_id(
-        cls, interaction: Interaction, item: discord.ui.Button[Any], match: re.Match[str], /
-    ) -> ModlogReset:
-        return cls(match["task_id"])
+class ModlogReset(TaskButton, template=ml.RESET_TEMPLATE):
+    LABEL = ml.RESET_LABEL
+    make_id = staticmethod(ml.reset_id)
 
     async def callback(self, interaction: Interaction) -> None:
         task = await _modlog_task(interaction, self.task_id)

@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-import re
 import secrets
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import discord
 
 from bot import custom_ids
 from bot.ledger import Task, TaskKind
 from bot.validation import MAX_TOLERANCE_EDIT, InputRejected
+from cogs.buttons import TaskButton
 from cogs.requests import Interaction, PromptModal, answer_ephemeral, submit_request
 
 if TYPE_CHECKING:
@@ -37,24 +37,9 @@ async def _owned_task(interaction: Interaction, task_id: str) -> Task | None:
     return task
 
 
-class RerollButton(
-    discord.ui.DynamicItem[discord.ui.Button[Any]], template=custom_ids.REROLL_TEMPLATE
-):
-    def __init__(self, task_id: str) -> None:
-        super().__init__(
-            discord.ui.Button(
-                label=custom_ids.REROLL_LABEL,
-                style=discord.ButtonStyle.secondary,
-                custom_id=custom_ids.reroll_id(task_id),
-            )
-        )
-        self.task_id = task_id
-
-    @classmethod
-    async def from_custom_id(
-        cls, interaction: Interaction, item: discord.ui.Button[Any], match: re.Match[str], /
-    ) -> RerollButton:
-        return cls(match["task_id"])
+class RerollButton(TaskButton, template=custom_ids.REROLL_TEMPLATE):
+    LABEL = custom_ids.REROLL_LABEL
+    make_id = staticmethod(custom_ids.reroll_id)
 
     async def callback(self, interaction: Interaction) -> None:
         parent = await _owned_task(interaction, self.task_id)
@@ -76,22 +61,10 @@ class RerollButton(
         )
 
 
-class EditButton(discord.ui.DynamicItem[discord.ui.Button[Any]], template=custom_ids.EDIT_TEMPLATE):
-    def __init__(self, task_id: str) -> None:
-        super().__init__(
-            discord.ui.Button(
-                label=custom_ids.EDIT_LABEL,
-                style=discord.ButtonStyle.primary,
-                custom_id=custom_ids.edit_id(task_id),
-            )
-        )
-        self.task_id = task_id
-
-    @classmethod
-    async def from_custom_id(
-        cls, interaction: Interaction, item: discord.ui.Button[Any], match: re.Match[str], /
-    ) -> EditButton:
-        return cls(match["task_id"])
+class EditButton(TaskButton, template=custom_ids.EDIT_TEMPLATE):
+    LABEL = custom_ids.EDIT_LABEL
+    STYLE = discord.ButtonStyle.primary
+    make_id = staticmethod(custom_ids.edit_id)
 
     async def callback(self, interaction: Interaction) -> None:
         parent = await _owned_task(interaction, self.task_id)

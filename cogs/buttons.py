@@ -1,0 +1,34 @@
+"""The shape every persistent task button shares: a DynamicItem whose custom id holds a task id."""
+
+from __future__ import annotations
+
+import re
+from typing import Any, ClassVar, Self
+
+import discord
+
+from cogs.requests import Interaction
+
+
+class TaskButton(discord.ui.DynamicItem[discord.ui.Button[Any]], template=r"(?!)(?P<task_id>)"):
+    """Subclasses give their own `template=`, LABEL, STYLE and make_id; this base is never
+    registered (its template matches nothing)."""
+
+    LABEL: ClassVar[str]
+    STYLE: ClassVar[discord.ButtonStyle] = discord.ButtonStyle.secondary
+
+    @staticmethod
+    def make_id(task_id: str) -> str:
+        raise NotImplementedError
+
+    def __init__(self, task_id: str) -> None:
+        super().__init__(
+            discord.ui.Button(label=self.LABEL, style=self.STYLE, custom_id=self.make_id(task_id))
+        )
+        self.task_id = task_id
+
+    @classmethod
+    async def from_custom_id(
+        cls, interaction: Interaction, item: discord.ui.Button[Any], match: re.Match[str], /
+    ) -> Self:
+        return cls(match["task_id"])
