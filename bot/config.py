@@ -95,6 +95,7 @@ class Settings:
     shutdown_grace_seconds: float = 2.0
     kie_request_timeout_seconds: float = 30.0
     kie_max_polls_per_second: int = 20
+    input_retention_days: float = 7.0
     secrets: tuple[Secret, ...] = field(default=(), repr=False, compare=False)
 
     @property
@@ -280,6 +281,7 @@ def load_settings(env: Mapping[str, str] | None = None, *, dotenv: bool = True) 
         shutdown_grace_seconds=r.number("SHUTDOWN_GRACE_SECONDS", 2.0, 0, 60),
         kie_request_timeout_seconds=r.number("KIE_REQUEST_TIMEOUT_SECONDS", 30.0, 1, 300),
         kie_max_polls_per_second=r.integer("KIE_MAX_POLLS_PER_SECOND", 20, 1, 1000),
+        input_retention_days=r.number("INPUT_RETENTION_DAYS", 7.0, 0, 3650),
         secrets=tuple(s for s in (discord_token, kie_api_key, hmac_key) if s),
     )
     if r.problems:

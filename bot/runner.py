@@ -49,6 +49,7 @@ RESULT_MAX_BYTES = 50 * 1024 * 1024
 NOT_FOUND_GRACE = 60.0  # KIE may not know a fresh task id yet
 STATUS_REFRESH = 10.0  # "generating — N s elapsed" refresh while a task runs
 POLL_CONCURRENCY = 16
+HOUSEKEEPING_INTERVAL = 3600.0
 
 
 class TaskHooks(Protocol):
@@ -103,6 +104,7 @@ class Runner:
         self._estimate: float | None = None
         self._loop_task: asyncio.Task[None] | None = None
         self._stopping = False
+        self._next_housekeeping = 0.0  # monotonic; the first pass runs at start-up
         self.last_tick = time.monotonic()
 
     # ---- public interface ----------------------------------------------------------------
@@ -169,6 +171,9 @@ class Runner:
         while not self._stopping:
             self.last_tick = time.monotonic()
             try:
+                if self.last_tick >= self._next_housekeeping:
+                    self._next_housekeeping = self.last_tick + HOUSEKEEPING_INTERVAL
+                    self._spawn(None, self._housekeeping())
                 self._dispatch()
                 self._poll_due()
             except Exception:
@@ -590,6 +595,18 @@ class Runner:
             elif task.state == TaskState.DELIVERING:
                 self._spawn(task.id, self._deliver(task))
         self._update_queue_metrics()
+
+    async def _housekeeping(self) -> None:
+        """Forget input images of finished tasks after INPUT_RETENTION_DAYS (they are what
+        members sent, up to 20 MB each; re-rolls of older edits then ask for the image again)."""
+        cutoff = self._clock() - self._settings.input_retention_days * 86400
+        purged = await self._ledger.purge_inputs(cutoff)
+        if purged:
+            log.info(
+                "purged %d stored input image(s) older than %g days",
+                purged,
+                self._settings.input_retention_days,
+            )
 
     async def _refresh_estimate(self) -> None:
         self._estimate = estimate_duration(await self._ledger.recent_durations(50))

@@ -386,6 +386,14 @@ class SqliteLedger:
     async def delete_input(self, task_id: str) -> None:
         await self._write("DELETE FROM inputs WHERE task_id = ?", (task_id,))
 
+    async def purge_inputs(self, older_than: float) -> int:
+        rows = await self._write(
+            "DELETE FROM inputs WHERE created_at < ? AND task_id IN"
+            " (SELECT id FROM tasks WHERE state IN (?, ?)) RETURNING task_id",
+            (older_than, TaskState.DONE.value, TaskState.FAILED.value),
+        )
+        return len(rows)
+
     # -- meta ----------------------------------------------------------------------------
 
     async def get_meta(self, key: str) -> str | None:

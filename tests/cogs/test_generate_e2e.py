@@ -386,3 +386,27 @@ async def test_results_finished_while_down_are_delivered(discord_fake, kie_sim, 
     await bot_process.start()
     await wait_for_image(discord_fake, inter)
     assert kie_sim.count("generate") == 1
+
+
+def stored_inputs(env: dict[str, str]) -> int:
+    path = Path(env["DATABASE_URL"].removeprefix("sqlite:///"))
+    con = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    try:
+        return int(con.execute("SELECT COUNT(*) FROM inputs").fetchone()[0])
+    finally:
+        con.close()
+
+
+async def test_input_images_are_purged_after_retention(discord_fake, kie_sim, bot_process):
+    """A finished edit's input image is kept for Re-roll, then purged per INPUT_RETENTION_DAYS."""
+    inter = await discord_fake.slash(
+        "edit", {"image": ("photo.png", png_bytes(), "image/png"), "prompt": "make it night"}
+    )
+    await wait_for_image(discord_fake, inter)
+    assert stored_inputs(bot_process.env) == 1
+    await bot_process.stop()
+    await bot_process.start(env={"INPUT_RETENTION_DAYS": "0"})
+    await discord_fake.wait_until(
+        lambda: stored_inputs(bot_process.env) == 0, 10, what="the purge at start-up"
+    )
+    assert "purged 1 stored input image" in bot_process.log_text()

@@ -271,6 +271,27 @@ async def test_inputs_put_get_delete(ledger: SqliteLedger) -> None:
     await ledger.delete_input("a")  # idempotent
 
 
+async def test_purge_inputs_only_old_finished_ones(ledger: SqliteLedger, clock: FakeClock) -> None:
+    """purge_inputs deletes inputs of finished tasks stored before the cutoff, and nothing else."""
+    old_done = make_task("000000000001").with_changes(state=TaskState.DONE)
+    old_failed = make_task("000000000002").with_changes(state=TaskState.FAILED)
+    old_open = make_task("000000000003").with_changes(state=TaskState.GENERATING)
+    new_done = make_task("000000000004").with_changes(state=TaskState.DONE)
+    for task in (old_done, old_failed, old_open):
+        await ledger.insert(task)
+        await ledger.put_input(StoredInput(task.id, b"img", "input.png", "image/png"))
+    cutoff = clock.now + 1
+    clock.now += 10
+    await ledger.insert(new_done)
+    await ledger.put_input(StoredInput(new_done.id, b"img", "input.png", "image/png"))
+    assert await ledger.purge_inputs(cutoff) == 2
+    assert await ledger.get_input(old_done.id) is None
+    assert await ledger.get_input(old_failed.id) is None
+    assert await ledger.get_input(old_open.id) is not None  # still needed: not finished
+    assert await ledger.get_input(new_done.id) is not None  # too recent
+    assert await ledger.purge_inputs(cutoff) == 0
+
+
 async def test_meta_get_set(ledger: SqliteLedger) -> None:
     """meta is a key/value store: missing is None, set overwrites."""
     assert await ledger.get_meta("commands_hash") is None
