@@ -133,7 +133,7 @@ def naive_latencies(rig: Rig) -> tuple[list[float], list[float]]:
             done = rig.done_at[task_id]
             out.append(call.time - done)
             seen = [r.at for r in rig.record_infos[task_id] if r.flag == 1 and r.at >= done]
-            detections.extend(seen[:1])
+            detections.extend(t - done for t in seen[:1])
     return out, detections
 
 
