@@ -74,7 +74,6 @@ async def _take_request(
     input_image_url: str | None = None,
     parent_task_id: str | None = None,
     prepared_image: PreparedImage | None = None,
-    before_defer: Callable[[], Coroutine[Any, Any, None]] | None = None,
 ) -> None:
     """Validate, admit, answer within 3 s, download the input, write the task; or say why not.
 
@@ -88,8 +87,6 @@ async def _take_request(
         origin = origin_of(interaction)
         await service.admit(origin)
         params = await service.screen(origin, params, kind=kind)
-        if before_defer is not None:
-            await before_defer()
     except (InputRejected, Refused) as exc:
         await answer_ephemeral(interaction, exc.user_message)
         return
@@ -102,10 +99,7 @@ async def _take_request(
         try:
             image = await service.fetch_input(image_url)
         except InputRejected as exc:
-            # The "thinking…" reply is public; the reason is for the member alone.
-            with contextlib.suppress(discord.HTTPException):
-                await interaction.delete_original_response()
-            await interaction.followup.send(exc.user_message, ephemeral=True)
+            await _withdraw(interaction, exc.user_message)
             return
     try:
         await service.create_task(
@@ -118,9 +112,14 @@ async def _take_request(
             parent_task_id=parent_task_id,
         )
     except Refused as exc:  # the daily quota ran out between the check and the charge
-        with contextlib.suppress(discord.HTTPException):
-            await interaction.delete_original_response()
-        await interaction.followup.send(exc.user_message, ephemeral=True)
+        await _withdraw(interaction, exc.user_message)
+
+
+async def _withdraw(interaction: Interaction, message: str) -> None:
+    """After the public "thinking…" reply: remove it and tell the member alone why."""
+    with contextlib.suppress(discord.HTTPException):
+        await interaction.delete_original_response()
+    await interaction.followup.send(message, ephemeral=True)
 
 
 class PromptModal(discord.ui.Modal):
