@@ -11,7 +11,7 @@ import contextlib
 import logging
 import secrets
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field
 
 import aiohttp
@@ -148,13 +148,10 @@ class KontextService:
         if not self.accepting:
             self._refuse("shutdown")
             raise Refused("The bot is restarting. Please try again in a minute.", reason="shutdown")
-        try:
+        with self._moderated():
             server = await self.moderation.admit(
                 guild_id=origin.guild_id, user_id=origin.user_id, channel_id=origin.channel_id
             )
-        except Denied as exc:
-            self._refuse(exc.refusal.reason)
-            raise Refused(exc.refusal.message, reason=exc.refusal.reason) from None
         open_count = await self._ledger.count_open_for_user(origin.user_id)
         cap = self._settings.user_max_active_tasks
         if open_count >= cap:
@@ -179,7 +176,7 @@ class KontextService:
         """The server's defaults and rules on what was asked (model, tolerance, blocked words,
         daily credits). Returns the params to use; raise Refused."""
         defaulted = params.defaulted if isinstance(params, RequestParams) else frozenset()
-        try:
+        with self._moderated():
             screened = await self.moderation.screen(
                 await self.moderation.settings_for(origin.guild_id),
                 guild_id=origin.guild_id,
@@ -188,9 +185,6 @@ class KontextService:
                 kind=kind,
                 defaulted=defaulted,
             )
-        except Denied as exc:
-            self._refuse(exc.refusal.reason)
-            raise Refused(exc.refusal.message, reason=exc.refusal.reason) from None
         return TaskParams.from_dict(screened.to_dict())
 
     async def fetch_input(self, url: str) -> images.PreparedImage:
@@ -233,13 +227,10 @@ class KontextService:
         """Charge the day's credits, write the task (QUEUED), hand it to the scheduler.
 
         Raise Refused when the daily credits ran out since `screen`."""
-        try:
+        with self._moderated():
             cost = await self.moderation.charge(
                 guild_id=origin.guild_id, user_id=origin.user_id, model=params.model
             )
-        except Denied as exc:
-            self._refuse(exc.refusal.reason)
-            raise Refused(exc.refusal.message, reason=exc.refusal.reason) from None
         server = await self.moderation.settings_for(origin.guild_id)
         if server.spoiler:
             extra = {**(extra or {}), "spoiler": True}
@@ -321,6 +312,15 @@ class KontextService:
                 "This image is too old to edit directly. Save it and use /edit with it."
             )
         return parent.result_url
+
+    @contextlib.contextmanager
+    def _moderated(self) -> Iterator[None]:
+        """Moderation's Denied becomes the Refused the cogs show (and is counted)."""
+        try:
+            yield
+        except Denied as exc:
+            self._refuse(exc.refusal.reason)
+            raise Refused(exc.refusal.message, reason=exc.refusal.reason) from None
 
     def _refuse(self, reason: str) -> None:
         self._metrics.refusals.labels(reason=reason).inc()
