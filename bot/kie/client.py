@@ -189,14 +189,7 @@ class KieClient:
             fd.add_field("fileName", file_name)
             return fd
 
-        envelope = await self._call(
-            "upload",
-            "POST",
-            self._upload_base_url + STREAM_UPLOAD_PATH,
-            policy=_CONNECT_ONLY,
-            form=form,
-        )
-        return parse_uploaded(envelope.get("data"))
+        return await self._upload(STREAM_UPLOAD_PATH, form=form)
 
     async def upload_from_url(
         self, file_url: str, *, upload_path: str = "kontext-bot", file_name: str | None = None
@@ -205,14 +198,7 @@ class KieClient:
         body: dict[str, Any] = {"fileUrl": file_url, "uploadPath": upload_path}
         if file_name:
             body["fileName"] = file_name
-        envelope = await self._call(
-            "upload",
-            "POST",
-            self._upload_base_url + URL_UPLOAD_PATH,
-            policy=_CONNECT_ONLY,
-            json_body=body,
-        )
-        return parse_uploaded(envelope.get("data"))
+        return await self._upload(URL_UPLOAD_PATH, json_body=body)
 
     async def upload_base64(
         self,
@@ -228,12 +214,23 @@ class KieClient:
         body: dict[str, Any] = {"base64Data": payload, "uploadPath": upload_path}
         if file_name:
             body["fileName"] = file_name
+        return await self._upload(BASE64_UPLOAD_PATH, json_body=body)
+
+    async def _upload(
+        self,
+        path: str,
+        *,
+        json_body: dict[str, Any] | None = None,
+        form: Callable[[], aiohttp.FormData] | None = None,
+    ) -> UploadedFile:
+        """POST to one of the three upload endpoints; resent only if no connection was made."""
         envelope = await self._call(
             "upload",
             "POST",
-            self._upload_base_url + BASE64_UPLOAD_PATH,
+            self._upload_base_url + path,
             policy=_CONNECT_ONLY,
-            json_body=body,
+            json_body=json_body,
+            form=form,
         )
         return parse_uploaded(envelope.get("data"))
 
