@@ -9,25 +9,15 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from e2e_checks import ledger_rows
+from fakediscord import FakeDiscord, MessageView
 from PIL import Image
-
-from tests.fakediscord import FakeDiscord, MessageView
 
 
 def png_bytes(size: tuple[int, int] = (64, 48), color: str = "navy", fmt: str = "PNG") -> bytes:
     buf = io.BytesIO()
     Image.new("RGB", size, color).save(buf, format=fmt)
     return buf.getvalue()
-
-
-def ledger_rows(env: dict[str, str]) -> list[dict[str, Any]]:
-    path = Path(env["DATABASE_URL"].removeprefix("sqlite:///"))
-    con = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
-    con.row_factory = sqlite3.Row
-    try:
-        return [dict(r) for r in con.execute("SELECT * FROM tasks ORDER BY created_at")]
-    finally:
-        con.close()
 
 
 async def wait_for_image(fake: FakeDiscord, inter: Any, timeout: float = 20) -> MessageView:
@@ -359,7 +349,7 @@ async def test_restart_after_submission_delivers_once(discord_fake, kie_sim, bot
     kie_sim.config.delay = 3.0
     inter = await discord_fake.slash("imagine", {"prompt": "phoenix"})
     await discord_fake.wait_until(
-        lambda: any(r["state"] == "generating" for r in ledger_rows(bot_process.env)),
+        lambda: any(r.state == "generating" for r in ledger_rows(bot_process.env)),
         10,
         what="generating",
     )
@@ -369,7 +359,7 @@ async def test_restart_after_submission_delivers_once(discord_fake, kie_sim, bot
     assert kie_sim.count("generate") == 1
     assert len(image_posts(discord_fake)) == 1
     await discord_fake.wait_until(
-        lambda: [r["state"] for r in ledger_rows(bot_process.env)] == ["done"], 10, what="done"
+        lambda: [r.state for r in ledger_rows(bot_process.env)] == ["done"], 10, what="done"
     )
 
 
