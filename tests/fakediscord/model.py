@@ -30,6 +30,10 @@ MEMBER_PERMISSIONS = (
     | USE_APPLICATION_COMMANDS
 )
 MODERATOR_PERMISSIONS = MANAGE_MESSAGES | MANAGE_GUILD
+# What Discord grants an app in a DM or a private channel (no roles there).
+PRIVATE_CHANNEL_APP_PERMISSIONS = (
+    VIEW_CHANNEL | SEND_MESSAGES | EMBED_LINKS | ATTACH_FILES | READ_MESSAGE_HISTORY
+)
 
 EPHEMERAL = 1 << 6
 LOADING = 1 << 7
@@ -145,36 +149,138 @@ class FakeUser:
         return data
 
 
+# Guild channel types (Discord's ChannelType) and the fields each adds to a channel object.
+TEXT_CHANNEL = 0
+VOICE_CHANNEL = 2
+CATEGORY_CHANNEL = 4
+ANNOUNCEMENT_CHANNEL = 5
+STAGE_CHANNEL = 13
+FORUM_CHANNEL = 15
+MEDIA_CHANNEL = 16
+_TEXT_FIELDS: dict[str, Any] = {"topic": None, "rate_limit_per_user": 0, "last_message_id": None}
+_VOICE_FIELDS: dict[str, Any] = {
+    "bitrate": 64000,
+    "user_limit": 0,
+    "rtc_region": None,
+    "rate_limit_per_user": 0,
+    "last_message_id": None,
+}
+_FORUM_FIELDS: dict[str, Any] = {
+    **_TEXT_FIELDS,
+    "available_tags": [],
+    "default_reaction_emoji": None,
+    "default_sort_order": None,
+    "default_thread_rate_limit_per_user": 0,
+}
+GUILD_CHANNEL_FIELDS: dict[int, dict[str, Any]] = {
+    TEXT_CHANNEL: _TEXT_FIELDS,
+    ANNOUNCEMENT_CHANNEL: _TEXT_FIELDS,
+    VOICE_CHANNEL: {**_VOICE_FIELDS, "video_quality_mode": 1},
+    STAGE_CHANNEL: {**_VOICE_FIELDS, "topic": None},
+    CATEGORY_CHANNEL: {},
+    FORUM_CHANNEL: {**_FORUM_FIELDS, "default_forum_layout": 0},
+    MEDIA_CHANNEL: _FORUM_FIELDS,
+}
+
+# Channel types (Discord's ChannelType) the fake knows.
+DM_CHANNEL = 1
+GROUP_DM_CHANNEL = 3
+PUBLIC_THREAD = 11
+PRIVATE_THREAD = 12
+THREAD_TYPES = (PUBLIC_THREAD, PRIVATE_THREAD)
+
+# Interaction contexts (Discord's InteractionContextType).
+CONTEXT_GUILD = 0
+CONTEXT_BOT_DM = 1
+CONTEXT_PRIVATE_CHANNEL = 2
+
+
 @dataclass
 class FakeChannel:
-    """A guild text channel. ``bot_can_post=False`` makes channel posts answer 403/50013."""
+    """A channel. ``bot_can_post=False`` makes channel posts answer 403/50013.
+
+    ``type``: 0 text, 2 voice, 4 category, 5 announcement, 13 stage, 15 forum, 16 media (and the
+    DM/thread types below). ``bot_deny`` holds permission bits a member overwrite denies the bot
+    in this channel (e.g. ``EMBED_LINKS``); it shows in GUILD_CREATE and in ``app_permissions``.
+
+    ``guild_id`` is None for a DM or a group DM; a thread has ``parent_id``. ``bot_has_access``
+    False (a private channel the bot is not in: user-installed use) makes every channel
+    endpoint answer 403/50001 Missing Access.
+    """
 
     id: int
     name: str
-    guild_id: int
+    guild_id: int | None
     position: int = 0
     bot_can_post: bool = True
+    type: int = 0
+    parent_id: int | None = None
+    bot_has_access: bool = True
+    recipients: list[dict[str, Any]] = field(default_factory=list)
+    bot_deny: int = 0  # permission bits denied to the bot here (a member overwrite)
+
+    @property
+    def is_thread(self) -> bool:
+        return self.type in THREAD_TYPES
+
+    @property
+    def is_private(self) -> bool:
+        """A DM or group DM (no guild)."""
+        return self.guild_id is None
 
     def channel_obj(self, bot_id: int) -> dict[str, Any]:
+        if self.is_private:
+            return {
+                "id": str(self.id),
+                "type": self.type,
+                "last_message_id": None,
+                "recipients": list(self.recipients),
+                "flags": 0,
+                **({"name": self.name} if self.type == GROUP_DM_CHANNEL else {}),
+            }
+        if self.is_thread:
+            return {
+                "id": str(self.id),
+                "type": self.type,
+                "name": self.name,
+                "guild_id": str(self.guild_id),
+                "parent_id": str(self.parent_id),
+                "owner_id": str(bot_id),
+                "rate_limit_per_user": 0,
+                "last_message_id": None,
+                "message_count": 0,
+                "member_count": 1,
+                "thread_metadata": {
+                    "archived": False,
+                    "auto_archive_duration": 1440,
+                    "archive_timestamp": "2026-01-01T00:00:00+00:00",
+                    "locked": False,
+                    **({"invitable": True} if self.type == PRIVATE_THREAD else {}),
+                },
+                "flags": 0,
+            }
         overwrites = []
-        if not self.bot_can_post:
+        if self.bot_denied:
             overwrites.append(
-                {"id": str(bot_id), "type": 1, "allow": "0", "deny": str(SEND_MESSAGES)}
+                {"id": str(bot_id), "type": 1, "allow": "0", "deny": str(self.bot_denied)}
             )
         return {
             "id": str(self.id),
-            "type": 0,
+            "type": self.type,
             "name": self.name,
             "position": self.position,
             "guild_id": str(self.guild_id),
-            "parent_id": None,
-            "topic": None,
+            "parent_id": str(self.parent_id) if self.parent_id is not None else None,
             "nsfw": False,
-            "rate_limit_per_user": 0,
-            "last_message_id": None,
             "permission_overwrites": overwrites,
             "flags": 0,
+            **GUILD_CHANNEL_FIELDS.get(self.type, GUILD_CHANNEL_FIELDS[TEXT_CHANNEL]),
         }
+
+    @property
+    def bot_denied(self) -> int:
+        """Permission bits an overwrite denies the bot in this channel."""
+        return self.bot_deny | (0 if self.bot_can_post else SEND_MESSAGES)
 
 
 @dataclass

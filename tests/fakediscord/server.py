@@ -25,12 +25,20 @@ from aiohttp import BodyPartReader, WSMsgType, web
 from .conversation import Conversation, MessageView, iter_components
 from .limits import Errors, validate_message, validate_modal
 from .model import (
+    CONTEXT_BOT_DM,
+    CONTEXT_GUILD,
+    CONTEXT_PRIVATE_CHANNEL,
     DISCORD_EPOCH_MS,
+    DM_CHANNEL,
     EPHEMERAL,
+    GROUP_DM_CHANNEL,
     INTERACTION_TOKEN_TTL,
     LOADING,
     MEMBER_PERMISSIONS,
     MODERATOR_PERMISSIONS,
+    PRIVATE_CHANNEL_APP_PERMISSIONS,
+    PRIVATE_THREAD,
+    PUBLIC_THREAD,
     SEND_MESSAGES,
     Call,
     CallbackRecord,
@@ -307,7 +315,52 @@ class FakeDiscord:
         self.channels[ch.id] = ch
         return ch
 
+    def add_thread(
+        self, parent: FakeChannel, name: str, *, private: bool = False
+    ) -> FakeChannel:
+        """Add a thread (type 11, or 12 when ``private``) under ``parent``; it takes the
+        parent's permissions, as Discord computes them."""
+        ch = FakeChannel(
+            self._snowflake(),
+            name,
+            self.guild_id,
+            0,
+            parent.bot_can_post,
+            type=PRIVATE_THREAD if private else PUBLIC_THREAD,
+            parent_id=parent.id,
+        )
+        self.channels[ch.id] = ch
+        return ch
+
+    def dm_channel(self, user: FakeUser) -> FakeChannel:
+        """The DM channel between ``user`` and the bot (context 1 interactions come from it)."""
+        for ch in self.channels.values():
+            if ch.type == DM_CHANNEL and ch.recipients[0]["id"] == str(user.id):
+                return ch
+        ch = FakeChannel(
+            self._snowflake(), "", None, type=DM_CHANNEL, recipients=[user.user_obj()]
+        )
+        self.channels[ch.id] = ch
+        return ch
+
+    def private_channel(self, user: FakeUser, *, group: bool = True) -> FakeChannel:
+        """A DM or group DM between members that the bot is not in (context 2, user-installed):
+        the bot reaches it only through the interaction token; channel endpoints answer 50001."""
+        other = self.add_user(f"friend-of-{user.username}")
+        ch = FakeChannel(
+            self._snowflake(),
+            "group" if group else "",
+            None,
+            type=GROUP_DM_CHANNEL if group else DM_CHANNEL,
+            bot_has_access=False,
+            recipients=[other.user_obj()],
+        )
+        self.channels[ch.id] = ch
+        return ch
+
     def permissions_for(self, user: FakeUser, channel: FakeChannel) -> int:
+        if channel.is_thread and channel.parent_id in self.channels:
+            channel = self.channels[channel.parent_id]
         perms = user.permissions
         if user.id == self.bot_user.id and not channel.bot_can_post:
             perms &= ~SEND_MESSAGES
@@ -325,8 +378,14 @@ class FakeDiscord:
             "member_count": len(members),
             "joined_at": self.joined_at,
             "roles": list(self.roles.values()),
-            "channels": [c.channel_obj(self.bot_user.id) for c in self.channels.values()],
-            "threads": [],
+            "channels": [
+                c.channel_obj(self.bot_user.id)
+                for c in self.channels.values()
+                if not c.is_private and not c.is_thread
+            ],
+            "threads": [
+                c.channel_obj(self.bot_user.id) for c in self.channels.values() if c.is_thread
+            ],
             "members": members,
             "presences": [],
             "voice_states": [],
@@ -911,6 +970,8 @@ class FakeDiscord:
         ch = self.channels.get(int(cid))
         if ch is None:
             raise DiscordError(404, 10003)
+        if not ch.bot_has_access:
+            raise DiscordError(403, 50001, "Missing Access")
         return ch
 
     def _channel_message(self, cid: str, mid: str) -> FakeMessage:
@@ -1266,28 +1327,23 @@ class FakeDiscord:
         user: FakeUser | None,
         channel: FakeChannel | None,
         attachment_size_limit: int | None,
+        app_permissions: int | None = None,
     ) -> dict[str, Any]:
+        """The INTERACTION_CREATE payload Discord sends for ``channel``'s context: a guild
+        channel or thread (context 0, ``member``), the bot's DM (context 1) or a private
+        channel (context 2, user-installed), both with ``user`` and no guild."""
         user = user or self.member
         ch = channel or self.channel
         iid = self._snowflake()
-        perms = self.permissions_for(user, ch)
-        return {
+        payload: dict[str, Any] = {
             "id": str(iid),
             "application_id": str(self.app_id),
             "type": itype,
             "token": f"fake-itoken-{iid}-{secrets.token_urlsafe(24)}",
             "version": 1,
-            "guild_id": str(self.guild_id),
-            "guild": {"id": str(self.guild_id), "locale": "en-US", "features": []},
             "channel_id": str(ch.id),
-            "channel": {**ch.channel_obj(self.bot_user.id), "permissions": str(perms)},
-            "member": user.member_obj(self.joined_at, perms),
             "locale": "en-US",
-            "guild_locale": "en-US",
-            "app_permissions": str(self.permissions_for(self.bot_user, ch)),
             "entitlements": [],
-            "authorizing_integration_owners": {"0": str(self.guild_id)},
-            "context": 0,
             "attachment_size_limit": (
                 attachment_size_limit
                 if attachment_size_limit is not None
@@ -1295,6 +1351,33 @@ class FakeDiscord:
             ),
             "data": data,
         }
+        if ch.is_private:
+            bot_perms = PRIVATE_CHANNEL_APP_PERMISSIONS
+            payload.update(
+                channel={**ch.channel_obj(self.bot_user.id), "permissions": str(bot_perms)},
+                user=user.user_obj(),
+                context=CONTEXT_BOT_DM if ch.bot_has_access else CONTEXT_PRIVATE_CHANNEL,
+                # Guild install ("0") in the bot's DM; user install ("1") elsewhere.
+                authorizing_integration_owners=(
+                    {"0": "0"} if ch.bot_has_access else {"1": str(user.id)}
+                ),
+            )
+        else:
+            perms = self.permissions_for(user, ch)
+            bot_perms = self.permissions_for(self.bot_user, ch)
+            payload.update(
+                guild_id=str(self.guild_id),
+                guild={"id": str(self.guild_id), "locale": "en-US", "features": []},
+                channel={**ch.channel_obj(self.bot_user.id), "permissions": str(perms)},
+                member=user.member_obj(self.joined_at, perms),
+                guild_locale="en-US",
+                context=CONTEXT_GUILD,
+                authorizing_integration_owners={"0": str(self.guild_id)},
+            )
+        payload["app_permissions"] = str(
+            app_permissions if app_permissions is not None else bot_perms
+        )
+        return payload
 
     def _command_id(self, name: str, ctype: int) -> tuple[str, int | None]:
         for gid, cmds in self.guild_commands.items():
@@ -1345,6 +1428,7 @@ class FakeDiscord:
         user: FakeUser | None = None,
         channel: FakeChannel | None = None,
         attachment_size_limit: int | None = None,
+        app_permissions: int | None = None,
     ) -> dict[str, Any]:
         """An INTERACTION_CREATE payload for ``/name [group] [subcommand] options...``.
 
@@ -1365,7 +1449,12 @@ class FakeDiscord:
         if gid is not None:
             data["guild_id"] = str(gid)
         return self._interaction_payload(
-            2, data, user=user, channel=channel, attachment_size_limit=attachment_size_limit
+            2,
+            data,
+            user=user,
+            channel=channel,
+            attachment_size_limit=attachment_size_limit,
+            app_permissions=app_permissions,
         )
 
     def _as_message(self, message: FakeMessage | MessageView | int) -> FakeMessage:
@@ -1382,6 +1471,7 @@ class FakeDiscord:
         *,
         user: FakeUser | None = None,
         attachment_size_limit: int | None = None,
+        app_permissions: int | None = None,
     ) -> dict[str, Any]:
         """A message context-menu INTERACTION_CREATE on a stored message."""
         msg = self._as_message(message)
@@ -1403,6 +1493,7 @@ class FakeDiscord:
             user=user,
             channel=self.channels[msg.channel_id],
             attachment_size_limit=attachment_size_limit,
+            app_permissions=app_permissions,
         )
 
     def build_click(
@@ -1413,6 +1504,7 @@ class FakeDiscord:
         custom_id: str | None = None,
         user: FakeUser | None = None,
         attachment_size_limit: int | None = None,
+        app_permissions: int | None = None,
     ) -> dict[str, Any]:
         """A button-click INTERACTION_CREATE on a stored message (button by label/custom id)."""
         msg = self._as_message(message)
@@ -1427,6 +1519,7 @@ class FakeDiscord:
             user=user,
             channel=self.channels[msg.channel_id],
             attachment_size_limit=attachment_size_limit,
+            app_permissions=app_permissions,
         )
         payload["message"] = msg.to_wire()
         return payload
@@ -1531,8 +1624,11 @@ class FakeDiscord:
         user: FakeUser | None = None,
         channel: FakeChannel | None = None,
         attachment_size_limit: int | None = None,
+        app_permissions: int | None = None,
     ) -> FakeInteraction:
-        """Invoke a slash command (see ``build_slash``)."""
+        """Invoke a slash command (see ``build_slash``) in ``channel``: a guild channel, a
+        thread (``add_thread``), the bot's DM (``dm_channel``) or a private channel
+        (``private_channel``); ``app_permissions`` overrides what the bot is granted there."""
         return await self.inject(
             self.build_slash(
                 name,
@@ -1542,6 +1638,7 @@ class FakeDiscord:
                 user=user,
                 channel=channel,
                 attachment_size_limit=attachment_size_limit,
+                app_permissions=app_permissions,
             )
         )
 
@@ -1552,11 +1649,16 @@ class FakeDiscord:
         *,
         user: FakeUser | None = None,
         attachment_size_limit: int | None = None,
+        app_permissions: int | None = None,
     ) -> FakeInteraction:
         """Invoke a message context-menu command on ``message``."""
         return await self.inject(
             self.build_message_command(
-                name, message, user=user, attachment_size_limit=attachment_size_limit
+                name,
+                message,
+                user=user,
+                attachment_size_limit=attachment_size_limit,
+                app_permissions=app_permissions,
             )
         )
 
@@ -1568,6 +1670,7 @@ class FakeDiscord:
         custom_id: str | None = None,
         user: FakeUser | None = None,
         attachment_size_limit: int | None = None,
+        app_permissions: int | None = None,
     ) -> FakeInteraction:
         """Click the button with ``label`` (or ``custom_id``) on ``message``."""
         return await self.inject(
@@ -1577,6 +1680,7 @@ class FakeDiscord:
                 custom_id=custom_id,
                 user=user,
                 attachment_size_limit=attachment_size_limit,
+                app_permissions=app_permissions,
             )
         )
 
