@@ -45,6 +45,12 @@ class Metrics:
             ["reason"],
             registry=r,
         )
+        self.kie_orphaned_creates = Counter(
+            "kontext_kie_orphaned_creates",
+            "Generate calls that got no usable answer: KIE may have created (and charged) a task "
+            "the bot cannot follow",
+            registry=r,
+        )
         self.loop_lag = Gauge(
             "kontext_event_loop_lag_seconds", "Event-loop lag, last sample", registry=r
         )

@@ -22,6 +22,7 @@ from bot.delivery import Delivery, DeliveryFailed
 from bot.kie import (
     GenerateRequest,
     KieAuthError,
+    KieBadResponse,
     KieClient,
     KieConnectError,
     KieError,
@@ -345,10 +346,21 @@ class Runner:
                 self._scheduler.push(task.id, task.requester_id, front=True)
                 self._delivery.show_status(requeued)
             return
-        if isinstance(exc, KieTransportError) and not isinstance(exc, KieConnectError):
-            # The create may have reached KIE before the connection broke; KIE has no
+        if _may_have_created(exc):
+            # The create may have reached KIE before its answer was lost; KIE has no
             # idempotency key, so resending could make (and charge) a second image.
-            log.warning("generate for %s got no answer (%s); not resending", task.id, exc)
+            self._metrics.kie_orphaned_creates.inc()
+            log.warning(
+                "generate for task %s got no usable answer (%s): KIE may have created it, and "
+                "its credits may be spent; not resending",
+                task.id,
+                exc,
+            )
+            await self._fail(task, failure(Outcome.NO_ANSWER))
+            return
+        if isinstance(exc, KieTransportError) and not isinstance(exc, KieConnectError):
+            # An upload that got no answer: the member is told, nothing is resent blindly.
+            log.warning("%s for %s got no answer (%s); not resending", exc.endpoint, task.id, exc)
             await self._fail(task, failure(Outcome.NO_ANSWER))
             return
         if exc.retryable and task.attempts < MAX_SUBMIT_ATTEMPTS:
@@ -624,3 +636,12 @@ class Runner:
 
 class _InputMissing(Exception):
     pass
+
+
+def _may_have_created(exc: KieError) -> bool:
+    """A generate whose answer was lost or unreadable: KIE may have created the task."""
+    if exc.endpoint != "generate":
+        return False
+    if isinstance(exc, KieBadResponse):
+        return True
+    return isinstance(exc, KieTransportError) and not isinstance(exc, KieConnectError)

@@ -173,6 +173,7 @@ class _Fail:
     malformed: bool
     reset: bool
     hang: float
+    after_handling: bool = False
 
 
 @dataclass
@@ -276,6 +277,7 @@ class KieSimulator:
         malformed: bool = False,
         reset: bool = False,
         hang: float = 0.0,
+        after_handling: bool = False,
     ) -> None:
         """Make the next ``count`` requests to ``endpoint`` fail.
 
@@ -284,10 +286,24 @@ class KieSimulator:
         it only delays the normal answer). Note that aiohttp clients silently re-send an
         idempotent request (GET) once after a dropped connection: use ``count=2`` to make a GET
         fail as seen by the caller.
+
+        With ``after_handling`` the request is handled first (a generate creates its task and
+        charges its credits; the call is recorded then) and only the answer is lost: ``hang``
+        holds it back (a client with a shorter timeout never sees it), ``reset`` then drops the
+        connection, ``malformed`` replaces it with invalid JSON.
         """
         if endpoint not in FAIL_ENDPOINTS:
             raise ValueError(f"unknown endpoint {endpoint!r}; expected one of {FAIL_ENDPOINTS}")
-        spec = _Fail(status=status, code=code, malformed=malformed, reset=reset, hang=hang)
+        if after_handling and (code is not None or status != 200):
+            raise ValueError("after_handling loses the real answer: use reset, hang or malformed")
+        spec = _Fail(
+            status=status,
+            code=code,
+            malformed=malformed,
+            reset=reset,
+            hang=hang,
+            after_handling=after_handling,
+        )
         self._fails.setdefault(endpoint, deque()).extend([spec] * count)
 
     def advance(self, seconds: float) -> None:
@@ -335,6 +351,8 @@ class KieSimulator:
         endpoint = self._endpoint_of(request.path)
         queue = self._fails.get(endpoint)
         fail = queue.popleft() if queue else None
+        if fail is not None and fail.after_handling:
+            return await self._lose_answer(request, endpoint, handler, fail)
         if fail is not None and fail.hang > 0:
             await asyncio.sleep(fail.hang)
         resp: web.StreamResponse
@@ -356,6 +374,29 @@ class KieSimulator:
             except web.HTTPException as exc:
                 resp = exc
         self._record(request, endpoint, resp.status, resp.get(_CODE_KEY))
+        return resp
+
+    async def _lose_answer(
+        self,
+        request: web.Request,
+        endpoint: str,
+        handler: Callable[[web.Request], Awaitable[web.StreamResponse]],
+        fail: _Fail,
+    ) -> web.StreamResponse:
+        """Handle the request for real, then lose the answer (see ``fail_next``)."""
+        try:
+            resp = await handler(request)
+        except web.HTTPException as exc:
+            resp = exc
+        self._record(request, endpoint, 0 if fail.reset else resp.status, resp.get(_CODE_KEY))
+        if fail.hang > 0:
+            await asyncio.sleep(fail.hang)
+        if fail.reset:
+            if request.transport is not None:
+                request.transport.abort()
+            raise asyncio.CancelledError  # nothing is written back
+        if fail.malformed:
+            return web.Response(text="<html>502 Bad Gateway</html>{", content_type="text/html")
         return resp
 
     def _record(self, request: web.Request, endpoint: str, status: int, code: Any) -> None:
@@ -716,7 +757,10 @@ class KieSimulator:
         if key is None:
             return self._unauthorized()
         balance = self.balances.setdefault(key, self.config.credits)
-        value: float | int = int(balance) if float(balance).is_integer() else balance
+        # An int balance goes out as is: a test may set one too large for a float.
+        value: float | int = balance
+        if not isinstance(balance, int) and balance.is_integer():
+            value = int(balance)
         return self._envelope(200, "success", value)
 
     # ------------------------------------------------------------------ download-url
