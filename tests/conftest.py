@@ -24,14 +24,19 @@ BOT_LOGS_KEY = pytest.StashKey[list[BotProcess]]()
 
 @pytest_asyncio.fixture
 async def discord_fake() -> AsyncIterator[FakeDiscord]:
-    """A fresh fake Discord per test; fails the test if the bot used a route the fake lacks."""
+    """A fresh fake Discord per test, strict by default (the 3-second rule, rate-limit buckets).
+
+    Fails the test at teardown if the bot broke a Discord rule: a route the fake lacks, an
+    interaction first answered after 3 s, an IDENTIFY asking for more than GUILDS.
+    """
     fake = FakeDiscord()
     await fake.start()
     try:
         yield fake
     finally:
         await fake.stop()
-    assert not fake.unhandled, f"calls the fake does not know: {fake.unhandled}"
+    problems = fake.violations()
+    assert not problems, "Discord rules broken:\n  " + "\n  ".join(problems)
 
 
 @pytest_asyncio.fixture

@@ -4,19 +4,32 @@ Public API:
 - ``FakeDiscord``: ``await fake.start()`` / ``await fake.stop()``; ``fake.api_url`` /
   ``fake.gateway_url``; world (``member``, ``moderator``, ``channel``, ``add_user``,
   ``add_channel``, ``inject_message``, ``add_cdn_file``); verbs (``slash``, ``message_command``,
-  ``click``, ``submit_modal``, ``inject``, ``drop_gateway``, ``fail_next``, ``clock.advance``,
-  ``rate_limits = DiscordRateLimits()`` to enforce Discord's buckets);
+  ``click``, ``submit_modal``, ``inject``, ``drop_gateway``, ``fail_next`` (Discord's 429, or
+  ``cloudflare=True``), ``clock.advance``);
+  Discord's rules, on by default: the 3-second rule (``enforce_initial_response_deadline``),
+  the rate-limit buckets (``rate_limits``, a ``DiscordRateLimits``; None turns them off),
+  IDENTIFY intents (``allowed_intents``); ``violations()`` lists what the client broke;
   waiting (``wait_until``, ``wait_for_call``, ``wait_for_identify``, ``wait_for_conversation``);
   views (``conversation``, ``channel_messages``, ``message``, ``calls``, ``unhandled``).
 """
 
 from .conversation import AttachmentView, Conversation, MessageView
 from .model import (
+    ANNOUNCEMENT_CHANNEL,
+    ATTACH_FILES,
+    CATEGORY_CHANNEL,
+    EMBED_LINKS,
+    FORUM_CHANNEL,
     MANAGE_GUILD,
     MANAGE_MESSAGES,
+    MEDIA_CHANNEL,
     MEMBER_PERMISSIONS,
     MODERATOR_PERMISSIONS,
     SEND_MESSAGES,
+    STAGE_CHANNEL,
+    TEXT_CHANNEL,
+    VIEW_CHANNEL,
+    VOICE_CHANNEL,
     Call,
     CallbackRecord,
     FakeChannel,
@@ -28,14 +41,24 @@ from .model import (
     UploadedFile,
 )
 from .ratelimit import DiscordRateLimits
-from .server import DiscordError, FakeDiscord, Fault
+from .server import DiscordError, FakeDiscord, Fault, LateResponse
 
 __all__ = [
+    "ANNOUNCEMENT_CHANNEL",
+    "ATTACH_FILES",
+    "CATEGORY_CHANNEL",
+    "EMBED_LINKS",
+    "FORUM_CHANNEL",
     "MANAGE_GUILD",
     "MANAGE_MESSAGES",
+    "MEDIA_CHANNEL",
     "MEMBER_PERMISSIONS",
     "MODERATOR_PERMISSIONS",
     "SEND_MESSAGES",
+    "STAGE_CHANNEL",
+    "TEXT_CHANNEL",
+    "VIEW_CHANNEL",
+    "VOICE_CHANNEL",
     "AttachmentView",
     "Call",
     "CallbackRecord",
@@ -50,6 +73,7 @@ __all__ = [
     "FakeUser",
     "Fault",
     "GatewayFrame",
+    "LateResponse",
     "MessageView",
     "UploadedFile",
 ]

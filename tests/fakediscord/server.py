@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import math
 import mimetypes
 import re
 import secrets
@@ -52,7 +51,13 @@ from .model import (
     UploadedFile,
     iso,
 )
-from .ratelimit import DiscordRateLimits, RateLimited
+from .ratelimit import (
+    CLOUDFLARE_429_HTML,
+    DiscordRateLimits,
+    RateLimited,
+    rate_limited,
+    route_bucket,
+)
 
 T = TypeVar("T")
 MiB = 1024 * 1024
@@ -88,6 +93,7 @@ class DiscordError(Exception):
         errors: Errors | None = None,
         headers: dict[str, str] | None = None,
         extra: dict[str, Any] | None = None,
+        html: str | None = None,
     ) -> None:
         if message is None:
             message = ERROR_MESSAGES.get(code) or f"{status}: {STATUS_TEXT.get(status, 'Error')}"
@@ -97,6 +103,41 @@ class DiscordError(Exception):
         if errors:
             self.body["errors"] = errors
         self.headers = headers or {}
+        self.html = html  # answered as a text/html page instead of the JSON body (Cloudflare)
+
+    @classmethod
+    def from_rate_limited(cls, limited: RateLimited) -> DiscordError:
+        """Discord's own 429 (JSON body, Via, every rate-limit header)."""
+        body = limited.body
+        return cls(
+            429,
+            int(body["code"]),
+            str(body["message"]),
+            headers=limited.headers,
+            extra={"retry_after": body["retry_after"], "global": body["global"]},
+        )
+
+
+GUILDS_INTENT = 1 << 0
+INITIAL_RESPONSE_DEADLINE = 3.0  # seconds Discord waits for an interaction's first callback
+
+
+@dataclass
+class LateResponse:
+    """A first callback that came after the 3-second deadline (Discord refused it: 10062)."""
+
+    interaction: FakeInteraction
+    age: float
+    call: Call
+
+    def __str__(self) -> str:
+        data = self.interaction.payload.get("data") or {}
+        what = data.get("name") or data.get("custom_id") or "?"
+        kind = {2: "command", 3: "component", 5: "modal submit"}.get(self.interaction.type, "?")
+        return (
+            f"{kind} {what!r} (interaction {self.interaction.id}) first answered after "
+            f"{self.age:.1f} s"
+        )
 
 
 @dataclass
@@ -110,6 +151,7 @@ class Fault:
     remaining: int
     retry_after: float
     message: str | None
+    cloudflare: bool = False
     hits: list[Call] = field(default_factory=list)
 
     def matches(self, call: Call) -> bool:
@@ -119,15 +161,19 @@ class Fault:
             and self.pattern.search(call.path) is not None
         )
 
-    def error(self) -> DiscordError:
+    def error(self, call: Call, limits: DiscordRateLimits | None) -> DiscordError:
+        if self.cloudflare:
+            # Cloudflare's ban page: no JSON, no Via, no X-RateLimit-* (discord.py won't retry).
+            return DiscordError(429, 0, "Cloudflare 1015", html=CLOUDFLARE_429_HTML)
         if self.status == 429:
-            return DiscordError(
-                429,
-                self.code or 0,
-                self.message or "You are being rate limited.",
-                headers={"Via": "1.1 google", "Retry-After": str(math.ceil(self.retry_after))},
-                extra={"retry_after": self.retry_after, "global": False},
+            bucket = route_bucket(call)
+            limit = limits.limit_of(bucket) if limits is not None else 5
+            error = DiscordError.from_rate_limited(
+                rate_limited(bucket, limit, self.retry_after, code=self.code or 0)
             )
+            if self.message is not None:
+                error.body["message"] = self.message
+            return error
         if self.status >= 500 and self.code is None:
             return DiscordError(self.status, 0, self.message or f"{self.status}: Server Error")
         return DiscordError(self.status, self.code or 0, self.message)
@@ -141,6 +187,12 @@ class _GatewayConn:
 
 
 Handler = Callable[..., Awaitable[tuple[int, Any]]]
+
+
+def _error_response(err: DiscordError, headers: dict[str, str]) -> web.Response:
+    if err.html is not None:
+        return web.Response(status=err.status, text=err.html, content_type="text/html")
+    return _json_response(err.status, err.body, {**headers, **err.headers})
 
 
 def _json_response(status: int, body: Any, headers: dict[str, str] | None = None) -> web.Response:
@@ -169,12 +221,18 @@ class FakeDiscord:
         self.attachment_size_limit = attachment_size_limit
         self.channel_attachment_size_limit = attachment_size_limit
         self.clock = FakeClock()
-        self.enforce_initial_response_deadline = False  # the 3-second rule, off by default
+        # Discord's 3-second rule: a first callback later than this is refused (404/10062) and
+        # recorded in `late_responses`, which `violations()` reports. A test that needs it off
+        # sets this to False in its own body, saying why.
+        self.enforce_initial_response_deadline = True
+        self.late_responses: list[LateResponse] = []
+        # The gateway intents an IDENTIFY may ask for (GUILDS: all the README promises).
+        self.allowed_intents = GUILDS_INTENT
         # RESUME handling: False → op 9 (client waits 5 s in before_identify_hook, re-IDENTIFYs);
         # True → RESUMED and the queued events are replayed (fast reconnect).
         self.accept_resume = False
-        # Discord's rate-limit buckets (see ratelimit.py): None (the default) = no limits.
-        self.rate_limits: DiscordRateLimits | None = None
+        # Discord's rate-limit buckets (see ratelimit.py); a test may set None to turn them off.
+        self.rate_limits: DiscordRateLimits | None = DiscordRateLimits()
         self._last_id = 0
         self.port = 0
         self._runner: web.AppRunner | None = None
@@ -516,6 +574,28 @@ class FakeDiscord:
         """An index into ``calls``, for ``since=`` (only calls recorded after this point)."""
         return len(self.calls)
 
+    def violations(self) -> list[str]:
+        """Every Discord rule the client broke so far; the ``discord_fake`` fixture fails on any.
+
+        Calls to routes the fake does not know, interactions first answered after 3 s, and
+        IDENTIFYs asking for intents beyond ``allowed_intents``.
+        """
+        problems: list[str] = []
+        if self.unhandled:
+            problems.append(f"calls the fake does not know: {self.unhandled}")
+        problems.extend(
+            f"answered late, refused with 404/10062 Unknown interaction: {late}"
+            for late in self.late_responses
+        )
+        for number, identify in enumerate(self.identifies, 1):
+            intents = int(identify.get("intents") or 0)
+            if intents & ~self.allowed_intents:
+                problems.append(
+                    f"IDENTIFY #{number} asked for intents {intents} ({intents:#b}); only "
+                    f"{self.allowed_intents} ({self.allowed_intents:#b}, GUILDS) is promised"
+                )
+        return problems
+
     async def wait_for_call(
         self,
         method: str,
@@ -567,10 +647,26 @@ class FakeDiscord:
         count: int = 1,
         retry_after: float = 0.05,
         message: str | None = None,
+        cloudflare: bool = False,
     ) -> Fault:
-        """The next ``count`` matching REST calls answer ``status`` (429 with Via+retry_after)."""
+        """The next ``count`` matching REST calls answer ``status``.
+
+        A 429 is Discord's own (``Via``, ``Retry-After``, ``X-RateLimit-*`` with scope "user",
+        JSON ``retry_after``/``global``/``code``): discord.py waits and retries it.
+        ``cloudflare=True`` answers Cloudflare's 429 instead (an HTML page, no ``Via``, no
+        rate-limit headers): discord.py raises ``HTTPException`` without retrying.
+        """
+        if cloudflare:
+            status = 429
         fault = Fault(
-            method.upper(), re.compile(path_regex), status, code, count, retry_after, message
+            method.upper(),
+            re.compile(path_regex),
+            status,
+            code,
+            count,
+            retry_after,
+            message,
+            cloudflare=cloudflare,
         )
         self.faults.append(fault)
         return fault
@@ -580,7 +676,7 @@ class FakeDiscord:
             if fault.matches(call):
                 fault.remaining -= 1
                 fault.hits.append(call)
-                return fault.error()
+                return fault.error(call, self.rate_limits)
         return None
 
     # ------------------------------------------------------------------ REST plumbing
@@ -676,7 +772,8 @@ class FakeDiscord:
                 self.unhandled.append(call)
                 raise DiscordError(404, 0, "404: Not Found")
         except DiscordError as err:
-            status, payload, headers = err.status, err.body, {**headers, **err.headers}
+            await self._finish(call, err.status, err.html if err.html is not None else err.body)
+            return _error_response(err, headers)
         await self._finish(call, status, payload)
         return _json_response(status, payload, headers)
 
@@ -685,13 +782,7 @@ class FakeDiscord:
         try:
             return self.rate_limits.admit(call, self.token)
         except RateLimited as limited:
-            raise DiscordError(
-                429,
-                0,
-                "You are being rate limited.",
-                headers=limited.headers,
-                extra={"retry_after": limited.retry_after, "global": limited.is_global},
-            ) from None
+            raise DiscordError.from_rate_limited(limited) from None
 
     async def _unknown(self, request: web.Request) -> web.Response:
         body, files = await self._read_body(request)
@@ -1083,9 +1174,15 @@ class FakeDiscord:
         inter = self.interactions.get(int(iid))
         if inter is None or inter.token != token:
             raise DiscordError(404, 10062)
-        self._check_age(inter)
-        if self.enforce_initial_response_deadline and self.interaction_age(inter) > 3.0:
+        age = self.interaction_age(inter)
+        if (
+            self.enforce_initial_response_deadline
+            and not inter.acknowledged
+            and age > INITIAL_RESPONSE_DEADLINE
+        ):
+            self.late_responses.append(LateResponse(inter, age, call))
             raise DiscordError(404, 10062)
+        self._check_age(inter)
         if inter.acknowledged:
             raise DiscordError(400, 40060)
         body = call.json if isinstance(call.json, dict) else {}
@@ -1258,9 +1355,7 @@ class FakeDiscord:
             await self._ws_send(conn, 0, self.guild_obj(), "GUILD_CREATE")
             conn.identified = True
             self._current = conn
-            pending, self._pending = self._pending, []
-            for event, data in pending:
-                await self._ws_send(conn, 0, data, event)
+            await self._send_pending(conn)
         elif op == 6:
             self.resumes.append(d if isinstance(d, dict) else {})
             if (
@@ -1273,9 +1368,7 @@ class FakeDiscord:
                 await self._ws_send(conn, 0, {}, "RESUMED")
                 conn.identified = True
                 self._current = conn
-                pending, self._pending = self._pending, []
-                for event, data in pending:
-                    await self._ws_send(conn, 0, data, event)
+                await self._send_pending(conn)
             else:
                 await self._ws_send(conn, 9, False)
         elif op == 8:
@@ -1294,6 +1387,15 @@ class FakeDiscord:
                 "GUILD_MEMBERS_CHUNK",
             )
         await self._changed()
+
+    async def _send_pending(self, conn: _GatewayConn) -> None:
+        pending, self._pending = self._pending, []
+        for event, data in pending:
+            if event == "INTERACTION_CREATE" and int(data["id"]) in self.interactions:
+                # Discord only creates an interaction for a connected bot: one queued while the
+                # bot was away counts its 3 seconds from now, as if the member acted just now.
+                self.interactions[int(data["id"])].created_at = self.clock.time()
+            await self._ws_send(conn, 0, data, event)
 
     async def dispatch(self, event: str, data: dict[str, Any]) -> None:
         """Send a gateway DISPATCH; queued until the next IDENTIFY if no session is live."""

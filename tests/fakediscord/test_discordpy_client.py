@@ -40,7 +40,7 @@ class ResultView(discord.ui.View):
 
 
 def make_bot() -> commands.Bot:
-    bot = commands.Bot(command_prefix="!", intents=discord.Intents.default())
+    bot = commands.Bot(command_prefix="!", intents=discord.Intents(guilds=True))
 
     @bot.tree.command(name="imagine", description="Make an image")
     async def imagine(interaction: discord.Interaction, prompt: str, image: discord.Attachment):
@@ -189,6 +189,23 @@ async def test_429_with_via_is_retried_by_discordpy(
     await discord_fake.wait_for_conversation(inter, lambda c: c.original and c.original.attachments)
     statuses = [c.status for c in discord_fake.find_calls("PATCH", r"/messages/@original$")]
     assert statuses == [429, 200]
+
+
+async def test_cloudflare_429_is_not_retried_by_discordpy(
+    discord_fake: FakeDiscord, start_bot: StartBot
+) -> None:
+    """A Cloudflare 429 (HTML, no Via) raises HTTPException in both HTTP paths, unretried."""
+    bot = await start_bot(make_bot())
+    discord_fake.fail_next("POST", r"^/channels/\d+/messages$", cloudflare=True)
+    with pytest.raises(discord.HTTPException) as raised:
+        await bot.get_partial_messageable(discord_fake.channel.id).send("hello")
+    assert (raised.value.status, raised.value.code) == (429, 0)
+    webhook = discord.Webhook.partial(discord_fake.app_id, "no-such-token", client=bot)
+    discord_fake.fail_next("POST", r"^/webhooks/", cloudflare=True)
+    with pytest.raises(discord.HTTPException) as raised:
+        await webhook.send("hello")
+    assert raised.value.status == 429
+    assert [c.status for c in discord_fake.calls if c.method == "POST"] == [429, 429]
 
 
 async def test_gateway_drop_with_accept_resume_replays_queued_interaction(

@@ -42,6 +42,18 @@ async def api(
         return resp.status, parsed, dict(resp.headers)
 
 
+RATE_LIMIT_429_HEADERS = (
+    "Via",
+    "Retry-After",
+    "X-RateLimit-Bucket",
+    "X-RateLimit-Limit",
+    "X-RateLimit-Remaining",
+    "X-RateLimit-Reset",
+    "X-RateLimit-Reset-After",
+    "X-RateLimit-Scope",
+)
+
+
 def cb(inter: FakeInteraction) -> str:
     return f"/interactions/{inter.id}/{inter.token}/callback?with_response=1"
 
@@ -108,6 +120,8 @@ async def test_token_older_than_15_minutes_is_50027(
     discord_fake: FakeDiscord, method: str, tail: str, body: Any
 ) -> None:
     """After the fake clock moves past 15 minutes, callback/@original/followup → 401 50027."""
+    # Off: this pins the 15-minute check; a first callback that late is the 3-second rule's case.
+    discord_fake.enforce_initial_response_deadline = False
     inter = await discord_fake.slash("imagine", {"prompt": "x"})
     if tail != "callback":
         assert (await api(discord_fake, "POST", cb(inter), {"type": 5}))[0] == 200
@@ -326,18 +340,29 @@ async def test_unknown_route_is_404_and_recorded(discord_fake: FakeDiscord) -> N
 
 
 async def test_fail_next_injects_429_5xx_and_codes(discord_fake: FakeDiscord) -> None:
-    """fail_next answers N matching calls with 429 (Via + retry_after + code 0), 5xx or a code."""
+    """fail_next answers N matching calls with Discord's 429 (headers, body), 5xx or a code."""
     path = f"/channels/{discord_fake.channel.id}/messages"
     discord_fake.fail_next("POST", r"/messages$", status=429, retry_after=0.25)
     status, body, headers = await api(discord_fake, "POST", path, {"content": "x"})
     assert status == 429
-    assert headers["Via"]
+    assert headers["Content-Type"] == "application/json"
     assert body == {
         "message": "You are being rate limited.",
         "code": 0,
         "retry_after": 0.25,
         "global": False,
     }
+    assert {k: headers[k] for k in RATE_LIMIT_429_HEADERS if k != "X-RateLimit-Reset"} == {
+        "Via": "1.1 google",
+        "Retry-After": "1",
+        "X-RateLimit-Bucket": headers["X-RateLimit-Bucket"],
+        "X-RateLimit-Limit": "5",
+        "X-RateLimit-Remaining": "0",
+        "X-RateLimit-Reset-After": "0.250",
+        "X-RateLimit-Scope": "user",
+    }
+    assert len(headers["X-RateLimit-Bucket"]) == 16
+    assert float(headers["X-RateLimit-Reset"]) > 0
     discord_fake.fail_next("*", r"/messages$", status=503, count=2)
     assert (await api(discord_fake, "POST", path, {"content": "x"}))[0] == 503
     assert (await api(discord_fake, "POST", path, {"content": "x"}))[0] == 503
@@ -458,13 +483,72 @@ async def test_waiting_helpers_return_matches_and_time_out_loudly(
     assert call is discord_fake.calls[-1]
 
 
-async def test_initial_response_deadline_is_opt_in(discord_fake: FakeDiscord) -> None:
-    """The 3-second rule is off by default; with the flag a late first callback gets 10062."""
+async def test_initial_response_deadline_is_on_by_default(discord_fake: FakeDiscord) -> None:
+    """A first callback after 3 s gets 404/10062 and is reported by violations(), by name."""
+    on_time = await discord_fake.slash("imagine", {"prompt": "x"})
+    assert (await api(discord_fake, "POST", cb(on_time), {"type": 5}))[0] == 200
+    late = await discord_fake.slash("imagine", {"prompt": "x"})
+    discord_fake.clock.advance(3.5)
+    status, body, _ = await api(discord_fake, "POST", cb(late), {"type": 5})
+    assert (status, body) == (404, {"message": "Unknown interaction", "code": 10062})
+    assert discord_fake.conversation(late).response_types == []
+    # A later answer to the interaction answered in time is not a late first answer: 40060.
+    assert (await api(discord_fake, "POST", cb(on_time), {"type": 5}))[1]["code"] == 40060
+    assert discord_fake.violations() == [
+        "answered late, refused with 404/10062 Unknown interaction: command 'imagine' "
+        f"(interaction {late.id}) first answered after 3.5 s"
+    ]
+    discord_fake.late_responses.clear()  # seen; let the fixture's teardown pass
+
+
+async def test_initial_response_deadline_can_be_turned_off(discord_fake: FakeDiscord) -> None:
+    """With the rule off (a test saying why), a first callback after 5 s is accepted."""
+    # Off: this test is about the switch itself.
+    discord_fake.enforce_initial_response_deadline = False
     late = await discord_fake.slash("imagine", {"prompt": "x"})
     discord_fake.clock.advance(5)
     assert (await api(discord_fake, "POST", cb(late), {"type": 5}))[0] == 200
-    discord_fake.enforce_initial_response_deadline = True
-    later = await discord_fake.slash("imagine", {"prompt": "x"})
-    discord_fake.clock.advance(5)
-    status, body, _ = await api(discord_fake, "POST", cb(later), {"type": 5})
-    assert (status, body["code"]) == (404, 10062)
+    assert discord_fake.violations() == []
+
+
+async def test_cloudflare_429_is_html_without_via_or_rate_limit_headers(
+    discord_fake: FakeDiscord,
+) -> None:
+    """fail_next(cloudflare=True) answers 429 with an HTML page: no JSON, no Via, no X-RateLimit."""
+    path = f"/channels/{discord_fake.channel.id}/messages"
+    fault = discord_fake.fail_next("POST", r"/messages$", cloudflare=True)
+    status, body, headers = await api(discord_fake, "POST", path, {"content": "x"})
+    assert status == 429
+    assert headers["Content-Type"].startswith("text/html")
+    assert b"Cloudflare" in body
+    assert not [h for h in headers if h.lower() == "via" or h.lower().startswith("x-ratelimit")]
+    assert len(fault.hits) == 1
+    assert (await api(discord_fake, "POST", path, {"content": "x"}))[0] == 200
+
+
+async def _identify(fake: FakeDiscord, intents: int) -> None:
+    async with aiohttp.ClientSession() as session, session.ws_connect(fake.gateway_url) as ws:
+        hello = await ws.receive_json()
+        assert hello["op"] == 10
+        identify = {"token": fake.token, "intents": intents, "properties": {}}
+        await ws.send_json({"op": 2, "d": identify})
+        ready = await ws.receive_json()
+        assert ready["t"] == "READY"
+
+
+async def test_identify_with_guilds_only_passes(discord_fake: FakeDiscord) -> None:
+    """An IDENTIFY asking for GUILDS (1 << 0) alone breaks no rule."""
+    await _identify(discord_fake, 1)
+    assert discord_fake.identifies[0]["intents"] == 1
+    assert discord_fake.violations() == []
+
+
+async def test_identify_asking_for_more_than_guilds_is_a_violation(
+    discord_fake: FakeDiscord,
+) -> None:
+    """An IDENTIFY with GUILDS | GUILD_MESSAGES | MESSAGE_CONTENT is reported by violations()."""
+    await _identify(discord_fake, 1 | 1 << 9 | 1 << 15)
+    assert discord_fake.violations() == [
+        "IDENTIFY #1 asked for intents 33281 (0b1000001000000001); only 1 (0b1, GUILDS) is promised"
+    ]
+    discord_fake.identifies.clear()  # seen; let the fixture's teardown pass

@@ -1,4 +1,4 @@
-"""The fake's optional rate limiter: off by default; Discord's bucket answers when enabled."""
+"""The fake's rate limiter: on by default, answering Discord's 429s; a test may turn it off."""
 
 from __future__ import annotations
 
@@ -14,8 +14,28 @@ class _Clock:
         return self.now
 
 
-async def test_no_limits_and_no_headers_by_default(discord_fake: FakeDiscord) -> None:
-    """Without rate_limits, twenty edits in a row all succeed and carry no X-RateLimit headers."""
+async def test_limits_are_on_by_default_and_headers_describe_the_bucket(
+    discord_fake: FakeDiscord,
+) -> None:
+    """Every fake enforces the buckets: webhook edits carry X-RateLimit-*; the 6th in 2 s is 429."""
+    assert isinstance(discord_fake.rate_limits, DiscordRateLimits)
+    clock = _Clock()
+    discord_fake.rate_limits.clock = clock
+    inter = await discord_fake.slash("imagine", {"prompt": "x"})
+    assert (await api(discord_fake, "POST", cb(inter), {"type": 5}, auth=False))[0] == 200
+    path = hook(discord_fake, inter, "/messages/@original")
+    for _ in range(5):
+        status, _, headers = await api(discord_fake, "PATCH", path, {"content": "x"})
+        assert (status, headers["X-RateLimit-Limit"]) == (200, "5")
+    status, body, headers = await api(discord_fake, "PATCH", path, {"content": "x"})
+    assert (status, body["code"], headers["Retry-After"]) == (429, 0, "2")
+    assert discord_fake.rate_limits.limited[0].path == path
+
+
+async def test_limits_can_be_turned_off(discord_fake: FakeDiscord) -> None:
+    """With rate_limits None, twenty edits in a row all succeed and carry no X-RateLimit headers."""
+    # Off: this test is about the switch itself.
+    discord_fake.rate_limits = None
     inter = await discord_fake.slash("imagine", {"prompt": "x"})
     assert (await api(discord_fake, "POST", cb(inter), {"type": 5}, auth=False))[0] == 200
     path = hook(discord_fake, inter, "/messages/@original")
@@ -44,7 +64,7 @@ async def test_webhook_bucket_answers_429_with_via_and_resets(discord_fake: Fake
     assert headers["Via"]
     assert body["global"] is False
     assert abs(body["retry_after"] - 1.5) < 0.01
-    assert headers["X-RateLimit-Scope"] == "shared"
+    assert headers["X-RateLimit-Scope"] == "user"
     assert len(limits.limited) == 1
     clock.now += 1.5
     assert (await api(discord_fake, "PATCH", path, {"content": "x"}, auth=False))[0] == 200
