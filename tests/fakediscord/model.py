@@ -181,6 +181,8 @@ GUILD_CHANNEL_FIELDS: dict[int, dict[str, Any]] = {
     FORUM_CHANNEL: {**_FORUM_FIELDS, "default_forum_layout": 0},
     MEDIA_CHANNEL: _FORUM_FIELDS,
 }
+# Channels without a message list of their own: a post there answers 400/50008.
+NO_MESSAGES_CHANNEL_TYPES = (CATEGORY_CHANNEL, FORUM_CHANNEL, MEDIA_CHANNEL)
 
 # Channel types (Discord's ChannelType) the fake knows.
 DM_CHANNEL = 1

@@ -24,6 +24,7 @@ from aiohttp import BodyPartReader, WSMsgType, web
 from .conversation import Conversation, MessageView, iter_components
 from .limits import Errors, validate_message, validate_modal
 from .model import (
+    ATTACH_FILES,
     CONTEXT_BOT_DM,
     CONTEXT_GUILD,
     CONTEXT_PRIVATE_CHANNEL,
@@ -35,10 +36,13 @@ from .model import (
     LOADING,
     MEMBER_PERMISSIONS,
     MODERATOR_PERMISSIONS,
+    NO_MESSAGES_CHANNEL_TYPES,
     PRIVATE_CHANNEL_APP_PERMISSIONS,
     PRIVATE_THREAD,
     PUBLIC_THREAD,
     SEND_MESSAGES,
+    TEXT_CHANNEL,
+    VIEW_CHANNEL,
     Call,
     CallbackRecord,
     CdnFile,
@@ -73,7 +77,9 @@ ERROR_MESSAGES: dict[int, str] = {
     40005: "Request entity too large",
     40060: "Interaction has already been acknowledged.",
     50005: "Cannot edit a message authored by another user",
+    50001: "Missing Access",
     50006: "Cannot send an empty message",
+    50008: "Cannot send messages in a non-text channel",
     50013: "Missing Permissions",
     50027: "Invalid Webhook Token",
     50035: "Invalid Form Body",
@@ -367,9 +373,21 @@ class FakeDiscord:
         self.users[user.id] = user
         return user
 
-    def add_channel(self, name: str, *, bot_can_post: bool = True) -> FakeChannel:
-        """Add a text channel; ``bot_can_post=False`` (or set it later) → posts get 403/50013."""
-        ch = FakeChannel(self._snowflake(), name, self.guild_id, len(self.channels), bot_can_post)
+    def add_channel(
+        self, name: str, *, bot_can_post: bool = True, type: int = TEXT_CHANNEL, bot_deny: int = 0
+    ) -> FakeChannel:
+        """Add a guild channel of ``type`` (0 text by default; 2 voice, 4 category, 5
+        announcement, 13 stage, 15 forum, 16 media). ``bot_deny`` bits are denied to the bot here
+        by an overwrite; ``bot_can_post=False`` (or set it later) → posts get 403/50013."""
+        ch = FakeChannel(
+            self._snowflake(),
+            name,
+            self.guild_id,
+            len(self.channels),
+            bot_can_post,
+            type=type,
+            bot_deny=bot_deny,
+        )
         self.channels[ch.id] = ch
         return ch
 
@@ -420,8 +438,8 @@ class FakeDiscord:
         if channel.is_thread and channel.parent_id in self.channels:
             channel = self.channels[channel.parent_id]
         perms = user.permissions
-        if user.id == self.bot_user.id and not channel.bot_can_post:
-            perms &= ~SEND_MESSAGES
+        if user.id == self.bot_user.id:
+            perms &= ~channel.bot_denied
         return perms
 
     def guild_obj(self) -> dict[str, Any]:
@@ -1083,8 +1101,7 @@ class FakeDiscord:
 
     async def _send(self, call: Call, cid: str) -> tuple[int, Any]:
         ch = self._channel(cid)
-        if not ch.bot_can_post:
-            raise DiscordError(403, 50013)
+        self._check_bot_can_post(ch, with_files=bool(call.files))
         payload = call.json if isinstance(call.json, dict) else {}
         self._raise_invalid(validate_message(payload))
         if self._is_empty(payload, call.files):
@@ -1131,9 +1148,19 @@ class FakeDiscord:
         return 204, None
 
     async def _typing(self, call: Call, cid: str) -> tuple[int, Any]:
-        if not self._channel(cid).bot_can_post:
-            raise DiscordError(403, 50013)
+        self._check_bot_can_post(self._channel(cid), with_files=False)
         return 204, None
+
+    def _check_bot_can_post(self, ch: FakeChannel, *, with_files: bool) -> None:
+        """Discord's refusals of a bot post: a channel without a message list (category, forum,
+        media), no View Channel, no Send Messages, or files without Attach Files."""
+        if ch.type in NO_MESSAGES_CHANNEL_TYPES:
+            raise DiscordError(400, 50008)
+        perms = self.permissions_for(self.bot_user, ch)
+        if not perms & VIEW_CHANNEL:
+            raise DiscordError(403, 50001)
+        if not perms & SEND_MESSAGES or (with_files and not perms & ATTACH_FILES):
+            raise DiscordError(403, 50013)
 
     # ------------------------------------------------------------------ interactions (REST side)
 
