@@ -24,6 +24,12 @@ from bot.moderation.policy import (
 )
 from bot.validation import ASPECT_RATIOS
 from cogs.buttons import TaskButton
+from cogs.channel_options import (
+    CommandChannel,
+    ModlogChannel,
+    command_channel_refusal,
+    modlog_problem,
+)
 from cogs.requests import Interaction, answer_ephemeral
 
 if TYPE_CHECKING:
@@ -137,10 +143,11 @@ class Admin(
         )
 
     @channels.command(name="add", description="Allow the image bot in a channel")
-    @app_commands.describe(channel="The channel to allow")
-    async def channels_add(
-        self, interaction: Interaction, channel: app_commands.AppCommandChannel
-    ) -> None:
+    @app_commands.describe(channel="A text, announcement, voice, forum or media channel")
+    async def channels_add(self, interaction: Interaction, channel: CommandChannel) -> None:
+        if refusal := command_channel_refusal(channel):
+            await _reply(interaction, refusal)
+            return
         gs = await self._settings(interaction)
         if channel.id in gs.allowed_channels:
             await _reply(interaction, f"<#{channel.id}> is already allowed.")
@@ -289,18 +296,17 @@ class Admin(
         await _reply(interaction, text[:1990])
 
     @app_commands.command(name="modlog", description="Where the mod-log is posted")
-    @app_commands.describe(channel="Leave empty to turn the mod-log off")
-    async def modlog(
-        self, interaction: Interaction, channel: app_commands.AppCommandChannel | None = None
-    ) -> None:
+    @app_commands.describe(channel="A text or announcement channel; leave empty to turn it off")
+    async def modlog(self, interaction: Interaction, channel: ModlogChannel | None = None) -> None:
+        if channel is not None and (problem := modlog_problem(interaction, channel)):
+            await _reply(interaction, problem)
+            return
         text = (
             f"The mod-log is now posted in <#{channel.id}>."
-            if channel is not None
+            if channel
             else "The mod-log is now off."
         )
-        await self._update(
-            interaction, text, modlog_channel_id=channel.id if channel is not None else None
-        )
+        await self._update(interaction, text, modlog_channel_id=channel.id if channel else None)
 
     @app_commands.command(name="allowance", description="Daily credits per member")
     @app_commands.describe(credits="Credits each member may spend per UTC day; empty = no limit")

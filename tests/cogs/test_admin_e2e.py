@@ -6,7 +6,18 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from e2e_helpers import COMMANDS_PUT, BotProcess
-from fakediscord import MANAGE_GUILD, Conversation, FakeChannel, FakeDiscord, FakeUser
+from fakediscord import (
+    CATEGORY_CHANNEL,
+    EMBED_LINKS,
+    FORUM_CHANNEL,
+    MANAGE_GUILD,
+    STAGE_CHANNEL,
+    VOICE_CHANNEL,
+    Conversation,
+    FakeChannel,
+    FakeDiscord,
+    FakeUser,
+)
 
 ADMIN = "kontext-admin"
 BotFactory = Callable[..., Awaitable[BotProcess]]
@@ -249,3 +260,77 @@ async def test_low_credit_alert_is_sent_once(
     await admin(fake, "credits")
     await image(fake, {"prompt": "a cat, again"})
     assert len(alerts()) == 1
+
+
+def synced_channel_types(fake: FakeDiscord, *path: str) -> list[int]:
+    """The ``channel_types`` the bot synced for the ``channel`` option of /kontext-admin *path."""
+    options = next(c for c in fake.find_calls("PUT", COMMANDS_PUT)[-1].json if c["name"] == ADMIN)
+    for name in path:
+        options = next(o for o in options["options"] if o["name"] == name)
+    channel = next(o for o in options["options"] if o["name"] == "channel")
+    return sorted(channel["channel_types"])
+
+
+async def test_modlog_refuses_channels_without_a_message_list(
+    discord_fake: FakeDiscord, kie_sim: Any, bot_factory: BotFactory
+) -> None:
+    """A category, a voice channel or a forum is refused as the mod-log, privately, unsaved."""
+    fake = discord_fake
+    others = [
+        fake.add_channel("Art", type=CATEGORY_CHANNEL),
+        fake.add_channel("Lounge", type=VOICE_CHANNEL),
+        fake.add_channel("showcase", type=FORUM_CHANNEL),
+    ]
+    await bot_factory()
+    assert synced_channel_types(fake, "modlog") == [0, 5]
+
+    for channel in others:
+        conv = await admin(fake, "modlog", {"channel": channel})
+        assert conv.ephemeral and "text or announcement channel" in conv.text, conv.text
+    show = await admin(fake, "show")
+    assert "**Mod-log:** off" in show.text
+
+
+async def test_modlog_names_the_permission_the_bot_lacks(
+    discord_fake: FakeDiscord, kie_sim: Any, bot_factory: BotFactory
+) -> None:
+    """A mod-log where the bot lacks Embed Links is refused, naming it; a good one is saved."""
+    fake = discord_fake
+    no_embeds = fake.add_channel("mod-log-no-embeds", bot_deny=EMBED_LINKS)
+    modlog = fake.add_channel("mod-log")
+    await bot_factory()
+
+    conv = await admin(fake, "modlog", {"channel": no_embeds})
+    assert conv.ephemeral and "Embed Links" in conv.text, conv.text
+    assert "Send Messages" not in conv.text
+    show = await admin(fake, "show")
+    assert "**Mod-log:** off" in show.text
+
+    conv = await admin(fake, "modlog", {"channel": modlog})
+    assert f"<#{modlog.id}>" in conv.text
+    show = await admin(fake, "show")
+    assert f"**Mod-log:** <#{modlog.id}>" in show.text
+
+
+async def test_channels_add_takes_channels_where_members_run_commands(
+    discord_fake: FakeDiscord, kie_sim: Any, bot_factory: BotFactory
+) -> None:
+    """A category or stage is refused; a voice channel (its text chat) and a forum are allowed."""
+    fake = discord_fake
+    category = fake.add_channel("Art", type=CATEGORY_CHANNEL)
+    stage = fake.add_channel("Town hall", type=STAGE_CHANNEL)
+    voice = fake.add_channel("Lounge", type=VOICE_CHANNEL)
+    forum = fake.add_channel("showcase", type=FORUM_CHANNEL)
+    await bot_factory()
+    assert synced_channel_types(fake, "channels", "add") == [0, 2, 5, 15, 16]
+
+    for channel, kind in ((category, "a category"), (stage, "a stage channel")):
+        conv = await admin(fake, "add", {"channel": channel}, group="channels")
+        assert conv.ephemeral and f"is {kind}, where members can't" in conv.text, conv.text
+    for channel in (voice, forum):
+        conv = await admin(fake, "add", {"channel": channel}, group="channels")
+        assert f"<#{channel.id}>" in conv.text and "now works only in" in conv.text, conv.text
+    show = await admin(fake, "show")
+    assert f"**Channels:** <#{voice.id}>, <#{forum.id}>" in show.text
+
+    await image(fake, {"prompt": "a cat in the lounge"}, channel=voice)
