@@ -74,7 +74,9 @@ def _type_of(channel: object) -> discord.ChannelType | None:
 
 
 def _kind(channel_type: discord.ChannelType | None) -> str:
-    return KINDS.get(channel_type, "a channel of another kind") if channel_type else "not readable"
+    if channel_type is None:
+        return "not readable"
+    return KINDS.get(channel_type, "a channel of another kind")
 
 
 def _modlog_type_refusal(channel: AnyChannel) -> str | None:
