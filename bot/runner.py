@@ -499,8 +499,11 @@ class Runner:
                 data = await self._kie.fetch_result(task.result_url, max_bytes=RESULT_MAX_BYTES)
                 _, _, fmt = await images.in_worker(images.probe, data)
             except (KieError, ValueError, images.ImageRejected) as exc:
+                # A KIE error that retrying cannot fix (the result expired, or is too large)
+                # ends the task now instead of after every delivery attempt.
+                permanent = isinstance(exc, KieError) and not exc.retryable
                 await self._delivery_problem(
-                    task, f"result download failed: {exc}", permanent=False
+                    task, f"result download failed: {exc}", permanent=permanent
                 )
                 return
             extension = "png" if fmt.lower() == "png" else "jpg"

@@ -38,6 +38,7 @@ from bot.kie.errors import (
     KieBadResponse,
     KieConnectError,
     KieError,
+    KieNotFound,
     KieRateLimited,
     KieTransportError,
     KieValidationError,
@@ -251,8 +252,9 @@ class KieClient:
     async def fetch_result(self, url: str, *, max_bytes: int) -> bytes:
         """Download a result file; on failure, fall back to a download-url link (retried).
 
-        Raises a retryable :class:`KieTransportError` when both ways fail, and a non-retryable
-        :class:`KieBadResponse` when the file is larger than ``max_bytes``.
+        Raises a retryable :class:`KieTransportError` when both ways fail, a non-retryable
+        :class:`KieNotFound` when download-url says the file is gone (expired), and a
+        non-retryable :class:`KieBadResponse` when the file is larger than ``max_bytes``.
         """
         try:
             return await self._download(url, max_bytes)
@@ -268,6 +270,14 @@ class KieClient:
             log.info("direct result download failed (%s); asking download-url", first)
         try:
             link = await self.download_url(url)
+        except (KieNotFound, KieValidationError) as exc:
+            # KIE says the file is gone (past its 14 days) or is not one of its files:
+            # asking again cannot bring it back.
+            raise KieNotFound(
+                f"result unavailable ({first}); download-url refused it ({exc})",
+                endpoint="download",
+                user_message="The finished image is no longer available from KIE.",
+            ) from None
         except KieError as exc:
             raise KieTransportError(
                 f"result download failed ({first}); download-url failed ({exc})",

@@ -444,16 +444,16 @@ async def test_fetch_result_falls_back_to_download_url(
     assert sim.count("file") == 2
 
 
-async def test_fetch_result_expired_raises_retryable(client: KieClient, sim: KieSimulator) -> None:
-    """A result past its TTL (direct 404, download-url refusing) raises a retryable KieError."""
+async def test_fetch_result_expired_is_final(client: KieClient, sim: KieSimulator) -> None:
+    """A result past its TTL (direct 404, download-url 404) raises a non-retryable KieNotFound."""
     task_id = await client.generate(GenerateRequest(prompt="t"))
     sim.complete(task_id)
     record = await client.record_info(task_id)
     assert record.result_image_url
     sim.advance(15 * 86400)
-    with pytest.raises(KieError) as info:
+    with pytest.raises(KieNotFound) as info:
         await client.fetch_result(record.result_image_url, max_bytes=10_000_000)
-    assert info.value.retryable
+    assert not info.value.retryable
     assert sim.count("download-url") == 1
 
 
