@@ -36,7 +36,6 @@ from e2e_helpers import BotProcess, free_port  # noqa: E402
 __all__ = ["BotProcess", "Rig", "free_port"]
 from fakediscord import (  # noqa: E402
     Call,
-    DiscordRateLimits,
     FakeDiscord,
     FakeInteraction,
     FakeUser,
@@ -112,7 +111,9 @@ class Rig:
     """Fake Discord + KIE simulator + one bot at a time (``await rig.start_bot(**env)``)."""
 
     sim_config: SimConfig = field(default_factory=SimConfig)
-    rate_limits: bool = True  # the fake enforces Discord's buckets (see tests/fakediscord)
+    # The fake enforces Discord's rules as in the tests: its rate-limit buckets (False turns
+    # them off), the 3-second rule and IDENTIFY's intents (a run that breaks one fails).
+    rate_limits: bool = True
     fake: BenchFake = field(init=False)
     sim: KieSimulator = field(init=False)
     workdir: Path = field(init=False)
@@ -127,8 +128,8 @@ class Rig:
     async def __aenter__(self) -> Rig:
         self.workdir = Path(tempfile.mkdtemp(prefix="kontext-bench-"))
         self.fake = BenchFake()
-        if self.rate_limits:
-            self.fake.rate_limits = DiscordRateLimits()
+        if not self.rate_limits:
+            self.fake.rate_limits = None
         await self.fake.start()
         # Credits are not what is measured: enough for any run (the default pays for 200 tasks).
         self.sim_config.credits = max(self.sim_config.credits, 1e9)
@@ -145,6 +146,11 @@ class Rig:
                     await bot.stop(30, expect_code=None)
         await self.sim.stop()
         await self.fake.stop()
+        problems = self.fake.violations()
+        if problems and exc[0] is None:
+            raise AssertionError("Discord rules broken:\n  " + "\n  ".join(problems))
+        for problem in problems:
+            log.error("Discord rule broken: %s", problem)
 
     def _finished(self, task: Any) -> None:
         # Draw the result now, so the simulator's Pillow time is not counted as the bot's.

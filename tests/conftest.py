@@ -14,7 +14,7 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 if str(REPO_ROOT) not in sys.path:  # `bot` is not installed into the venv; import it from source
     sys.path.insert(0, str(REPO_ROOT))
 
-from e2e_helpers import BotProcess, free_port  # noqa: E402
+from e2e_helpers import BotClock, BotProcess, free_port  # noqa: E402
 from fakediscord import FakeDiscord  # noqa: E402
 
 from bot.kie_sim import KieSimulator, SimConfig  # noqa: E402
@@ -97,6 +97,15 @@ async def bot_factory(
         except AssertionError as exc:
             errors.append(str(exc))
     assert not errors, "\n\n".join(errors)
+
+
+@pytest.fixture
+def bot_clock(tmp_path: Path, discord_fake: FakeDiscord) -> BotClock:
+    """The bot's wall clock and the fake's, moved together (``advance``); libfaketime.
+
+    Start the bot with ``await bot_factory(**bot_clock.env)``; fails clearly without libfaketime.
+    """
+    return BotClock(discord_fake, tmp_path / "bot-clock")
 
 
 @pytest_asyncio.fixture

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import glob
 import os
 import signal
 import socket
 import sys
+from collections.abc import Mapping
 from pathlib import Path
 from typing import IO
 
@@ -14,6 +16,20 @@ from fakediscord import FakeDiscord
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 COMMANDS_PUT = r"^/applications/\d+(/guilds/\d+)?/commands$"
+
+
+def clean_env(env: Mapping[str, str]) -> dict[str, str]:
+    """A subprocess environment of only ``env`` plus PATH, HOME and PYTHONPATH (the repo root).
+
+    Nothing else of the test runner's own environment (a developer's shell, CI's variables)
+    reaches the bot, so it cannot change a result.
+    """
+    base = {
+        "PATH": os.environ.get("PATH", os.defpath),
+        "HOME": os.environ.get("HOME", "/nonexistent"),
+        "PYTHONPATH": str(REPO_ROOT),  # `bot` and `cogs` are imported from the checkout
+    }
+    return {**base, **env}
 
 
 def free_port() -> int:
@@ -28,14 +44,24 @@ class BotProcess:
 
     ``await start()`` waits for the fake to see IDENTIFY and (first start, or whenever the
     fake has no commands yet) the command-sync PUT. ``stop()`` sends SIGINT and asserts exit 0.
+    The process gets only ``env`` (see ``clean_env``) and runs in ``workdir`` (default: the
+    log's directory, a test's tmp_path), so no ``.env`` or shell variable of the developer's
+    reaches it.
     """
 
     def __init__(
-        self, fake: FakeDiscord, env: dict[str, str], log_path: Path, *, ready_timeout: float = 20.0
+        self,
+        fake: FakeDiscord,
+        env: dict[str, str],
+        log_path: Path,
+        *,
+        ready_timeout: float = 20.0,
+        workdir: Path | None = None,
     ) -> None:
         self.fake = fake
         self.env = dict(env)
         self.log_path = log_path
+        self.workdir = workdir if workdir is not None else log_path.parent
         self.ready_timeout = ready_timeout
         self.proc: asyncio.subprocess.Process | None = None
         self.starts = 0
@@ -77,8 +103,8 @@ class BotProcess:
             sys.executable,
             "-m",
             "bot",
-            cwd=str(REPO_ROOT),
-            env={**os.environ, **self.env},
+            cwd=str(self.workdir),
+            env=clean_env(self.env),
             stdin=asyncio.subprocess.DEVNULL,
             stdout=self._log,
             stderr=asyncio.subprocess.STDOUT,
@@ -151,3 +177,50 @@ class BotProcess:
             value = self.env.get(name, "").strip()
             if len(value) >= 4:
                 assert value.encode() not in raw, f"{name} appears in the bot log {self.log_path}"
+
+
+FAKETIME_LIBRARY = "libfaketime.so.1"
+
+
+def faketime_library() -> Path:
+    """libfaketime (Debian package ``faketime``); a clear failure when it is not installed."""
+    found = sorted(glob.glob(f"/usr/lib/*/faketime/{FAKETIME_LIBRARY}"))
+    found += sorted(glob.glob(f"/usr/lib*/faketime/{FAKETIME_LIBRARY}"))
+    assert found, (
+        f"{FAKETIME_LIBRARY} is missing: this test moves the bot's wall clock with libfaketime. "
+        "Install it with `apt-get install faketime` (.ci/run does)."
+    )
+    return Path(found[0])
+
+
+class BotClock:
+    """The bot's wall clock (``time.time``) and the fake's, moved together by the test.
+
+    Start the bot with ``**clock.env`` and it reads its time through libfaketime from a file
+    this object rewrites; monotonic time and asyncio timers are left alone. The KIE simulator
+    and the test process keep real time.
+    """
+
+    def __init__(self, fake: FakeDiscord, path: Path) -> None:
+        self.fake = fake
+        self.path = path
+        self.offset = 0.0
+        self._write()
+        self.env = {
+            "LD_PRELOAD": str(faketime_library()),
+            "FAKETIME_TIMESTAMP_FILE": str(path),
+            "FAKETIME_NO_CACHE": "1",  # re-read the file on every call: advance() acts at once
+            "DONT_FAKE_MONOTONIC": "1",
+        }
+
+    def advance(self, seconds: float) -> None:
+        """Move the bot's wall clock and ``fake.clock`` forward by ``seconds``."""
+        self.offset += seconds
+        self._write()
+        self.fake.clock.advance(seconds)
+
+    def _write(self) -> None:
+        # Replace the file in one step: libfaketime must never read it half written.
+        tmp = self.path.with_name(self.path.name + ".tmp")
+        tmp.write_text(f"+{self.offset:.3f}\n")
+        os.replace(tmp, self.path)

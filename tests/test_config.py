@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+from e2e_helpers import clean_env
 
 from bot.config import ConfigError, Secret, load_settings
 
-REPO = Path(__file__).resolve().parents[1]
 BASE = {"DISCORD_TOKEN": "discord-secret-token", "KIE_API_KEY": "kie-secret-key"}
 
 
@@ -85,16 +84,10 @@ def test_simulator_keyword_and_callbacks():
 
 
 def _run_bot(env: dict[str, str], cwd: Path) -> subprocess.CompletedProcess[str]:
-    clean = {
-        k: v
-        for k, v in os.environ.items()
-        if k not in BASE and not k.startswith(("KIE_", "DISCORD_"))
-    }
-    clean["PYTHONPATH"] = str(REPO)
     return subprocess.run(
         [sys.executable, "-m", "bot"],
         check=False,
-        env={**clean, **env},
+        env=clean_env(env),
         cwd=cwd,
         capture_output=True,
         text=True,

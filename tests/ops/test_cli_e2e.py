@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 import asyncio
-import os
 import sqlite3
 import sys
+import tempfile
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest_asyncio
-from e2e_helpers import COMMANDS_PUT, REPO_ROOT, BotProcess
+from e2e_helpers import COMMANDS_PUT, BotProcess, clean_env
 from fakediscord import FakeDiscord
 
 from bot.__main__ import INVITE_PERMISSIONS
@@ -28,18 +28,20 @@ class Run:
 
 
 async def run_cli(env: dict[str, str], *args: str) -> Run:
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "bot",
-        *args,
-        cwd=str(REPO_ROOT),
-        env={**os.environ, **env},
-        stdin=asyncio.subprocess.DEVNULL,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    out, err = await asyncio.wait_for(proc.communicate(), 60)
+    """`python -m bot ARGS` with only ``env`` (clean_env), in an empty working directory."""
+    with tempfile.TemporaryDirectory(prefix="kontext-cli-") as workdir:
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "bot",
+            *args,
+            cwd=workdir,
+            env=clean_env(env),
+            stdin=asyncio.subprocess.DEVNULL,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+        )
+        out, err = await asyncio.wait_for(proc.communicate(), 60)
     assert proc.returncode is not None
     return Run(proc.returncode, out.decode(), err.decode())
 
