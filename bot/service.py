@@ -67,6 +67,7 @@ class Origin:
     interaction_token: str
     upload_limit: int
     can_manage_messages: bool = False
+    parent_id: int | None = None  # the channel a thread (or forum post) belongs to
 
 
 class KontextService:
@@ -150,7 +151,10 @@ class KontextService:
             raise Refused("The bot is restarting. Please try again in a minute.", reason="shutdown")
         with self._moderated():
             server = await self.moderation.admit(
-                guild_id=origin.guild_id, user_id=origin.user_id, channel_id=origin.channel_id
+                guild_id=origin.guild_id,
+                user_id=origin.user_id,
+                channel_id=origin.channel_id,
+                parent_id=origin.parent_id,
             )
         open_count = await self._ledger.count_open_for_user(origin.user_id)
         cap = self._settings.user_max_active_tasks

@@ -27,6 +27,7 @@ Interaction = discord.Interaction["KontextBot"]
 
 def origin_of(interaction: Interaction) -> Origin:
     channel_id = interaction.channel_id or 0
+    channel = interaction.channel
     return Origin(
         user_id=interaction.user.id,
         guild_id=interaction.guild_id,
@@ -36,6 +37,7 @@ def origin_of(interaction: Interaction) -> Origin:
         interaction_token=interaction.token,
         upload_limit=interaction.filesize_limit,
         can_manage_messages=interaction.permissions.manage_messages,
+        parent_id=channel.parent_id if isinstance(channel, discord.Thread) else None,
     )
 
 

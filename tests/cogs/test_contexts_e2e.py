@@ -1,0 +1,133 @@
+"""Where a command comes from: threads and forum posts, and channels where the bot lacks a
+permission it needs to post an image (real bot, fake Discord, KIE simulator)."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import pytest
+from e2e_checks import ledger_rows, settled
+from e2e_helpers import BotProcess
+from fakediscord import (
+    FORUM_CHANNEL,
+    MEDIA_CHANNEL,
+    TEXT_CHANNEL,
+    Conversation,
+    FakeChannel,
+    FakeDiscord,
+    FakeInteraction,
+)
+
+BotFactory = Callable[..., Awaitable[BotProcess]]
+
+
+async def allow_only(fake: FakeDiscord, channel: FakeChannel) -> None:
+    """A moderator limits the image bot to ``channel`` (/kontext-admin channels add)."""
+    inter = await fake.slash(
+        "kontext-admin",
+        {"channel": channel},
+        group="channels",
+        subcommand="add",
+        user=fake.moderator,
+    )
+    conv = await fake.wait_for_conversation(inter, lambda c: c.text, timeout=10)
+    assert f"<#{channel.id}>" in conv.text, conv.text
+
+
+async def first_answer(
+    fake: FakeDiscord, inter: FakeInteraction, timeout: float = 20
+) -> Conversation:
+    """Wait for a private answer or a posted image, whichever the bot gives."""
+    return await fake.wait_for_conversation(
+        inter,
+        lambda c: c.ephemeral or (c.original is not None and c.original.attachments),
+        timeout=timeout,
+    )
+
+
+async def refusal(fake: FakeDiscord, inter: FakeInteraction) -> Conversation:
+    """Wait for the bot's private answer to ``inter``."""
+    conv = await fake.wait_for_conversation(inter, lambda c: c.ephemeral_messages, timeout=10)
+    assert conv.ephemeral, f"expected a private answer, got {conv}"
+    return conv
+
+
+# ---- threads and forum posts ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("parent_type", "private", "after_start"),
+    [
+        pytest.param(TEXT_CHANNEL, False, False, id="public-thread"),
+        # A private thread the bot was never told about (not in GUILD_CREATE).
+        pytest.param(TEXT_CHANNEL, True, True, id="private-thread"),
+        pytest.param(FORUM_CHANNEL, False, False, id="forum-post"),
+        pytest.param(MEDIA_CHANNEL, False, True, id="media-post"),
+    ],
+)
+async def test_thread_of_an_allowed_channel_gets_its_image_in_the_thread(
+    discord_fake: FakeDiscord,
+    kie_sim: Any,
+    bot_factory: BotFactory,
+    parent_type: int,
+    private: bool,
+    after_start: bool,
+) -> None:
+    """A command in a thread (or forum/media post) of an allowed channel is admitted and its
+    image is delivered into that thread."""
+    fake = discord_fake
+    parent = fake.add_channel("art", type=parent_type)
+    thread = None if after_start else fake.add_thread(parent, "cats", private=private)
+    await bot_factory()
+    await allow_only(fake, parent)
+    thread = thread or fake.add_thread(parent, "cats", private=private)
+
+    inter = await fake.slash("imagine", {"prompt": "a cat in a thread"}, channel=thread)
+    conv = await first_answer(fake, inter)
+
+    assert not conv.ephemeral, f"refused in the thread: {conv.text}"
+    assert conv.original is not None and conv.original.channel_id == thread.id
+
+
+async def test_thread_of_a_channel_not_allowed_is_refused_privately(
+    discord_fake: FakeDiscord, kie_sim: Any, bot_factory: BotFactory
+) -> None:
+    """A thread whose parent is not on the allow-list is refused privately and costs nothing."""
+    fake = discord_fake
+    art = fake.add_channel("art")
+    thread = fake.add_thread(fake.channel, "off-topic")
+    bot = await bot_factory()
+    await allow_only(fake, art)
+
+    inter = await fake.slash("imagine", {"prompt": "a cat"}, channel=thread)
+    conv = await refusal(fake, inter)
+
+    assert f"<#{art.id}>" in conv.text, conv.text
+    assert ledger_rows(bot.env) == []
+    assert kie_sim.count("generate") == 0
+
+
+async def test_past_the_token_a_new_post_goes_into_the_thread(
+    discord_fake: FakeDiscord, kie_sim: Any, bot_factory: BotFactory
+) -> None:
+    """Token expired and reply deleted: the channel endpoints post the image into the thread."""
+    fake = discord_fake
+    parent = fake.add_channel("art")
+    thread = fake.add_thread(parent, "cats")
+    bot = await bot_factory()
+    await allow_only(fake, parent)
+    kie_sim.config.delay = 2.0
+
+    inter = await fake.slash("imagine", {"prompt": "a slow cat"}, channel=thread)
+    await fake.wait_until(lambda: kie_sim.count("generate") == 1, 20, what="the submit")
+    original = fake.conversation(inter).original
+    assert original is not None
+    fake.messages[original.id].deleted = True
+    fake.clock.advance(16 * 60)
+    rows = await settled(fake, bot.env, timeout=30)
+
+    assert rows[0].result_message_id is not None
+    posted = fake.message(rows[0].result_message_id)
+    assert posted.id != original.id
+    assert posted.channel_id == thread.id
