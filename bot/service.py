@@ -11,7 +11,7 @@ import contextlib
 import logging
 import secrets
 import time
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 
 import aiohttp
@@ -141,6 +141,20 @@ class KontextService:
             enhance_prompt=bool(enhance_prompt),
             safety_tolerance=tolerance,
             defaulted=frozenset(name for name, value in unset.items() if value is None),
+        )
+
+    def check_bot_permissions(self, missing: Sequence[str]) -> None:
+        """Refuse when the bot lacks a permission it needs to post the image where it was
+        asked (`missing`: Discord's names for them, e.g. "Attach Files")."""
+        if not missing:
+            return
+        self._refuse("bot_permissions")
+        names = " and ".join(f"**{name}**" for name in missing)
+        plural, them = ("permissions", "them") if len(missing) > 1 else ("permission", "it")
+        raise Refused(
+            f"I can't post images here: I need the {names} {plural} in this channel. "
+            f"Ask a moderator to give {them} to me (or to my role) here, then try again.",
+            reason="bot_permissions",
         )
 
     async def admit(self, origin: Origin) -> None:

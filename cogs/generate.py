@@ -17,6 +17,7 @@ from cogs.requests import (
     PromptModal,
     answer_ephemeral,
     first_image_url,
+    refused_for_permissions,
     submit_request,
 )
 
@@ -132,6 +133,8 @@ class Generate(commands.Cog):
         )
 
     async def edit_from_message(self, interaction: Interaction, message: discord.Message) -> None:
+        if await refused_for_permissions(interaction):
+            return
         found = first_image_url(message)
         if found is None:
             await answer_ephemeral(

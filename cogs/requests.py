@@ -45,6 +45,31 @@ def origin_of(interaction: Interaction) -> Origin:
 answer_ephemeral = send_ephemeral
 
 
+# What the bot must be allowed in a channel to post a result there: the image is an attachment
+# shown in an embed. Send Messages is not needed: the webhook of the interaction posts the reply.
+REQUIRED_APP_PERMISSIONS = (("attach_files", "Attach Files"), ("embed_links", "Embed Links"))
+
+
+def missing_app_permissions(interaction: Interaction) -> list[str]:
+    """The permissions the bot needs to post an image here but was not granted (in a server;
+    the bot's DMs and private channels grant them)."""
+    if interaction.guild_id is None:
+        return []
+    granted = interaction.app_permissions
+    return [name for flag, name in REQUIRED_APP_PERMISSIONS if not getattr(granted, flag)]
+
+
+async def refused_for_permissions(interaction: Interaction) -> bool:
+    """Before a prompt is asked for: when the bot may not post an image here, say so privately
+    and return True."""
+    try:
+        interaction.client.service.check_bot_permissions(missing_app_permissions(interaction))
+    except Refused as exc:
+        await answer_ephemeral(interaction, exc.user_message)
+        return True
+    return False
+
+
 def first_image_url(message: discord.Message) -> tuple[str, int | None] | None:
     """The first image attachment (or image embed) of a message: its URL and size if known."""
     for attachment in message.attachments:
@@ -83,6 +108,7 @@ async def _take_request(
     """
     service = interaction.client.service
     try:
+        service.check_bot_permissions(missing_app_permissions(interaction))
         params = build()
         if image_size is not None and image_size > MAX_INPUT_BYTES:
             raise InputRejected(f"The image is larger than {MAX_INPUT_BYTES // (1024 * 1024)} MB.")

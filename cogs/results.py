@@ -11,7 +11,13 @@ from bot import custom_ids
 from bot.ledger import Task, TaskKind
 from bot.validation import MAX_TOLERANCE_EDIT, InputRejected
 from cogs.buttons import TaskButton
-from cogs.requests import Interaction, PromptModal, answer_ephemeral, submit_request
+from cogs.requests import (
+    Interaction,
+    PromptModal,
+    answer_ephemeral,
+    refused_for_permissions,
+    submit_request,
+)
 
 if TYPE_CHECKING:
     from bot.client import KontextBot
@@ -68,7 +74,7 @@ class EditButton(TaskButton, template=custom_ids.EDIT_TEMPLATE):
 
     async def callback(self, interaction: Interaction) -> None:
         parent = await _owned_task(interaction, self.task_id)
-        if parent is None:
+        if parent is None or await refused_for_permissions(interaction):
             return
         service = interaction.client.service
         try:

@@ -103,6 +103,9 @@ class SimConfig:
     callback_retry_delays: tuple[float, ...] = (60.0, 300.0, 900.0)
     callback_timeout: float = 15.0
     duplicate_callbacks: bool = False
+    # With duplicate_callbacks: send the duplicate when the next request to this endpoint
+    # arrives (e.g. "file": KIE repeats itself while the bot downloads the result).
+    duplicate_callback_on: str | None = None
     hmac_key: str | None = None
     result_long_side: int = 1024
     result_noise: bool = False
@@ -123,13 +126,17 @@ class SimCall:
 
 @dataclass
 class SimCallback:
-    """One callback delivery attempt; ``status`` is None when it failed without an answer."""
+    """One callback delivery attempt; ``status`` is None when it failed without an answer.
+
+    ``sent`` is when the POST started and ``at`` when it ended (``time.monotonic()``).
+    """
 
     url: str
     payload: dict[str, Any]
     status: int | None
     headers: dict[str, str]
     at: float
+    sent: float = 0.0
 
 
 @dataclass
@@ -213,6 +220,7 @@ class KieSimulator:
         self._input_fetches: dict[str, asyncio.Task[None]] = {}
         self._uploads: dict[str, _Stored] = {}
         self._links: dict[str, tuple[str, float]] = {}
+        self._arrivals: dict[str, list[asyncio.Future[None]]] = {}
         self._session: aiohttp.ClientSession | None = None
         self._runner: web.AppRunner | None = None
         self.app = web.Application(middlewares=[self._middleware], client_max_size=_MAX_INPUT)
@@ -317,6 +325,19 @@ class KieSimulator:
             handle.cancel()
         self._finish(task_id)
 
+    def send_callback(self, task_id: str) -> asyncio.Task[bool]:
+        """Call back for a finished task once more, now (as a late retry from KIE would)."""
+        task = self.tasks[task_id]
+        url = task.request.get("callBackUrl")
+        if task.finished is None or not isinstance(url, str) or not url:
+            raise ValueError(f"task {task_id} is not finished or has no callBackUrl")
+        return self._spawn(self._post_callback(task, url, self.callback_payload(task)))
+
+    async def drain(self) -> None:
+        """Wait until every callback delivery (with its retries) has ended."""
+        while self._background:
+            await asyncio.gather(*self._background, return_exceptions=True)
+
     def count(self, endpoint: str) -> int:
         """How many requests ``endpoint`` received."""
         return sum(1 for c in self.calls if c.endpoint == endpoint)
@@ -349,6 +370,9 @@ class KieSimulator:
         self, request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
     ) -> web.StreamResponse:
         endpoint = self._endpoint_of(request.path)
+        for waiter in self._arrivals.pop(endpoint, []):
+            if not waiter.done():
+                waiter.set_result(None)
         queue = self._fails.get(endpoint)
         fail = queue.popleft() if queue else None
         if fail is not None and fail.after_handling:
@@ -443,6 +467,11 @@ class KieSimulator:
 
     def _unauthorized(self) -> web.Response:
         return self._envelope(401, "You do not have access permissions", None)
+
+    async def _next_request(self, endpoint: str) -> None:
+        waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._arrivals.setdefault(endpoint, []).append(waiter)
+        await waiter
 
     def _spawn(self, coro: Awaitable[Any]) -> asyncio.Task[Any]:
         task: asyncio.Task[Any] = asyncio.ensure_future(coro)
@@ -683,6 +712,8 @@ class KieSimulator:
                 await asyncio.sleep(delay)
             if await self._post_callback(task, url, payload):
                 if self.config.duplicate_callbacks:
+                    if self.config.duplicate_callback_on:
+                        await self._next_request(self.config.duplicate_callback_on)
                     await self._post_callback(task, url, payload)
                 return
         log.info("sim gave up calling back %s for task %s", url, task.task_id)
@@ -698,6 +729,7 @@ class KieSimulator:
             headers["X-Webhook-Timestamp"] = ts
             headers["X-Webhook-Signature"] = base64.b64encode(digest).decode()
         status: int | None = None
+        sent = time.monotonic()
         try:
             async with self._session.post(
                 url,
@@ -711,7 +743,12 @@ class KieSimulator:
             log.debug("sim callback to %s failed: %s", url, type(exc).__name__)
         self.callbacks.append(
             SimCallback(
-                url=url, payload=payload, status=status, headers=headers, at=time.monotonic()
+                url=url,
+                payload=payload,
+                status=status,
+                headers=headers,
+                at=time.monotonic(),
+                sent=sent,
             )
         )
         return status is not None and 200 <= status < 300

@@ -10,8 +10,11 @@ import pytest
 from e2e_checks import ledger_rows, settled
 from e2e_helpers import BotProcess
 from fakediscord import (
+    ATTACH_FILES,
+    EMBED_LINKS,
     FORUM_CHANNEL,
     MEDIA_CHANNEL,
+    MEMBER_PERMISSIONS,
     TEXT_CHANNEL,
     Conversation,
     FakeChannel,
@@ -20,6 +23,7 @@ from fakediscord import (
 )
 
 BotFactory = Callable[..., Awaitable[BotProcess]]
+PERMISSION_NAMES = {ATTACH_FILES: "Attach Files", EMBED_LINKS: "Embed Links"}
 
 
 async def allow_only(fake: FakeDiscord, channel: FakeChannel) -> None:
@@ -131,3 +135,65 @@ async def test_past_the_token_a_new_post_goes_into_the_thread(
     posted = fake.message(rows[0].result_message_id)
     assert posted.id != original.id
     assert posted.channel_id == thread.id
+
+
+# ---- the bot's permissions where it is asked ----------------------------------------------------
+
+
+@pytest.mark.parametrize("lacking", [ATTACH_FILES, EMBED_LINKS], ids=["attach", "embed"])
+async def test_imagine_where_the_bot_lacks_a_permission_is_refused_privately(
+    discord_fake: FakeDiscord, kie_sim: Any, bot_process: BotProcess, lacking: int
+) -> None:
+    """/imagine where the bot may not attach files or embed links: a private answer naming the
+    permission; no task, no KIE call."""
+    fake = discord_fake
+    inter = await fake.slash(
+        "imagine", {"prompt": "a cat"}, app_permissions=MEMBER_PERMISSIONS & ~lacking
+    )
+    conv = await refusal(fake, inter)
+
+    assert PERMISSION_NAMES[lacking] in conv.text, conv.text
+    assert ledger_rows(bot_process.env) == []
+    assert kie_sim.count("generate") == 0
+
+
+@pytest.mark.parametrize("label", ["Re-roll", "Edit"])
+async def test_result_button_where_the_bot_lacks_a_permission_is_refused_privately(
+    discord_fake: FakeDiscord, kie_sim: Any, bot_process: BotProcess, label: str
+) -> None:
+    """A result's Re-roll or Edit clicked where the bot may not embed links: a private answer
+    naming the permission, no modal, no second task, no second KIE call."""
+    fake = discord_fake
+    first = await fake.slash("imagine", {"prompt": "a teapot"})
+    done = await first_answer(fake, first)
+    assert done.original is not None and done.original.attachments, done.text
+
+    inter = await fake.click(
+        done.original, label=label, app_permissions=MEMBER_PERMISSIONS & ~EMBED_LINKS
+    )
+    conv = await refusal(fake, inter)
+
+    assert "Embed Links" in conv.text, conv.text
+    assert conv.modal is None
+    assert len(ledger_rows(bot_process.env)) == 1
+    assert kie_sim.count("generate") == 1
+
+
+async def test_message_command_where_the_bot_lacks_a_permission_is_refused_privately(
+    discord_fake: FakeDiscord, kie_sim: Any, bot_process: BotProcess
+) -> None:
+    """Edit with Flux Kontext where the bot may not attach files is refused before the prompt
+    is asked for: a private answer naming the permission; no task, no KIE call."""
+    fake = discord_fake
+    target = fake.inject_message(
+        "look", attachments=[("cat.png", b"\x89PNG\r\n\x1a\n" + b"0" * 64, "image/png")]
+    )
+    inter = await fake.message_command(
+        "Edit with Flux Kontext", target, app_permissions=MEMBER_PERMISSIONS & ~ATTACH_FILES
+    )
+    conv = await refusal(fake, inter)
+
+    assert "Attach Files" in conv.text, conv.text
+    assert conv.modal is None
+    assert ledger_rows(bot_process.env) == []
+    assert kie_sim.count("generate") == 0
