@@ -114,29 +114,48 @@ async def test_no_permission_after_the_token_expired(discord_fake, kie_sim, bot_
     assert refused and all(c.status == 403 for c in refused)
 
 
+def _sent_after_resume(fake, inter) -> bool:
+    """Whether the interaction's INTERACTION_CREATE went out after the client's RESUME."""
+    frames = fake.gateway_frames
+    resume = next(i for i, f in enumerate(frames) if f.direction == "recv" and f.op == 6)
+    sent = [
+        i
+        for i, f in enumerate(frames)
+        if f.direction == "send" and f.t == "INTERACTION_CREATE" and f.d["id"] == str(inter.id)
+    ]
+    return len(sent) == 1 and sent[0] > resume
+
+
 async def test_gateway_drop_and_resume_mid_task(discord_fake, kie_sim, bot_process, bot_env):
-    """The gateway dropping mid-task (and resuming) does not lose or repeat the result."""
+    """A command sent while the gateway is down is replayed on RESUME and answered once; the
+    task that was generating meanwhile delivers once."""
     discord_fake.accept_resume = True
     kie_sim.config.delay = 1.0
     inter = await _generating(discord_fake, kie_sim, bot_env, "a flickering signal")
     await discord_fake.drop_gateway()
-    await discord_fake.wait_until(lambda: discord_fake.resumes, 10, what="RESUME")
-    rows = await settled(discord_fake, bot_env, timeout=20)
-    assert rows[0].state == "done"
-    assert discord_fake.conversation(inter).original.attachments
-    # A command right after the resume is answered too.
+    # No session is live now: the fake holds this interaction until the client RESUMEs.
     inter2 = await discord_fake.slash("imagine", {"prompt": "after the storm"})
     rows = await settled(discord_fake, bot_env, count=2, timeout=20)
     assert [r.state for r in rows] == ["done", "done"]
+    assert len(discord_fake.resumes) == 1
+    assert _sent_after_resume(discord_fake, inter2)
+    assert discord_fake.conversation(inter2).response_types == [5]
+    assert discord_fake.conversation(inter).original.attachments
     assert discord_fake.conversation(inter2).original.attachments
+    assert len(result_posts(discord_fake)) == 2
+    assert kie_sim.count("generate") == 2
 
 
 async def test_gateway_drop_with_reidentify(discord_fake, kie_sim, bot_process, bot_env):
-    """A refused RESUME (re-IDENTIFY, ~5 s in discord.py) mid-task still ends with one image."""
-    kie_sim.config.delay = 1.0
-    await _generating(discord_fake, kie_sim, bot_env, "a long reconnect")
+    """The gateway dropping right after it dispatched a command (RESUME refused, re-IDENTIFY
+    ~5 s in discord.py) does not lose it: answered in time over REST, one image."""
     identifies = len(discord_fake.identifies)
-    await discord_fake.drop_gateway()
+    inter = await discord_fake.slash("imagine", {"prompt": "a long reconnect"})
+    await discord_fake.drop_gateway()  # the bot has the INTERACTION_CREATE, not yet answered
     rows = await settled(discord_fake, bot_env, timeout=20)
     assert rows[0].state == "done"
+    conv = discord_fake.conversation(inter)
+    assert conv.response_types == [5]  # deferred once, within the 3 s the fake enforces
+    assert conv.original.attachments
+    assert kie_sim.count("generate") == 1
     await discord_fake.wait_for_identify(identifies + 1, timeout=15)
