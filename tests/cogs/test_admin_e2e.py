@@ -233,7 +233,8 @@ async def test_block_and_unblock(
 async def test_low_credit_alert_is_sent_once(
     discord_fake: FakeDiscord, kie_sim: Any, bot_factory: BotFactory
 ) -> None:
-    """A 402 and low balance reads raise one alert; members hear "out of credits"; recovery."""
+    """A 402 and low balance reads raise one alert; members hear "out of credits"; recovery
+    re-arms it (the next low read alerts again)."""
     fake = discord_fake
     modlog = fake.add_channel("mod-log")
     await bot_factory(LOW_CREDIT_THRESHOLD="100")
@@ -246,20 +247,25 @@ async def test_low_credit_alert_is_sent_once(
     def alerts() -> list[Any]:
         return [m for m in fake.channel_messages(modlog.id) if "KIE credits" in m.text]
 
+    async def read_balance() -> str:
+        """/kontext-admin credits; its answer follows the read that would raise an alert."""
+        conv = await admin(fake, "credits")
+        await fake.wait_until(lambda: "KIE balance" in conv.text, 10, what="the balance")
+        return conv.text
+
     await fake.wait_until(alerts, 10)
     text = await refused(fake, {"prompt": "another cat"})
     assert "out of KIE credits" in text
-    credits = await admin(fake, "credits")
-    await fake.wait_until(lambda: "balance" in credits.text, 10)
-    assert "**2**" in credits.text
-
-    await admin(fake, "credits")
+    assert "**2**" in await read_balance()
+    await read_balance()  # under the threshold again: no second alert
     assert len(alerts()) == 1
 
     kie_sim.set_credits(1000)
-    await admin(fake, "credits")
+    await read_balance()  # recovery re-arms the alert
     await image(fake, {"prompt": "a cat, again"})
-    assert len(alerts()) == 1
+    kie_sim.set_credits(50)
+    assert "**50**" in await read_balance()
+    assert len(alerts()) == 2
 
 
 def synced_channel_types(fake: FakeDiscord, *path: str) -> list[int]:

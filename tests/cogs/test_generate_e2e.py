@@ -396,7 +396,10 @@ async def test_input_images_are_purged_after_retention(discord_fake, kie_sim, bo
     assert stored_inputs(bot_process.env) == 1
     await bot_process.stop()
     await bot_process.start(env={"INPUT_RETENTION_DAYS": "0"})
+    # The log line is written after the purge's ledger write: wait for the line itself.
     await discord_fake.wait_until(
-        lambda: stored_inputs(bot_process.env) == 0, 10, what="the purge at start-up"
+        lambda: "purged 1 stored input image" in bot_process.log_text(),
+        10,
+        what="the purge at start-up",
     )
-    assert "purged 1 stored input image" in bot_process.log_text()
+    assert stored_inputs(bot_process.env) == 0
