@@ -7,8 +7,8 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 import pytest
-from e2e_checks import ledger_rows, settled
-from e2e_helpers import BotProcess
+from e2e_checks import ledger_rows, result_posts, settled
+from e2e_helpers import BotClock, BotProcess
 from fakediscord import (
     ATTACH_FILES,
     EMBED_LINKS,
@@ -113,28 +113,41 @@ async def test_thread_of_a_channel_not_allowed_is_refused_privately(
 
 
 async def test_past_the_token_a_new_post_goes_into_the_thread(
-    discord_fake: FakeDiscord, kie_sim: Any, bot_factory: BotFactory
+    discord_fake: FakeDiscord,
+    kie_sim: Any,
+    bot_env: dict[str, str],
+    bot_clock: BotClock,
+    bot_factory: BotFactory,
 ) -> None:
-    """Token expired and reply deleted: the channel endpoints post the image into the thread."""
+    """Past the 15-minute token (by the bot's clock) with the reply deleted, the channel
+    endpoints post the image into the thread."""
     fake = discord_fake
     parent = fake.add_channel("art")
     thread = fake.add_thread(parent, "cats")
-    bot = await bot_factory()
+    kie_sim.config.delay = 3600  # generating until the test completes it
+    await bot_factory(
+        **bot_clock.env,
+        TASK_TIMEOUT_SECONDS="7200",  # task age is wall-clock time: 16 min must not time out
+        PUBLIC_BASE_URL=f"http://127.0.0.1:{bot_env['HTTP_PORT']}",  # KIE's callback: no wait
+    )
     await allow_only(fake, parent)
-    kie_sim.config.delay = 2.0
 
     inter = await fake.slash("imagine", {"prompt": "a slow cat"}, channel=thread)
-    await fake.wait_until(lambda: kie_sim.count("generate") == 1, 20, what="the submit")
+    rows = await fake.wait_until(
+        lambda: [r for r in ledger_rows(bot_env) if r.state == "generating"],
+        15,
+        what="the task generating",
+    )
     original = fake.conversation(inter).original
     assert original is not None
     fake.messages[original.id].deleted = True
-    fake.clock.advance(16 * 60)
-    rows = await settled(fake, bot.env, timeout=30)
+    bot_clock.advance(16 * 60)
+    kie_sim.complete(rows[0].kie_task_id)
+    (row,) = await settled(fake, bot_env, timeout=30)
 
-    assert rows[0].result_message_id is not None
-    posted = fake.message(rows[0].result_message_id)
-    assert posted.id != original.id
-    assert posted.channel_id == thread.id
+    (post,) = result_posts(fake)
+    assert (post.method, post.path) == ("POST", f"/channels/{thread.id}/messages")
+    assert fake.message(row.result_message_id).channel_id == thread.id
 
 
 # ---- the bot's permissions where it is asked ----------------------------------------------------
