@@ -24,6 +24,8 @@ IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".webp", ".gif", ".bmp", ".avif", "
 
 Interaction = discord.Interaction["KontextBot"]
 
+DEFER_REFUSED = "Discord did not accept the bot's answer just now. Nothing was started — try again."
+
 
 def origin_of(interaction: Interaction) -> Origin:
     channel_id = interaction.channel_id or 0
@@ -118,7 +120,19 @@ async def _take_request(
     except (InputRejected, Refused) as exc:
         await answer_ephemeral(interaction, exc.user_message)
         return
-    response = await interaction.response.defer(thinking=True)
+    try:
+        response = await interaction.response.defer(thinking=True)
+    except discord.HTTPException as exc:
+        # Discord refused the first answer (a Cloudflare 429 is not retried by discord.py):
+        # nothing is written or spent; the member may still be reachable with a private note.
+        log.warning(
+            "could not answer interaction %s (%s %s); nothing was started",
+            interaction.id,
+            exc.status,
+            exc.code,
+        )
+        await answer_ephemeral(interaction, DEFER_REFUSED)
+        return
     reply_id = response.message_id if response is not None else None
     if reply_id is None:
         reply_id = (await interaction.original_response()).id

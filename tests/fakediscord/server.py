@@ -158,6 +158,7 @@ class Fault:
     retry_after: float
     message: str | None
     cloudflare: bool = False
+    when: Callable[[Call], bool] | None = None
     hits: list[Call] = field(default_factory=list)
 
     def matches(self, call: Call) -> bool:
@@ -165,6 +166,7 @@ class Fault:
             self.remaining > 0
             and self.method in ("*", call.method)
             and self.pattern.search(call.path) is not None
+            and (self.when is None or self.when(call))
         )
 
     def error(self, call: Call, limits: DiscordRateLimits | None) -> DiscordError:
@@ -666,8 +668,12 @@ class FakeDiscord:
         retry_after: float = 0.05,
         message: str | None = None,
         cloudflare: bool = False,
+        when: Callable[[Call], bool] | None = None,
     ) -> Fault:
         """The next ``count`` matching REST calls answer ``status``.
+
+        ``when`` narrows the match to calls it accepts (e.g. ``lambda c: bool(c.files)``: the
+        result post, not a status edit of the same message).
 
         A 429 is Discord's own (``Via``, ``Retry-After``, ``X-RateLimit-*`` with scope "user",
         JSON ``retry_after``/``global``/``code``): discord.py waits and retries it.
@@ -685,6 +691,7 @@ class FakeDiscord:
             retry_after,
             message,
             cloudflare=cloudflare,
+            when=when,
         )
         self.faults.append(fault)
         return fault
