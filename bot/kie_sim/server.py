@@ -315,7 +315,8 @@ class KieSimulator:
         self._fails.setdefault(endpoint, deque()).extend([spec] * count)
 
     def advance(self, seconds: float) -> None:
-        """Move the simulator's clock forward (expiry of results, uploads and links)."""
+        """Move the simulator's clock forward (expiry of results, uploads and links; the rate
+        window). Task timers and callback retries keep running in real time."""
         self._offset += seconds
 
     def complete(self, task_id: str) -> None:
@@ -522,7 +523,7 @@ class KieSimulator:
         if key is None:
             return self._unauthorized()
         window = self._windows.setdefault(key, deque())
-        now = time.monotonic()
+        now = self.now()
         while window and now - window[0] >= self.config.rate_window:
             window.popleft()
         if len(window) >= self.config.rate_limit:
