@@ -1,4 +1,5 @@
-"""`python -m bot [run|check|sync [--guild ID]]`: the command line and the composition root."""
+"""`python -m bot [run|check|sync [--guild ID]|block|unblock|blocks]`: the command line and the
+composition root."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ from dataclasses import dataclass
 import aiohttp
 import discord
 
-from bot import net
+from bot import net, operator_cli
 from bot.client import KontextBot, apply_discord_endpoints
 from bot.config import ConfigError, Settings, load_settings
 from bot.kie import KieAuthError, KieClient, KieError, KieTransportError
@@ -281,6 +282,7 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
     sub.add_parser("check", help="check the configuration, KIE and Discord credentials")
     sync_parser = sub.add_parser("sync", help="sync the slash commands now")
     sync_parser.add_argument("--guild", type=int, default=None, help="sync to this server only")
+    operator_cli.add_parsers(sub)
     return parser.parse_args(argv)
 
 
@@ -297,6 +299,8 @@ def main(argv: list[str] | None = None) -> int:
         return asyncio.run(check(settings))
     if command == "sync":
         return asyncio.run(sync(settings, args.guild))
+    if command in operator_cli.COMMANDS:
+        return asyncio.run(operator_cli.run(settings, args))
     return asyncio.run(run(settings))
 
 

@@ -42,6 +42,19 @@ def apply_discord_endpoints(settings: Settings) -> None:
     discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY = yarl.URL(settings.discord_gateway_url)
 
 
+def command_reach(
+    settings: Settings,
+) -> tuple[app_commands.AppCommandContext, app_commands.AppInstallationType]:
+    """Where the member commands can be used (commands that set their own, like
+    /kontext-admin, keep theirs): servers only, or with ALLOW_DMS the bot's DM and, installed
+    to a member's account, their private channels too (bot/moderation/operator_rules.py)."""
+    outside = settings.allow_dms
+    return (
+        app_commands.AppCommandContext(guild=True, dm_channel=outside, private_channel=outside),
+        app_commands.AppInstallationType(guild=True, user=outside),
+    )
+
+
 class KontextTree(app_commands.CommandTree["KontextBot"]):
     """One error handler: a short message for the member, the traceback for the log."""
 
@@ -93,6 +106,8 @@ class KontextBot(commands.Bot):
             intents=intents,
             allowed_mentions=discord.AllowedMentions.none(),
             tree_cls=KontextTree,
+            allowed_contexts=command_reach(settings)[0],
+            allowed_installs=command_reach(settings)[1],
             help_command=None,
             http_trace=self._discord_trace(metrics),
         )

@@ -96,6 +96,9 @@ class Settings:
     kie_request_timeout_seconds: float = 30.0
     kie_max_polls_per_second: int = 20
     input_retention_days: float = 7.0
+    allow_dms: bool = False  # the bot's DM and user installs (private channels) too
+    dm_daily_credits: float = 0.0  # per member per UTC day outside servers; 0: none allowed
+    dm_modlog_channel_id: int | None = None
     secrets: tuple[Secret, ...] = field(default=(), repr=False, compare=False)
 
     @property
@@ -250,6 +253,13 @@ def load_settings(env: Mapping[str, str] | None = None, *, dotenv: bool = True) 
         r.parse("DEV_GUILD_ID", None, _snowflake, "a Discord server id") if dev_guild else None
     )
 
+    dm_modlog = r.raw("DM_MODLOG_CHANNEL_ID")
+    dm_modlog_channel_id = (
+        r.parse("DM_MODLOG_CHANNEL_ID", None, _snowflake, "a Discord channel id")
+        if dm_modlog
+        else None
+    )
+
     settings = Settings(
         discord_token=discord_token,
         kie_api_key=kie_api_key,
@@ -282,6 +292,9 @@ def load_settings(env: Mapping[str, str] | None = None, *, dotenv: bool = True) 
         kie_request_timeout_seconds=r.number("KIE_REQUEST_TIMEOUT_SECONDS", 30.0, 1, 300),
         kie_max_polls_per_second=r.integer("KIE_MAX_POLLS_PER_SECOND", 20, 1, 1000),
         input_retention_days=r.number("INPUT_RETENTION_DAYS", 7.0, 0, 3650),
+        allow_dms=r.boolean("ALLOW_DMS", False),
+        dm_daily_credits=r.number("DM_DAILY_CREDITS", 0.0, 0, 1_000_000),
+        dm_modlog_channel_id=dm_modlog_channel_id,
         secrets=tuple(s for s in (discord_token, kie_api_key, hmac_key) if s),
     )
     if r.problems:

@@ -30,6 +30,7 @@ log = logging.getLogger(__name__)
 
 TOKEN_LIFETIME = 15 * 60
 TOKEN_MARGIN = 60  # switch to the channel endpoints a minute early
+TOKEN_SAFETY = 5  # outside servers the token is all there is: use it until just before its end
 STATUS_MIN_INTERVAL = 3.0
 FIRST_EDIT_DELAY = 0.5
 DEFAULT_UPLOAD_LIMIT = 10 * 1024 * 1024
@@ -37,11 +38,13 @@ MODEL_NAMES = {"flux-kontext-pro": "Pro", "flux-kontext-max": "Max"}
 
 
 class DeliveryFailed(Exception):
-    """The result could not be posted; `permanent` says whether trying again is pointless."""
+    """The result could not be posted; `permanent` says whether trying again is pointless;
+    `too_late`: outside servers, the interaction token ran out (nothing else reaches the member)."""
 
-    def __init__(self, reason: str, *, permanent: bool) -> None:
+    def __init__(self, reason: str, *, permanent: bool, too_late: bool = False) -> None:
         super().__init__(reason)
         self.permanent = permanent
+        self.too_late = too_late
 
 
 @dataclass
@@ -115,6 +118,8 @@ class Delivery:
                 except ReplyGone:
                     log.info("reply of task %s is gone; the result will be posted anew", task_id)
                     await self._ledger.update(task_id, extra={**task.extra, "reply_gone": True})
+                except ReplyUnreachable:
+                    log.info("task %s: the interaction token ran out; no more status", task_id)
                 except discord.HTTPException as exc:
                     log.warning(
                         "status edit of task %s failed: %s %s", task_id, exc.status, exc.code
@@ -152,6 +157,10 @@ class Delivery:
                 filename = f"{'SPOILER_' if spoiler else ''}kontext-{task.id}.{extension}"
                 try:
                     return await self._post_final(task, data, filename)
+                except ReplyUnreachable:
+                    raise DeliveryFailed(
+                        "the interaction token ran out", permanent=True, too_late=True
+                    ) from None
                 except discord.HTTPException as exc:
                     if exc.code == 40005 and attempt == 0:
                         data, extension = await images.in_worker(
@@ -184,6 +193,7 @@ class Delivery:
                         return
                     except ReplyGone:
                         pass
+                self._check_reachable(task)
                 await self._channel(task).send(
                     content=f"<@{task.requester_id}>",
                     embed=_embed(view),
@@ -193,6 +203,8 @@ class Delivery:
                     ),
                     nonce=_nonce(task.id, "fail"),
                 )
+            except ReplyUnreachable:
+                log.warning("could not show the failure of task %s: out of reach", task.id)
             except discord.HTTPException as exc:
                 log.warning(
                     "could not show the failure of task %s: %s %s", task.id, exc.status, exc.code
@@ -214,6 +226,10 @@ class Delivery:
                     allowed_mentions=mentions,
                 )
             except ReplyGone:
+                if task.guild_id is None:
+                    raise DeliveryFailed(
+                        "the reply is gone and there is no channel to post in", permanent=True
+                    ) from None
                 log.info("reply of task %s was deleted; posting a new message", task.id)
         message = await self._channel(task).send(
             content=content,
@@ -228,8 +244,23 @@ class Delivery:
     # ---- plumbing ----------------------------------------------------------------------------
 
     def token_fresh(self, task: Task) -> bool:
+        """Whether to use the interaction webhook: in a server until a minute before the token
+        expires (then the channel), outside servers until just before (there is nothing else)."""
         created = discord.utils.snowflake_time(task.interaction_id).timestamp()
-        return self._clock() - created < TOKEN_LIFETIME - TOKEN_MARGIN
+        margin = TOKEN_MARGIN if task.guild_id is not None else TOKEN_SAFETY
+        return self._clock() - created < TOKEN_LIFETIME - margin
+
+    @staticmethod
+    def token_deadline(task: Task) -> float:
+        """When a task outside servers must be given up, so the member can still be told."""
+        created = discord.utils.snowflake_time(task.interaction_id).timestamp()
+        return created + TOKEN_LIFETIME - TOKEN_MARGIN
+
+    @staticmethod
+    def _check_reachable(task: Task) -> None:
+        """Outside servers (the bot's DM, private channels) the bot has no channel access."""
+        if task.guild_id is None:
+            raise ReplyUnreachable
 
     async def _edit_reply(
         self,
@@ -265,6 +296,7 @@ class Delivery:
                 # edit would upload empty attachments.
                 for file in attachments or ():
                     file.reset()
+            self._check_reachable(task)
             message = self._channel(task).get_partial_message(task.reply_message_id)
             await message.edit(**kwargs)
             return task.reply_message_id
@@ -292,6 +324,10 @@ class Delivery:
 
 class ReplyGone(Exception):
     """The task's reply no longer exists (deleted, or never recorded)."""
+
+
+class ReplyUnreachable(Exception):
+    """Outside servers, with the interaction token spent: no way left to reach the member."""
 
 
 def _no_context(task: Task) -> dict[str, Any]:

@@ -20,6 +20,7 @@ class Outcome(enum.StrEnum):
     CANNOT_POST = "cannot_post"
     SHUTDOWN = "shutdown"
     NO_ANSWER = "no_answer"
+    TOO_LATE = "too_late"  # outside servers, the interaction token ran out before the image
 
 
 @dataclass(frozen=True)
@@ -54,6 +55,10 @@ MESSAGES: dict[Outcome, str] = {
     Outcome.NO_ANSWER: (
         "KIE did not answer in time, so the bot can't tell whether the request went through. "
         "Press Re-roll to try again."
+    ),
+    Outcome.TOO_LATE: (
+        "The image could not be delivered in time: outside servers the bot can only answer "
+        "within 15 minutes of a command. Your credits were given back; please try again."
     ),
 }
 

@@ -98,6 +98,7 @@ class Runner:
         self._follow: dict[str, _Follow] = {}
         self._retry_at: dict[str, tuple[float, int]] = {}  # task id -> (monotonic, user id)
         self._early_nudges: dict[str, float] = {}  # callbacks before following began (monotonic)
+        self._token_deadlines: dict[str, float] = {}  # tasks outside servers (wall clock)
         self._busy: set[str] = set()
         self._work: set[asyncio.Task[None]] = set()
         self._poll_slots = asyncio.Semaphore(POLL_CONCURRENCY)
@@ -135,6 +136,7 @@ class Runner:
     def enqueue(self, task: Task) -> None:
         """A new task was written to the ledger as QUEUED: give it its turn."""
         self._scheduler.push(task.id, task.requester_id)
+        self._watch_token(task)
         self._update_queue_metrics()
         self._delivery.show_status(task)
         self._wake.set()
@@ -177,6 +179,7 @@ class Runner:
                     self._spawn(None, self._housekeeping())
                 self._dispatch()
                 self._poll_due()
+                self._expire_out_of_reach()
             except Exception:
                 log.exception("poll loop iteration failed")
             self._wake.clear()
@@ -229,6 +232,27 @@ class Runner:
         for _, task_id in due[:budget]:
             self._poll_starts.append(now)
             self._spawn(task_id, self._poll(task_id))
+
+    def _watch_token(self, task: Task) -> None:
+        if task.guild_id is None:
+            self._token_deadlines[task.id] = self._delivery.token_deadline(task)
+
+    def _expire_out_of_reach(self) -> None:
+        """Outside servers the interaction token is the only way to the member: a task not
+        delivered a minute before it runs out fails now, while the reply can still say so."""
+        now = self._clock()
+        for task_id, deadline in list(self._token_deadlines.items()):
+            if deadline <= now and task_id not in self._busy:
+                del self._token_deadlines[task_id]
+                self._spawn(task_id, self._give_up_too_late(task_id))
+
+    async def _give_up_too_late(self, task_id: str) -> None:
+        task = await self._ledger.get(task_id)
+        if task is None or task.terminal or task.state == TaskState.DELIVERING:
+            return  # a delivery under way still has the token's last minute
+        with task_context(task.id, task.guild_id, task.requester_id):
+            log.warning("task %s: interaction token nearly spent; giving up", task_id)
+            await self._fail(task, failure(Outcome.TOO_LATE))
 
     def _poll_budget(self, now: float) -> int:
         while self._poll_starts and now - self._poll_starts[0] >= 1.0:
@@ -512,6 +536,9 @@ class Runner:
                     task, data, extension, spoiler=bool(task.extra.get("spoiler"))
                 )
             except DeliveryFailed as exc:
+                if exc.too_late:
+                    await self._fail(task, failure(Outcome.TOO_LATE))
+                    return
                 await self._delivery_problem(task, str(exc), permanent=exc.permanent)
                 return
             done = await self._ledger.transition(
@@ -577,6 +604,7 @@ class Runner:
         self._follow.pop(task.id, None)
         self._retry_at.pop(task.id, None)
         self._early_nudges.pop(task.id, None)
+        self._token_deadlines.pop(task.id, None)
         self._delivery.forget(task.id)
         self._update_queue_metrics()
 
@@ -593,6 +621,7 @@ class Runner:
             log.info("resuming %d open task(s)", len(tasks))
         for stored in tasks:
             task = stored
+            self._watch_token(task)
             if task.state in (TaskState.QUEUED, TaskState.SUBMITTING):
                 if task.kie_task_id:
                     # KIE already has it: never submit twice.

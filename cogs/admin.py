@@ -30,7 +30,7 @@ from cogs.channel_options import (
     command_channel_refusal,
     modlog_problem,
 )
-from cogs.requests import Interaction, answer_ephemeral
+from cogs.requests import Interaction, answer_ephemeral, server_id_of
 
 if TYPE_CHECKING:
     from bot.client import KontextBot
@@ -95,6 +95,9 @@ def _guild(interaction: Interaction) -> int:
 
 @app_commands.default_permissions(manage_guild=True)
 @app_commands.guild_only()
+# Server-only even with ALLOW_DMS (which opens the member commands outside servers).
+@app_commands.allowed_contexts(guilds=True, dms=False, private_channels=False)
+@app_commands.allowed_installs(guilds=True, users=False)
 class Admin(
     commands.GroupCog,
     group_name="kontext-admin",
@@ -401,9 +404,10 @@ class Usage(commands.Cog):
         self.bot = bot
 
     @app_commands.command(name="usage", description="Your image credits today")
-    @app_commands.guild_only()
     async def usage(self, interaction: Interaction) -> None:
-        summary = await self.bot.moderation.usage(_guild(interaction), interaction.user.id)
+        """In a server, or (ALLOW_DMS) outside servers under the operator's DM_DAILY_CREDITS."""
+        guild_id = server_id_of(interaction)
+        summary = await self.bot.moderation.usage(guild_id, interaction.user.id)
         used = fmt_credits(summary.member_used)
         if summary.member_allowance is None:
             mine = f"You've used **{used}** credits today; there's no daily limit for members."
@@ -422,18 +426,21 @@ class Usage(commands.Cog):
                 f"{fmt_credits(summary.server_budget)} daily credits; {fmt_credits(left)} left."
             )
         lines = [
-            mine,
-            server,
+            mine if guild_id is not None else f"Outside servers: {mine}",
+            *([server] if guild_id is not None else []),
             f"Images in progress: {summary.open_tasks}.",
             f"Credits reset {relative(summary.resets_at)} (00:00 UTC).",
         ]
-        block = await self.bot.moderation.get_block(_guild(interaction), interaction.user.id)
+        block = await self.bot.moderation.get_block(guild_id, interaction.user.id)
         if block is not None:
             lines.append(
                 "You're blocked from the image bot in this server."
                 if block.until is None
                 else f"You're paused until {relative(block.until)}."
             )
+        operator_block = await self.bot.moderation.operator.blocked(interaction.user.id)
+        if operator_block is not None:
+            lines.append(operator_block.message)
         await _reply(interaction, "\n".join(lines))
 
 

@@ -27,12 +27,23 @@ Interaction = discord.Interaction["KontextBot"]
 DEFER_REFUSED = "Discord did not accept the bot's answer just now. Nothing was started — try again."
 
 
+def server_id_of(interaction: Interaction) -> int | None:
+    """The server a request counts in; None outside servers: the bot's DM, a private channel,
+    or a server the bot is not in (reached through a member's user install). There the
+    operator's rules apply and the bot reaches the member only through the interaction."""
+    if interaction.guild_id is None:
+        return None
+    if interaction.is_user_integration() and not interaction.is_guild_integration():
+        return None
+    return interaction.guild_id
+
+
 def origin_of(interaction: Interaction) -> Origin:
     channel_id = interaction.channel_id or 0
     channel = interaction.channel
     return Origin(
         user_id=interaction.user.id,
-        guild_id=interaction.guild_id,
+        guild_id=server_id_of(interaction),
         channel_id=channel_id,
         application_id=interaction.application_id,
         interaction_id=interaction.id,

@@ -3,7 +3,14 @@
 from __future__ import annotations
 
 from bot.config import sqlite_path
-from bot.ledger.base import Block, Ledger, LedgerError, StoredInput, TaskNotFound
+from bot.ledger.base import (
+    Block,
+    Ledger,
+    LedgerError,
+    OperatorBlock,
+    StoredInput,
+    TaskNotFound,
+)
 from bot.ledger.models import OPEN_STATES, TERMINAL_STATES, Task, TaskKind, TaskParams, TaskState
 from bot.ledger.sqlite import SqliteLedger
 
@@ -22,6 +29,7 @@ __all__ = [
     "Block",
     "Ledger",
     "LedgerError",
+    "OperatorBlock",
     "SqliteLedger",
     "StoredInput",
     "Task",

@@ -44,6 +44,15 @@ class Block:
     created_at: float
 
 
+@dataclass(frozen=True)
+class OperatorBlock:
+    """A member the bot's operator barred everywhere: every server, DMs, private channels."""
+
+    user_id: int
+    reason: str | None
+    created_at: float
+
+
 class Ledger(Protocol):
     async def open(self) -> None: ...
 
@@ -144,7 +153,24 @@ class Ledger(Protocol):
         ...
 
     async def count_outcomes(
-        self, guild_id: int, user_id: int, error_code: str, since: float
+        self, guild_id: int | None, user_id: int, error_code: str, since: float
     ) -> int:
-        """Tasks of this member in this server that ended with `error_code` since `since`."""
+        """Tasks of this member in this server (None: outside servers) that ended with
+        `error_code` since `since`."""
+        ...
+
+    # -- the operator's blocks (`python -m bot block`): every server, DMs, private channels --
+
+    async def get_operator_block(self, user_id: int) -> OperatorBlock | None: ...
+
+    async def put_operator_block(self, block: OperatorBlock) -> None:
+        """Store a block (a second one for the same member replaces the reason)."""
+        ...
+
+    async def delete_operator_block(self, user_id: int) -> bool:
+        """Remove the block; False when there was none."""
+        ...
+
+    async def operator_blocks(self) -> list[OperatorBlock]:
+        """Every operator block, oldest first."""
         ...

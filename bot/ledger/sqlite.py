@@ -20,7 +20,7 @@ from typing import Any, Final
 
 import aiosqlite
 
-from bot.ledger.base import Block, LedgerError, StoredInput, TaskNotFound
+from bot.ledger.base import Block, LedgerError, OperatorBlock, StoredInput, TaskNotFound
 from bot.ledger.models import OPEN_STATES, Task, TaskKind, TaskParams, TaskState
 
 log = logging.getLogger(__name__)
@@ -110,6 +110,16 @@ MIGRATIONS: Final[tuple[tuple[str, ...], ...]] = (
         """,
         "CREATE INDEX tasks_guild_requester_completed"
         " ON tasks (guild_id, requester_id, completed_at)",
+    ),
+    (
+        # The operator's blocks (issue #11): `python -m bot block`, valid in every server and DM.
+        """
+        CREATE TABLE operator_blocks (
+            user_id     INTEGER PRIMARY KEY,
+            reason      TEXT,
+            created_at  REAL NOT NULL
+        )
+        """,
     ),
 )
 SCHEMA_VERSION: Final = len(MIGRATIONS)
@@ -512,20 +522,57 @@ class SqliteLedger:
         return bool(rows)
 
     async def count_outcomes(
-        self, guild_id: int, user_id: int, error_code: str, since: float
+        self, guild_id: int | None, user_id: int, error_code: str, since: float
     ) -> int:
         rows = await self._fetch(
-            "SELECT COUNT(*) FROM tasks WHERE guild_id = ? AND requester_id = ?"
+            "SELECT COUNT(*) FROM tasks WHERE guild_id IS ? AND requester_id = ?"
             " AND error_code = ? AND completed_at >= ?",
             (guild_id, user_id, error_code, since),
         )
         return int(rows[0][0])
+
+    # -- the operator's blocks -----------------------------------------------------------
+
+    async def get_operator_block(self, user_id: int) -> OperatorBlock | None:
+        rows = await self._fetch(
+            "SELECT user_id, reason, created_at FROM operator_blocks WHERE user_id = ?",
+            (user_id,),
+        )
+        return _operator_block(rows[0]) if rows else None
+
+    async def put_operator_block(self, block: OperatorBlock) -> None:
+        await self._write(
+            "INSERT INTO operator_blocks (user_id, reason, created_at) VALUES (?, ?, ?)"
+            " ON CONFLICT (user_id) DO UPDATE SET reason = excluded.reason,"
+            " created_at = excluded.created_at",
+            (block.user_id, block.reason, block.created_at),
+        )
+
+    async def delete_operator_block(self, user_id: int) -> bool:
+        rows = await self._write(
+            "DELETE FROM operator_blocks WHERE user_id = ? RETURNING user_id", (user_id,)
+        )
+        return bool(rows)
+
+    async def operator_blocks(self) -> list[OperatorBlock]:
+        rows = await self._fetch(
+            "SELECT user_id, reason, created_at FROM operator_blocks ORDER BY created_at, user_id"
+        )
+        return [_operator_block(row) for row in rows]
 
 
 _ADD_USAGE: Final = (
     "INSERT INTO usage (guild_id, user_id, day, credits) VALUES (?1, ?2, ?3, MAX(0, ?4))"
     " ON CONFLICT (guild_id, day, user_id) DO UPDATE SET credits = MAX(0, credits + ?4)"
 )
+
+
+def _operator_block(row: sqlite3.Row) -> OperatorBlock:
+    return OperatorBlock(
+        user_id=int(row["user_id"]),
+        reason=None if row["reason"] is None else str(row["reason"]),
+        created_at=float(row["created_at"]),
+    )
 
 
 def _json_object(text: str) -> dict[str, Any]:

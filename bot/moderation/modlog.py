@@ -50,9 +50,9 @@ def reset_id(task_id: str) -> str:
 class ModLogSink(Protocol):
     """Where moderation writes: the mod-log channel of a server."""
 
-    async def post_task(self, channel_id: int, guild_id: int, task: Task) -> None: ...
+    async def post_task(self, channel_id: int, guild_id: int | None, task: Task) -> None: ...
 
-    async def post_alert(self, channel_id: int, guild_id: int, text: str) -> None: ...
+    async def post_alert(self, channel_id: int, guild_id: int | None, text: str) -> None: ...
 
 
 def outcome_of(task: Task) -> str:
@@ -72,7 +72,11 @@ def task_embed(task: Task) -> discord.Embed:
         color=COLORS.get(outcome, FAILED_COLOR),
     )
     embed.add_field(name="Requester", value=f"<@{task.requester_id}> ({task.requester_id})")
-    embed.add_field(name="Channel", value=f"<#{task.channel_id}>")
+    if task.guild_id is None:
+        where = f"Outside servers (DM or private channel {task.channel_id})"
+        embed.add_field(name="Channel", value=where)
+    else:
+        embed.add_field(name="Channel", value=f"<#{task.channel_id}>")
     embed.add_field(name="Model", value=MODEL_NAMES.get(task.params.model, task.params.model))
     cost = fmt_credits(task.cost)
     if task.extra.get("refunded"):
@@ -116,15 +120,22 @@ class DiscordModLog:
     def __init__(self, client: discord.Client) -> None:
         self._client = client
 
-    async def post_task(self, channel_id: int, guild_id: int, task: Task) -> None:
+    async def post_task(self, channel_id: int, guild_id: int | None, task: Task) -> None:
+        """`guild_id` None: a task from outside servers, to DM_MODLOG_CHANNEL_ID. Its entry has
+        no buttons (they act on a server); the operator uses `python -m bot block`."""
         channel = self._client.get_partial_messageable(channel_id, guild_id=guild_id)
+        if task.guild_id is None:
+            await channel.send(
+                embed=task_embed(task), allowed_mentions=discord.AllowedMentions.none()
+            )
+            return
         await channel.send(
             embed=task_embed(task),
             view=task_buttons(task),
             allowed_mentions=discord.AllowedMentions.none(),
         )
 
-    async def post_alert(self, channel_id: int, guild_id: int, text: str) -> None:
+    async def post_alert(self, channel_id: int, guild_id: int | None, text: str) -> None:
         channel = self._client.get_partial_messageable(channel_id, guild_id=guild_id)
         embed = discord.Embed(title="KIE credits", description=text, color=0xE67E22)
         await channel.send(embed=embed, allowed_mentions=discord.AllowedMentions.none())

@@ -277,14 +277,20 @@ def check_params(gs: GuildSettings, params: TaskParams, kind: TaskKind) -> Refus
 
 
 def check_quota(
-    gs: GuildSettings, *, member_used: float, server_used: float, cost: float, now: float
+    gs: GuildSettings,
+    *,
+    member_used: float,
+    server_used: float,
+    cost: float,
+    now: float,
+    place: str = "in this server",
 ) -> Refusal | None:
     reset = relative(next_reset(now))
     allowance = gs.member_daily_allowance
     if allowance is not None and member_used + cost > allowance + 1e-9:
         return Refusal(
             f"You've used {fmt_credits(member_used)} of your {fmt_credits(allowance)} daily "
-            f"credits in this server and this image costs {fmt_credits(cost)}. "
+            f"credits {place} and this image costs {fmt_credits(cost)}. "
             f"Your allowance resets {reset}.",
             "allowance",
         )

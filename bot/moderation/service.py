@@ -18,6 +18,7 @@ from bot.ledger import Block, Ledger, Task, TaskKind, TaskParams, TaskState
 from bot.metrics import Metrics
 from bot.moderation import policy
 from bot.moderation.modlog import ModLogSink
+from bot.moderation.operator_rules import OperatorRules, scope_of
 from bot.moderation.policy import GuildSettings, Refusal
 from bot.outcomes import MESSAGES, Outcome
 
@@ -65,12 +66,14 @@ class Moderation:
         self._modlog = modlog
         self._clock = clock
         self._last_credit_read = 0.0
+        self.operator = OperatorRules(settings=settings, ledger=ledger, clock=clock)
 
     # ---- settings ----------------------------------------------------------------------------
 
     async def settings_for(self, guild_id: int | None) -> GuildSettings:
+        """A server's settings; outside servers (None), the operator's rules for DMs."""
         if guild_id is None:
-            return GuildSettings()
+            return self.operator.outside_settings()
         return GuildSettings.from_json(await self._ledger.get_guild_settings(guild_id))
 
     async def update(self, guild_id: int, **changes: Any) -> GuildSettings:
@@ -95,13 +98,17 @@ class Moderation:
     async def admit(
         self, *, guild_id: int | None, user_id: int, channel_id: int, parent_id: int | None = None
     ) -> GuildSettings:
-        """Checks on who and where (blocks, channels, the bot's credits). Raise Denied."""
+        """Checks on who and where (the operator's blocks first, then whether the bot works
+        outside servers, the bot's credits, the server's blocks and channels). Raise Denied."""
         now = self._clock()
+        refusal = await self.operator.blocked(user_id)
+        if refusal is None and guild_id is None:
+            refusal = self.operator.outside_refusal()
+        if refusal is not None:
+            raise Denied(refusal)
         if await self.out_of_credits(now):
             raise Denied(Refusal(MESSAGES[Outcome.OUT_OF_CREDITS], "out_of_credits"))
-        if guild_id is None:
-            return GuildSettings()
-        block = await self._ledger.get_block(guild_id, user_id)
+        block = await self._ledger.get_block(scope_of(guild_id), user_id)
         if block is not None and (block.until is None or block.until > now):
             raise Denied(policy.blocked_refusal(block.until, block.reason))
         gs = await self.settings_for(guild_id)
@@ -123,15 +130,17 @@ class Moderation:
         """Server defaults, then the model, tolerance, word and quota checks. Raise Denied."""
         params = policy.apply_defaults(gs, params, kind, defaulted)
         refusal = policy.check_params(gs, params, kind)
-        if refusal is None and guild_id is not None:
+        if refusal is None:
             now = self._clock()
-            member, server = await self._ledger.usage(guild_id, user_id, policy.day_key(now))
+            day = policy.day_key(now)
+            member, server = await self._ledger.usage(scope_of(guild_id), user_id, day)
             refusal = policy.check_quota(
                 gs,
                 member_used=member,
                 server_used=server,
                 cost=self.cost_for(params.model),
                 now=now,
+                place=_place(guild_id),
             )
         if refusal is not None:
             raise Denied(refusal)
@@ -140,13 +149,14 @@ class Moderation:
     async def charge(self, *, guild_id: int | None, user_id: int, model: str) -> float:
         """Charge the day's quota for a new task; return the cost. Raise Denied when over."""
         cost = self.cost_for(model)
-        if guild_id is None or cost <= 0:
-            return 0.0  # no server, no quota (direct messages); free models cost nothing
+        if cost <= 0:
+            return 0.0  # free models cost nothing
         gs = await self.settings_for(guild_id)
         now = self._clock()
         day = policy.day_key(now)
+        scope = scope_of(guild_id)
         charged = await self._ledger.charge_usage(
-            guild_id,
+            scope,
             user_id,
             day,
             cost,
@@ -154,9 +164,14 @@ class Moderation:
             server_limit=gs.server_daily_budget,
         )
         if not charged:
-            member, server = await self._ledger.usage(guild_id, user_id, day)
+            member, server = await self._ledger.usage(scope, user_id, day)
             refusal = policy.check_quota(
-                gs, member_used=member, server_used=server, cost=cost, now=now
+                gs,
+                member_used=member,
+                server_used=server,
+                cost=cost,
+                now=now,
+                place=_place(guild_id),
             ) or Refusal("The daily credit limit was just reached. Try again later.", "allowance")
             raise Denied(refusal)
         return cost
@@ -175,13 +190,13 @@ class Moderation:
             await self._ledger.set_meta(OUT_KEY, repr(self._clock()))  # first: refuse up front
         if task.state == TaskState.FAILED:
             task = await self._refund(task)
-        gs = await self.settings_for(task.guild_id)
-        if task.guild_id is not None and gs.modlog_channel_id and self._modlog is not None:
+        gs = await self.settings_for(task.guild_id)  # outside servers: DM_MODLOG_CHANNEL_ID
+        if gs.modlog_channel_id and self._modlog is not None:
             try:
                 await self._modlog.post_task(gs.modlog_channel_id, task.guild_id, task)
             except Exception as exc:
                 log.warning("mod-log entry for task %s failed: %s", task.id, type(exc).__name__)
-        if task.error_code == Outcome.CONTENT_POLICY.value and task.guild_id is not None:
+        if task.error_code == Outcome.CONTENT_POLICY.value:
             await self._maybe_cool_down(task)
         if task.error_code == Outcome.OUT_OF_CREDITS.value:
             await self._alert_once(
@@ -199,16 +214,15 @@ class Moderation:
 
     async def _refund(self, task: Task) -> Task:
         """Give the quota back for a task that ended without an image (KIE failed or refused)."""
-        if task.guild_id is None or task.cost <= 0 or task.extra.get("refunded"):
+        if task.cost <= 0 or task.extra.get("refunded"):
             return task
         updated = await self._ledger.update(task.id, extra={**task.extra, "refunded": True})
         day = policy.day_key(task.created_at)
-        await self._ledger.add_usage(task.guild_id, task.requester_id, day, -task.cost)
+        await self._ledger.add_usage(scope_of(task.guild_id), task.requester_id, day, -task.cost)
         log.info("task %s refunded %s credits (%s)", task.id, task.cost, task.error_code)
         return updated
 
     async def _maybe_cool_down(self, task: Task) -> None:
-        assert task.guild_id is not None
         now = self._clock()
         count = await self._ledger.count_outcomes(
             task.guild_id, task.requester_id, Outcome.CONTENT_POLICY.value, policy.day_start(now)
@@ -217,7 +231,7 @@ class Moderation:
             return
         await self._ledger.put_block(
             Block(
-                guild_id=task.guild_id,
+                guild_id=scope_of(task.guild_id),
                 user_id=task.requester_id,
                 until=now + policy.CONTENT_POLICY_COOLDOWN,
                 reason="content_policy",
@@ -270,8 +284,12 @@ class Moderation:
         log.warning("credit alert: %s", text)
         if self._modlog is None:
             return
-        for guild_id, data in await self._ledger.all_guild_settings():
-            channel_id = GuildSettings.from_json(data).modlog_channel_id
+        targets: list[tuple[int | None, int | None]] = [
+            (guild_id, GuildSettings.from_json(data).modlog_channel_id)
+            for guild_id, data in await self._ledger.all_guild_settings()
+        ]
+        targets.append((None, self._settings.dm_modlog_channel_id))
+        for guild_id, channel_id in targets:
             if channel_id:
                 try:
                     await self._modlog.post_alert(channel_id, guild_id, text)
@@ -299,8 +317,8 @@ class Moderation:
             log.info("user %s unblocked in guild %s by %s", user_id, guild_id, by)
         return removed
 
-    async def get_block(self, guild_id: int, user_id: int) -> Block | None:
-        block = await self._ledger.get_block(guild_id, user_id)
+    async def get_block(self, guild_id: int | None, user_id: int) -> Block | None:
+        block = await self._ledger.get_block(scope_of(guild_id), user_id)
         if block is not None and block.until is not None and block.until <= self._clock():
             return None
         return block
@@ -314,10 +332,11 @@ class Moderation:
         await self._ledger.reset_usage(guild_id, user_id, policy.day_key(self._clock()))
         log.info("daily quota of user %s reset in guild %s", user_id, guild_id)
 
-    async def usage(self, guild_id: int, user_id: int) -> UsageSummary:
+    async def usage(self, guild_id: int | None, user_id: int) -> UsageSummary:
+        """Today's credits in this server, or outside servers (None)."""
         now = self._clock()
         gs = await self.settings_for(guild_id)
-        member, server = await self._ledger.usage(guild_id, user_id, policy.day_key(now))
+        member, server = await self._ledger.usage(scope_of(guild_id), user_id, policy.day_key(now))
         return UsageSummary(
             member_used=member,
             member_allowance=gs.member_daily_allowance,
@@ -326,3 +345,7 @@ class Moderation:
             open_tasks=await self._ledger.count_open_for_user(user_id),
             resets_at=policy.next_reset(now),
         )
+
+
+def _place(guild_id: int | None) -> str:
+    return "in this server" if guild_id is not None else "outside servers"

@@ -161,3 +161,44 @@ def validate_modal(payload: Any, prefix: list[str | int] | None = None) -> Error
                 _check_len(errors, [*path, "label"], child.get("label"), TEXT_INPUT_LABEL_MAX)
                 _check_len(errors, [*path, "custom_id"], child.get("custom_id"), CUSTOM_ID_MAX)
     return errors
+
+
+INTERACTION_CONTEXTS = (0, 1, 2)  # GUILD, BOT_DM, PRIVATE_CHANNEL
+INTEGRATION_TYPES = (0, 1)  # GUILD_INSTALL, USER_INSTALL
+
+
+def _check_enum_array(
+    errors: Errors, path: list[str | int], value: Any, allowed: tuple[int, ...]
+) -> None:
+    """Null, or a non-empty array of distinct values from ``allowed`` (the OpenAPI schema)."""
+    if value is None:
+        return
+    if not isinstance(value, list):
+        _set(errors, path, _err("BASE_TYPE_ARRAY", "Must be an array."))
+        return
+    if not value:
+        _set(errors, path, _err("BASE_TYPE_MIN_LENGTH", "Must be 1 or more in length."))
+    for i, item in enumerate(value):
+        if isinstance(item, bool) or item not in allowed:
+            choices = ", ".join(str(a) for a in allowed)
+            _set(
+                errors,
+                [*path, i],
+                _err("BASE_TYPE_CHOICES", f"Value must be one of {{{choices}}}."),
+            )
+    if len(set(map(str, value))) != len(value):
+        _set(errors, path, _err("UNIQUE_ITEMS", "Items must be unique."))
+
+
+def validate_command(cmd: Any, prefix: list[str | int] | None = None) -> Errors:
+    """A command of a bulk overwrite: where it may be used (``contexts``) and installed
+    (``integration_types``)."""
+    errors: Errors = {}
+    if not isinstance(cmd, dict):
+        return errors
+    p: list[str | int] = list(prefix or [])
+    _check_enum_array(errors, [*p, "contexts"], cmd.get("contexts"), INTERACTION_CONTEXTS)
+    _check_enum_array(
+        errors, [*p, "integration_types"], cmd.get("integration_types"), INTEGRATION_TYPES
+    )
+    return errors

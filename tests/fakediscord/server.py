@@ -22,7 +22,7 @@ from urllib.parse import quote
 from aiohttp import BodyPartReader, WSMsgType, web
 
 from .conversation import Conversation, MessageView, iter_components
-from .limits import Errors, validate_message, validate_modal
+from .limits import Errors, validate_command, validate_message, validate_modal
 from .model import (
     ATTACH_FILES,
     CONTEXT_BOT_DM,
@@ -872,6 +872,10 @@ class FakeDiscord:
             raise DiscordError(400, 50035, errors={"_errors": [{"code": "LIST_TYPE_CONVERT"}]})
         existing = self.guild_commands.get(guild_id, []) if guild_id else self.global_commands
         ids = {(c["name"], c.get("type", 1)): c["id"] for c in existing}
+        errors: Errors = {}
+        for i, cmd in enumerate(body):
+            errors.update(validate_command(cmd, [i]))
+        self._raise_invalid(errors)
         out = []
         for cmd in body:
             ctype = cmd.get("type", 1)
@@ -881,7 +885,10 @@ class FakeDiscord:
                 "default_member_permissions": None,
                 "dm_permission": True,
                 "nsfw": False,
+                "contexts": None,  # null: every context
                 **cmd,
+                # Unset: the app's default install type (a bot: servers).
+                "integration_types": cmd.get("integration_types") or [0],
                 "id": ids.get((cmd["name"], ctype)) or str(self._snowflake()),
                 "application_id": str(self.app_id),
                 "type": ctype,
@@ -1019,7 +1026,9 @@ class FakeDiscord:
                 "id": str(interaction.id),
                 "type": interaction.type,
                 "user": interaction.user.user_obj(),
-                "authorizing_integration_owners": {"0": str(self.guild_id)},
+                "authorizing_integration_owners": interaction.payload.get(
+                    "authorizing_integration_owners", {"0": str(self.guild_id)}
+                ),
             }
         self.messages[msg.id] = msg
         return msg

@@ -62,8 +62,9 @@ async def test_result_arrives_by_callback_quickly(discord_fake, kie_sim, bot_env
     print(f"callback delivery latency: {latency:.3f} s")
     assert sim_task.request["callBackUrl"].startswith(f"{_base(bot_env)}/kie/callback/")
     assert [c.status for c in kie_sim.callbacks] == [200]
-    # The fallback poll is 30 s away: only the callback can explain a delivery this fast.
-    assert latency < 5.0
+    # The fallback poll is 30 s away: only the callback can explain a delivery within 15 s
+    # (a bound that holds on a loaded machine; the printed figure is the measurement).
+    assert latency < 15.0
     assert kie_sim.count("record-info") == 1
     await settled(discord_fake, bot_env)
 
@@ -136,7 +137,7 @@ async def test_bad_signatures_are_refused(discord_fake, kie_sim, bot_env, bot_fa
             url, json=payload, headers=_sign(HMAC_KEY, sim_task.task_id, now)
         ) as resp:
             assert resp.status == 200
-    await wait_terminal(discord_fake, bot_env, timeout=5)
+    await wait_terminal(discord_fake, bot_env, timeout=15)
     await settled(discord_fake, bot_env)
     # The fallback poll is 30 s away: the one record-info came from the signed callback, after
     # it; a refused callback that still nudged the bot would have polled before it.
@@ -149,7 +150,7 @@ async def test_signed_callbacks_from_kie_are_accepted(discord_fake, kie_sim, bot
     kie_sim.config.hmac_key = HMAC_KEY
     await bot_factory(**_callback_env(bot_env, KIE_WEBHOOK_HMAC_KEY=HMAC_KEY))
     await _generating(discord_fake, bot_env, kie_sim)
-    rows = await wait_terminal(discord_fake, bot_env, timeout=5)
+    rows = await wait_terminal(discord_fake, bot_env, timeout=15)
     assert [c.status for c in kie_sim.callbacks] == [200]
     assert rows[0].state == "done"
     assert kie_sim.count("record-info") == 1
@@ -237,4 +238,4 @@ async def test_callback_before_the_task_id_is_recorded(discord_fake, kie_sim, bo
     took = time.monotonic() - started
     print(f"early callback: delivered {took:.2f} s after the command")
     assert rows[0].state == "done"
-    assert took < 5.0  # the fallback poll would take 30 s
+    assert took < 15.0  # the fallback poll would take 30 s; 15 s holds on a loaded machine
