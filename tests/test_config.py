@@ -113,3 +113,24 @@ def test_real_environment_wins_over_dotenv(tmp_path):
     assert result.returncode == 2
     assert "DISCORD_TOKEN" not in result.stderr  # found in .env
     assert "'also-bad'" in result.stderr and "notaport" not in result.stderr
+
+
+def test_outside_servers_settings():
+    """ALLOW_DMS (default false), DM_DAILY_CREDITS (default 0), DM_MODLOG_CHANNEL_ID (an id)."""
+    default = load_settings(BASE)
+    on = load_settings(
+        {**BASE, "ALLOW_DMS": "true", "DM_DAILY_CREDITS": "25", "DM_MODLOG_CHANNEL_ID": "42"}
+    )
+    assert (default.allow_dms, default.dm_daily_credits, default.dm_modlog_channel_id) == (
+        False,
+        0,
+        None,
+    )
+    assert (on.allow_dms, on.dm_daily_credits, on.dm_modlog_channel_id) == (True, 25, 42)
+
+
+def test_a_bad_dm_modlog_channel_id_is_named():
+    """DM_MODLOG_CHANNEL_ID must be a channel id; the start-up message names it."""
+    with pytest.raises(ConfigError) as info:
+        load_settings({**BASE, "DM_MODLOG_CHANNEL_ID": "#mod-log", "DM_DAILY_CREDITS": "-1"})
+    assert "DM_MODLOG_CHANNEL_ID" in str(info.value) and "DM_DAILY_CREDITS" in str(info.value)

@@ -253,7 +253,9 @@ def tolerance_cap(gs: GuildSettings, kind: TaskKind) -> int:
     return min(gs.max_tolerance, kind_limit)
 
 
-def check_params(gs: GuildSettings, params: TaskParams, kind: TaskKind) -> Refusal | None:
+def check_params(
+    gs: GuildSettings, params: TaskParams, kind: TaskKind, *, place: str = "in this server"
+) -> Refusal | None:
     if not gs.model_allowed(params.model):
         name = MODEL_NAMES.get(params.model, params.model)
         return Refusal(
@@ -263,7 +265,7 @@ def check_params(gs: GuildSettings, params: TaskParams, kind: TaskKind) -> Refus
     cap = tolerance_cap(gs, kind)
     if params.safety_tolerance > cap:
         return Refusal(
-            f"This server allows a safety tolerance of at most {cap}. "
+            f"The highest safety tolerance allowed {place} is {cap}. "
             f"Ask again with safety_tolerance {cap} or lower.",
             "tolerance",
         )

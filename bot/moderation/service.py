@@ -129,7 +129,7 @@ class Moderation:
     ) -> TaskParams:
         """Server defaults, then the model, tolerance, word and quota checks. Raise Denied."""
         params = policy.apply_defaults(gs, params, kind, defaulted)
-        refusal = policy.check_params(gs, params, kind)
+        refusal = policy.check_params(gs, params, kind, place=_place(guild_id))
         if refusal is None:
             now = self._clock()
             day = policy.day_key(now)

@@ -1,0 +1,51 @@
+"""The ledger's operator blocks (migration 3) and usage outside servers (scope 0)."""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from bot.ledger import OperatorBlock, SqliteLedger
+
+
+@pytest.fixture
+async def ledger(tmp_path: Path) -> AsyncIterator[SqliteLedger]:
+    led = SqliteLedger(tmp_path / "ledger.sqlite3", clock=lambda: 1_700_000_000.0)
+    await led.open()
+    try:
+        yield led
+    finally:
+        await led.close()
+
+
+async def test_a_block_is_stored_replaced_listed_and_lifted(ledger: SqliteLedger) -> None:
+    """A second block replaces the reason; listed oldest first; deleting twice: True, False."""
+    await ledger.put_operator_block(OperatorBlock(7, "spam", 10.0))
+    await ledger.put_operator_block(OperatorBlock(7, "scam", 11.0))
+    await ledger.put_operator_block(OperatorBlock(8, None, 12.0))
+    listed = await ledger.operator_blocks()
+    removed = [await ledger.delete_operator_block(7), await ledger.delete_operator_block(7)]
+    assert listed == [OperatorBlock(7, "scam", 11.0), OperatorBlock(8, None, 12.0)]
+    assert removed == [True, False]
+    assert await ledger.get_operator_block(7) is None
+
+
+async def test_a_version_2_ledger_gains_the_operator_blocks_table(tmp_path: Path) -> None:
+    """An existing ledger (schema 2, before operator blocks) is migrated on open."""
+    path = tmp_path / "old.sqlite3"
+    first = SqliteLedger(path)
+    await first.open()
+    await first.close()
+    with sqlite3.connect(path) as db:
+        db.execute("DROP TABLE operator_blocks")
+        db.execute("PRAGMA user_version = 2")
+    again = SqliteLedger(path)
+    await again.open()
+    try:
+        await again.put_operator_block(OperatorBlock(5, None, 1.0))
+        assert await again.get_operator_block(5) == OperatorBlock(5, None, 1.0)
+    finally:
+        await again.close()
