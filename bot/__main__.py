@@ -31,6 +31,7 @@ USER_AGENT = "kontext-bot/0.1 (+https://github.com/kontext-bot/kontext-bot)"
 # Threads: what the bot needs to post a result or a failure as a new message when the interaction
 # reply is gone or its token expired (the reply itself needs no permission).
 INVITE_PERMISSIONS = 1024 | 2048 | 16384 | 32768 | 65536 | (1 << 38)
+GATEWAY_AUTHENTICATION_FAILED = 4004
 KIE_TIMEOUT = aiohttp.ClientTimeout(total=60, connect=10, sock_read=30)
 DOWNLOAD_TIMEOUT = aiohttp.ClientTimeout(total=60, connect=10, sock_read=30)
 
@@ -127,10 +128,15 @@ async def _run(settings: Settings) -> int:
             loop.add_signal_handler(sig, lambda: asyncio.ensure_future(bot.shutdown()))
         try:
             async with bot:
-                await bot.start(settings.discord_token.get())
+                await bot.serve(settings.discord_token.get())
         except discord.LoginFailure:
-            log.error("Discord refused the token: check DISCORD_TOKEN")
-            return 1
+            log.error("Discord refused the token (401 Unauthorized): check DISCORD_TOKEN")
+            return 2
+        except discord.ConnectionClosed as exc:
+            if exc.code != GATEWAY_AUTHENTICATION_FAILED:
+                raise
+            log.error("Discord's gateway refused the token (close code 4004): check DISCORD_TOKEN")
+            return 2
         except discord.PrivilegedIntentsRequired:
             log.error("Discord refused the intents this bot asked for")
             return 1

@@ -25,6 +25,7 @@ from bot.moderation import DiscordModLog, Moderation
 from bot.runner import Runner
 from bot.scheduler import Scheduler
 from bot.service import KontextService
+from bot.supervisor import Supervisor, backoff_delay
 from bot.web import HealthSources, WebServer
 
 log = logging.getLogger(__name__)
@@ -34,6 +35,14 @@ COMMANDS_HASH_KEY = "commands_hash"
 DRAIN_SECONDS = 10.0  # at most this long for the poll loop's in-flight work to stop
 IN_FLIGHT_WAIT = 10.0  # at most this long for requests being taken (download, ledger write)
 CREDITS_REFRESH = 600.0  # KIE's credit endpoint is free; read the balance every 10 minutes
+DISCORD_RETRY_CAP = 60.0  # start-up: at most this long between two attempts to reach Discord
+DISCORD_PROBE_TIMEOUT = aiohttp.ClientTimeout(total=20)
+# Discord did not answer (network, time-out, its 5xx): worth another attempt later.
+DISCORD_UNREACHABLE = (aiohttp.ClientError, OSError, TimeoutError, discord.DiscordServerError)
+
+
+class DiscordUnanswered(Exception):
+    """Discord's REST API answered, but not with what logging in needs (a 5xx, a 429)."""
 
 
 def apply_discord_endpoints(settings: Settings) -> None:
@@ -101,6 +110,9 @@ class KontextBot(commands.Bot):
     ) -> None:
         intents = discord.Intents.none()
         intents.guilds = True
+        # No voice here: discord.py need not warn at every start that PyNaCl/davey are missing.
+        discord.VoiceClient.warn_nacl = False
+        discord.VoiceClient.warn_dave = False
         super().__init__(
             command_prefix=commands.when_mentioned,
             intents=intents,
@@ -116,6 +128,9 @@ class KontextBot(commands.Bot):
         self.kie = kie
         self.metrics = metrics
         self.lag = LagMonitor()
+        self.supervisor = Supervisor(
+            on_restart=lambda name: metrics.background_restarts.labels(task=name).inc()
+        )
         self.scheduler = Scheduler(
             max_active=settings.max_open_tasks,
             per_user=settings.user_max_active_tasks,
@@ -140,6 +155,7 @@ class KontextBot(commands.Bot):
             delivery=self.delivery,
             metrics=metrics,
             hooks=self.moderation,
+            supervisor=self.supervisor,
         )
         self.delivery.status_context = self.runner.status_context
         self.service = KontextService(
@@ -157,16 +173,19 @@ class KontextBot(commands.Bot):
             metrics=metrics,
             lag=self.lag,
             health=HealthSources(
-                gateway_connected=lambda: self.gateway_connected,
-                poll_loop_alive=lambda: self.runner.alive,
+                discord=self.discord_health,
+                background=self.supervisor.health,
                 poll_loop_last_tick=lambda: self.runner.last_tick,
             ),
             on_callback=self._on_kie_callback,
             hmac_key=settings.kie_webhook_hmac_key,
         )
         self._closing = False
+        self._closing_now = asyncio.Event()
         self._gateway_up = False
-        self._credits_task: asyncio.Task[None] | None = None
+        self._discord_problem: str | None = None  # why Discord is not connected, for /healthz
+        self._http_started = False
+        self._set_up = False
         self.sync_only = False  # `python -m bot sync`: load the commands, start nothing
 
     @staticmethod
@@ -196,15 +215,80 @@ class KontextBot(commands.Bot):
         """An identified gateway session is up now (false between a drop and the next READY)."""
         return self._gateway_up and not self.is_closed()
 
+    def discord_health(self) -> dict[str, Any]:
+        if self.gateway_connected:
+            return {"ok": True}
+        check: dict[str, Any] = {"ok": False}
+        if self._discord_problem:
+            check["error"] = self._discord_problem
+        return check
+
+    async def start_http(self) -> None:
+        """The HTTP server and the lag monitor: up before Discord answers, so /healthz tells."""
+        if self._http_started:
+            return
+        self._http_started = True
+        self.supervisor.start("event_loop_lag", self.lag.run)
+        await self.web.start()
+
+    async def serve(self, token: str) -> None:
+        """Serve /healthz, reach Discord (retrying with back-off while it does not answer), log
+        in and stay connected until closed. A refused token raises discord.LoginFailure."""
+        await self.start_http()
+        attempt = 0
+        while not self._set_up:
+            attempt += 1
+            try:
+                await self._probe_discord(token)
+                # Discord may still vanish between the probe and the login (a rare race): that
+                # login's half-open HTTP session is then left to the garbage collector.
+                await self.login(token)
+            except (*DISCORD_UNREACHABLE, DiscordUnanswered) as exc:
+                if self._set_up:
+                    raise  # setup_hook itself failed: not a question of reaching Discord
+                if not await self._wait_to_retry(attempt, exc):
+                    return  # shutting down
+        await self.connect()
+
+    async def _probe_discord(self, token: str) -> None:
+        """GET /users/@me once: returns if Discord answers it; 401 raises LoginFailure."""
+        headers = {"Authorization": f"Bot {token}", "User-Agent": self.http.user_agent}
+        url = f"{self.settings.discord_api_base_url}/users/@me"
+        async with (
+            aiohttp.ClientSession(timeout=DISCORD_PROBE_TIMEOUT) as http,
+            http.get(url, headers=headers) as resp,
+        ):
+            if resp.status == 401:
+                raise discord.LoginFailure("Discord refused the token (401 Unauthorized)")
+            if resp.status != 200:
+                raise DiscordUnanswered(f"HTTP {resp.status}")
+
+    async def _wait_to_retry(self, attempt: int, exc: Exception) -> bool:
+        """Say why, wait the back-off; False if the bot is shutting down meanwhile."""
+        delay = backoff_delay(attempt, cap=DISCORD_RETRY_CAP)
+        reason = f"{type(exc).__name__}: {exc}".removesuffix(": ")[:200]
+        self._discord_problem = f"cannot reach Discord ({reason}); attempt {attempt}"
+        log.warning(
+            "cannot reach Discord at %s (%s); attempt %d, next in %g s",
+            self.settings.discord_api_base_url,
+            reason,
+            attempt,
+            delay,
+        )
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(delay):
+                await self._closing_now.wait()
+        return not self._closing_now.is_set()
+
     async def setup_hook(self) -> None:
+        self._set_up = True
         for extension in EXTENSIONS:
             await self.load_extension(extension)
         if self.sync_only:
             return
-        self.lag.start()
-        await self.web.start()
+        await self.start_http()
         await self.runner.start()
-        self._credits_task = asyncio.create_task(self._watch_credits(), name="kontext-credits")
+        self.supervisor.start("credit_watcher", self._watch_credits)
         await self.sync_commands(force=False)
 
     async def _watch_credits(self) -> None:
@@ -267,6 +351,7 @@ class KontextBot(commands.Bot):
 
     async def on_ready(self) -> None:
         self._gateway_up = True
+        self._discord_problem = None
         log.info("connected to Discord as %s (%s)", self.user, self.user.id if self.user else "?")
 
     def dispatch(self, event_name: str, /, *args: Any, **kwargs: Any) -> None:
@@ -279,10 +364,12 @@ class KontextBot(commands.Bot):
 
     async def on_resumed(self) -> None:
         self._gateway_up = True
+        self._discord_problem = None
 
     async def on_disconnect(self) -> None:
         if self._gateway_up:
             log.warning("lost the Discord gateway; discord.py is reconnecting")
+            self._discord_problem = "lost the gateway connection; reconnecting"
         self._gateway_up = False
 
     async def shutdown(self) -> None:
@@ -295,6 +382,7 @@ class KontextBot(commands.Bot):
         if self._closing:
             return
         self._closing = True
+        self._closing_now.set()
         self.service.accepting = False
         log.info("shutting down: no new tasks; open tasks resume on the next start")
         if not self.sync_only and not self.is_closed():
@@ -308,19 +396,22 @@ class KontextBot(commands.Bot):
 
     async def close(self) -> None:
         self.service.accepting = False
+        self._closing_now.set()
         if self.sync_only:
             await super().close()
             return
-        if self._credits_task is not None:
-            self._credits_task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._credits_task
-            self._credits_task = None
+        # Each step runs even if one before it failed: a half-stopped bot would not exit.
+        await self.supervisor.stop()  # never raises
+        steps = (("the poll work", self._stop_runner), ("deliveries", self.delivery.close))
+        for what, step in (*steps, ("the HTTP server", self.web.stop)):
+            try:
+                await step()
+            except Exception:
+                log.exception("stopping %s failed", what)
+        await super().close()
+
+    async def _stop_runner(self) -> None:
         try:
             await asyncio.wait_for(self.runner.stop(), DRAIN_SECONDS)
         except TimeoutError:
             log.warning("poll loop did not stop within %.0f s", DRAIN_SECONDS)
-        await self.delivery.close()
-        await self.web.stop()
-        await self.lag.stop()
-        await super().close()

@@ -25,6 +25,7 @@ from bot.ledger import Ledger, Task, TaskKind, TaskState
 from bot.logs import task_context
 from bot.metrics import Metrics
 from bot.status import StatusView, format_duration, prompt_excerpt, render_status
+from bot.supervisor import WorkSet
 
 log = logging.getLogger(__name__)
 
@@ -71,7 +72,7 @@ class Delivery:
         self._last_view: dict[str, StatusView] = {}
         self._pending: dict[str, asyncio.TimerHandle] = {}
         self._locks: dict[str, asyncio.Lock] = {}
-        self._work: set[asyncio.Task[None]] = set()
+        self._work = WorkSet()
 
     # ---- status ---------------------------------------------------------------------------
 
@@ -88,19 +89,14 @@ class Delivery:
             self._last_edit[task.id] = now - STATUS_MIN_INTERVAL + FIRST_EDIT_DELAY
         wait = self._last_edit[task.id] + STATUS_MIN_INTERVAL - now
         if wait <= 0:
-            self._spawn(self._edit_status(task.id))
+            self._work.spawn(self._edit_status(task.id), what=f"status edit of task {task.id}")
         else:
             loop = asyncio.get_running_loop()
             self._pending[task.id] = loop.call_later(wait, self._fire_pending, task.id)
 
     def _fire_pending(self, task_id: str) -> None:
         self._pending.pop(task_id, None)
-        self._spawn(self._edit_status(task_id))
-
-    def _spawn(self, coro: Any) -> None:
-        work: asyncio.Task[None] = asyncio.create_task(coro)
-        self._work.add(work)
-        work.add_done_callback(self._work.discard)
+        self._work.spawn(self._edit_status(task_id), what=f"status edit of task {task_id}")
 
     async def _edit_status(self, task_id: str) -> None:
         async with self._lock(task_id):
@@ -137,8 +133,7 @@ class Delivery:
         for handle in self._pending.values():
             handle.cancel()
         self._pending.clear()
-        if self._work:
-            await asyncio.gather(*self._work, return_exceptions=True)
+        await self._work.wait()
 
     # ---- final messages --------------------------------------------------------------------
 

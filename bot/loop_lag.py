@@ -3,28 +3,18 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import time
 from collections import deque
 
 
 class LagMonitor:
+    """Run :meth:`run` as a background task; read :attr:`last` and :meth:`percentile`."""
+
     def __init__(self, interval: float = 0.25, keep: int = 240) -> None:
         self._interval = interval
         self._samples: deque[float] = deque(maxlen=keep)
-        self._task: asyncio.Task[None] | None = None
 
-    def start(self) -> None:
-        self._task = asyncio.create_task(self._run(), name="kontext-loop-lag")
-
-    async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
-
-    async def _run(self) -> None:
+    async def run(self) -> None:
         while True:
             start = time.monotonic()
             await asyncio.sleep(self._interval)

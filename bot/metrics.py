@@ -54,6 +54,12 @@ class Metrics:
         self.loop_lag = Gauge(
             "kontext_event_loop_lag_seconds", "Event-loop lag, last sample", registry=r
         )
+        self.background_restarts = Counter(
+            "kontext_background_restarts",
+            "Restarts of a background task after it failed",
+            ["task"],
+            registry=r,
+        )
 
     def kie_observer(self, endpoint: str, outcome: str) -> None:
         self.kie_calls.labels(endpoint=endpoint, code=outcome).inc()

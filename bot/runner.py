@@ -40,6 +40,7 @@ from bot.outcomes import Failure, Outcome, failure, outcome_for_kie_code
 from bot.polling import next_poll_delay
 from bot.scheduler import Scheduler
 from bot.status import estimate_duration
+from bot.supervisor import Supervisor, WorkSet
 
 log = logging.getLogger(__name__)
 
@@ -84,6 +85,7 @@ class Runner:
         delivery: Delivery,
         metrics: Metrics,
         hooks: TaskHooks | None = None,
+        supervisor: Supervisor | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self._settings = settings
@@ -100,13 +102,12 @@ class Runner:
         self._early_nudges: dict[str, float] = {}  # callbacks before following began (monotonic)
         self._token_deadlines: dict[str, float] = {}  # tasks outside servers (wall clock)
         self._busy: set[str] = set()
-        self._work: set[asyncio.Task[None]] = set()
+        self._work = WorkSet()
         self._poll_slots = asyncio.Semaphore(POLL_CONCURRENCY)
         self._poll_starts: deque[float] = deque()  # record-info starts in the last second
         self._estimate: float | None = None
-        self._loop_task: asyncio.Task[None] | None = None
+        self._supervisor = supervisor or Supervisor()
         self._stopping = False
-        self._next_housekeeping = 0.0  # monotonic; the first pass runs at start-up
         self.last_tick = time.monotonic()
 
     # ---- public interface ----------------------------------------------------------------
@@ -114,24 +115,14 @@ class Runner:
     async def start(self) -> None:
         await self._refresh_estimate()
         await self._resume()
-        self._loop_task = asyncio.create_task(self._run(), name="kontext-poll-loop")
+        self._supervisor.start("poll_loop", self._run)
+        self._supervisor.start("housekeeping", self._housekeeping_loop)
 
     async def stop(self) -> None:
-        if self._loop_task is not None:
-            self._stopping = True
-            self._wake.set()
-            self._loop_task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._loop_task
-            self._loop_task = None
-        for work in list(self._work):
-            work.cancel()
-        if self._work:
-            await asyncio.gather(*self._work, return_exceptions=True)
-
-    @property
-    def alive(self) -> bool:
-        return self._loop_task is not None and not self._loop_task.done()
+        self._stopping = True
+        self._wake.set()
+        await self._supervisor.stop("poll_loop", "housekeeping")
+        await self._work.cancel()
 
     def enqueue(self, task: Task) -> None:
         """A new task was written to the ledger as QUEUED: give it its turn."""
@@ -174,9 +165,6 @@ class Runner:
         while not self._stopping:
             self.last_tick = time.monotonic()
             try:
-                if self.last_tick >= self._next_housekeeping:
-                    self._next_housekeeping = self.last_tick + HOUSEKEEPING_INTERVAL
-                    self._spawn(None, self._housekeeping())
                 self._dispatch()
                 self._poll_due()
                 self._expire_out_of_reach()
@@ -263,21 +251,12 @@ class Runner:
         if task_id is not None:
             self._busy.add(task_id)
 
-        async def guarded() -> None:
-            try:
-                await coro
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                log.exception("work on task %s failed", task_id)
-            finally:
-                if task_id is not None:
-                    self._busy.discard(task_id)
-                self._wake.set()
+        def done() -> None:
+            if task_id is not None:
+                self._busy.discard(task_id)
+            self._wake.set()
 
-        work = asyncio.create_task(guarded())
-        self._work.add(work)
-        work.add_done_callback(self._work.discard)
+        self._work.spawn(coro, what=f"work on task {task_id}", on_done=done)
 
     # ---- submission --------------------------------------------------------------------------
 
@@ -639,6 +618,11 @@ class Runner:
             elif task.state == TaskState.DELIVERING:
                 self._spawn(task.id, self._deliver(task))
         self._update_queue_metrics()
+
+    async def _housekeeping_loop(self) -> None:
+        while True:
+            await self._housekeeping()
+            await asyncio.sleep(HOUSEKEEPING_INTERVAL)
 
     async def _housekeeping(self) -> None:
         """Forget input images of finished tasks after INPUT_RETENTION_DAYS (they are what

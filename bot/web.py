@@ -9,7 +9,7 @@ import hmac
 import json
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -20,6 +20,7 @@ from bot.kie import KieError, parse_callback
 from bot.ledger import OPEN_STATES, Ledger, LedgerError
 from bot.loop_lag import LagMonitor
 from bot.metrics import CONTENT_TYPE_LATEST, Metrics
+from bot.supervisor import TaskHealth
 
 log = logging.getLogger(__name__)
 
@@ -32,8 +33,8 @@ LEDGER_CHECK_TIMEOUT = 3.0  # a locked or stuck database answers "unhealthy", no
 
 @dataclass
 class HealthSources:
-    gateway_connected: Callable[[], bool]
-    poll_loop_alive: Callable[[], bool]
+    discord: Callable[[], dict[str, Any]]  # {"ok": …, "error": why not, when not}
+    background: Callable[[], Mapping[str, TaskHealth]]  # the supervised tasks, by name
     poll_loop_last_tick: Callable[[], float]
 
 
@@ -77,10 +78,11 @@ class WebServer:
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
+            log.info("HTTP server stopped")
 
     async def healthz(self, request: web.Request) -> web.Response:
         checks: dict[str, dict[str, Any]] = {}
-        checks["gateway"] = {"ok": self._health.gateway_connected()}
+        checks["discord"] = self._health.discord()
         try:
             async with asyncio.timeout(LEDGER_CHECK_TIMEOUT):
                 await self._ledger.check_writable()
@@ -89,17 +91,29 @@ class WebServer:
             checks["ledger"] = {"ok": False, "error": str(exc)[:200]}
         except TimeoutError:
             checks["ledger"] = {"ok": False, "error": "a test write took too long"}
-        stale = time.monotonic() - self._health.poll_loop_last_tick()
-        checks["poll_loop"] = {
-            "ok": self._health.poll_loop_alive() and stale < POLL_LOOP_STALE,
-            "last_tick_seconds_ago": round(stale, 3),
-        }
-        lag = self._lag.percentile(0.99)
-        checks["event_loop_lag"] = {"ok": lag < LAG_LIMIT, "p99_seconds": round(lag, 4)}
+        checks.update(self._background_checks())
         ok = all(c["ok"] for c in checks.values())
         failed = [name for name, c in checks.items() if not c["ok"]]
         body = {"status": "ok" if ok else "unhealthy", "failed": failed, "checks": checks}
         return web.json_response(body, status=200 if ok else 503)
+
+    def _background_checks(self) -> dict[str, dict[str, Any]]:
+        """One check per supervised task (down while it waits for its restart); the poll loop
+        must also tick, and the lag monitor's samples must stay under LAG_LIMIT."""
+        now = time.monotonic()
+        checks = {}
+        for name, task in sorted(self._health.background().items()):
+            check = task.as_check(now)
+            if name == "poll_loop" and task.state == "running":
+                stale = now - self._health.poll_loop_last_tick()
+                check["ok"] = stale < POLL_LOOP_STALE
+                check["last_tick_seconds_ago"] = round(stale, 3)
+            elif name == "event_loop_lag":
+                lag = self._lag.percentile(0.99)
+                check["ok"] = check["ok"] and lag < LAG_LIMIT
+                check["p99_seconds"] = round(lag, 4)
+            checks[name] = check
+        return checks
 
     async def metrics(self, request: web.Request) -> web.Response:
         self._metrics.loop_lag.set(self._lag.last)

@@ -89,26 +89,11 @@ class BotProcess:
         self, env: dict[str, str] | None = None, *, wait_for_sync: bool | None = None
     ) -> BotProcess:
         """Start ``python -m bot`` (again); ``env`` adds/overrides variables from now on."""
-        assert not self.running, "the bot is already running"
-        self.env.update(env or {})
         identifies = len(self.fake.identifies)
         mark = self.fake.mark()
         if wait_for_sync is None:
             wait_for_sync = self.starts == 0 or not self.fake.command_names()
-        self.starts += 1
-        self._log = self.log_path.open("ab")
-        self._log.write(f"\n===== bot start #{self.starts} =====\n".encode())
-        self._log.flush()
-        self.proc = await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-m",
-            "bot",
-            cwd=str(self.workdir),
-            env=clean_env(self.env),
-            stdin=asyncio.subprocess.DEVNULL,
-            stdout=self._log,
-            stderr=asyncio.subprocess.STDOUT,
-        )
+        await self.launch(env)
 
         def ready() -> bool:
             if not self.running:
@@ -124,6 +109,25 @@ class BotProcess:
                 f"the bot exited early with code {self.proc.returncode}:\n{self.log_text()}"
             )
         return self
+
+    async def launch(self, env: dict[str, str] | None = None) -> None:
+        """Start ``python -m bot`` without waiting for anything (the fake may not be up yet)."""
+        assert not self.running, "the bot is already running"
+        self.env.update(env or {})
+        self.starts += 1
+        self._log = self.log_path.open("ab")
+        self._log.write(f"\n===== bot start #{self.starts} =====\n".encode())
+        self._log.flush()
+        self.proc = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "bot",
+            cwd=str(self.workdir),
+            env=clean_env(self.env),
+            stdin=asyncio.subprocess.DEVNULL,
+            stdout=self._log,
+            stderr=asyncio.subprocess.STDOUT,
+        )
 
     async def _wait_exit(self, timeout: float) -> int:
         assert self.proc is not None

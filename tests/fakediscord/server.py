@@ -289,8 +289,8 @@ class FakeDiscord:
 
     # ------------------------------------------------------------------ lifecycle
 
-    async def start(self) -> None:
-        """Listen on 127.0.0.1 with a free port."""
+    async def start(self, port: int = 0) -> None:
+        """Listen on 127.0.0.1 with ``port`` (0: a free port)."""
         self._cond = asyncio.Condition()
         app = web.Application(client_max_size=1024 * MiB)
         app.router.add_get("/", self._gateway)
@@ -301,7 +301,7 @@ class FakeDiscord:
             app, access_log=None, handle_signals=False, shutdown_timeout=0.5
         )
         await self._runner.setup()
-        site = web.TCPSite(self._runner, self.host, 0)
+        site = web.TCPSite(self._runner, self.host, port)
         await site.start()
         self.port = int(self._runner.addresses[0][1])
 

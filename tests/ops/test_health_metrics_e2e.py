@@ -5,7 +5,6 @@ All through the real bot process, the fake Discord and the KIE simulator on 127.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import shutil
 import subprocess
@@ -13,49 +12,12 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
-import aiohttp
 import pytest
 from e2e_helpers import BotProcess
 from fakediscord import FakeDiscord
-from prometheus_client.parser import text_string_to_metric_families
+from ops_checks import health_until, sample, scrape
 
 BotFactory = Callable[..., Awaitable[BotProcess]]
-
-
-async def get_json(url: str) -> tuple[int, dict[str, Any]]:
-    async with aiohttp.ClientSession() as http, http.get(url) as resp:
-        return resp.status, await resp.json()
-
-
-async def health_until(
-    bot: BotProcess, accept: Callable[[int, dict[str, Any]], bool], timeout: float = 15.0
-) -> tuple[int, dict[str, Any]]:
-    """Poll /healthz until `accept(status, body)`; fail with the last answer after `timeout`."""
-    deadline = asyncio.get_running_loop().time() + timeout
-    while True:
-        status, body = await get_json(f"{bot.http_url}/healthz")
-        if accept(status, body):
-            return status, body
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError(f"/healthz never matched; last answer {status} {body}")
-        await asyncio.sleep(0.1)
-
-
-async def scrape(bot: BotProcess) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
-    """/metrics as {(sample name, sorted labels): value}."""
-    async with aiohttp.ClientSession() as http, http.get(f"{bot.http_url}/metrics") as resp:
-        assert resp.status == 200
-        assert resp.headers["Content-Type"].startswith("text/plain")
-        text = await resp.text()
-    out = {}
-    for family in text_string_to_metric_families(text):
-        for sample in family.samples:
-            out[(sample.name, tuple(sorted(sample.labels.items())))] = sample.value
-    return out
-
-
-def sample(metrics: dict[Any, float], name: str, **labels: str) -> float:
-    return metrics.get((name, tuple(sorted(labels.items()))), 0.0)
 
 
 async def imagine_to_the_end(fake: FakeDiscord, prompt: str = "a lighthouse at dusk") -> Any:
@@ -66,24 +28,32 @@ async def imagine_to_the_end(fake: FakeDiscord, prompt: str = "a lighthouse at d
 
 
 async def test_healthz_is_green_on_a_running_bot(bot_process: BotProcess) -> None:
-    """A connected bot answers /healthz 200 with every check (gateway, ledger, loops) passing."""
+    """A connected bot answers /healthz 200 with every check (Discord, ledger, the background
+    tasks) passing."""
     _, body = await health_until(bot_process, lambda s, b: s == 200)
     assert body["status"] == "ok"
     assert body["failed"] == []
-    assert set(body["checks"]) == {"gateway", "ledger", "poll_loop", "event_loop_lag"}
+    assert set(body["checks"]) == {
+        "discord",
+        "ledger",
+        "poll_loop",
+        "housekeeping",
+        "credit_watcher",
+        "event_loop_lag",
+    }
     assert all(check["ok"] for check in body["checks"].values())
 
 
-async def test_healthz_names_the_gateway_when_discord_goes_away(
+async def test_healthz_names_discord_when_it_goes_away(
     discord_fake: FakeDiscord, bot_process: BotProcess
 ) -> None:
-    """With Discord gone (fake stopped), /healthz turns 503 and names the gateway check."""
+    """With Discord gone (fake stopped), /healthz turns 503 and names the discord check."""
     await health_until(bot_process, lambda s, b: s == 200)
     await discord_fake.stop()
     _, body = await health_until(bot_process, lambda s, b: s == 503)
     assert body["status"] == "unhealthy"
-    assert body["failed"] == ["gateway"]
-    assert body["checks"]["gateway"]["ok"] is False
+    assert body["failed"] == ["discord"]
+    assert body["checks"]["discord"]["ok"] is False
     assert body["checks"]["ledger"]["ok"] is True
 
 
