@@ -5,7 +5,7 @@ Public API:
   ``fake.gateway_url``; world (``member``, ``moderator``, ``channel``, ``add_user``,
   ``add_channel``, ``inject_message``, ``add_cdn_file``); verbs (``slash``, ``message_command``,
   ``click``, ``submit_modal``, ``inject``, ``drop_gateway``, ``fail_next`` (Discord's 429, or
-  ``cloudflare=True``), ``clock.advance``);
+  ``cloudflare=True``; ``when=`` narrows the match), ``clock.advance``);
   Discord's rules, on by default: the 3-second rule (``enforce_initial_response_deadline``),
   the rate-limit buckets (``rate_limits``, a ``DiscordRateLimits``; None turns them off),
   IDENTIFY intents (``allowed_intents``); ``violations()`` lists what the client broke;
