@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextvars
 import json
 import logging
+import re
 import sys
 import time
 from collections.abc import Iterable, Iterator
@@ -12,6 +13,14 @@ from contextlib import contextmanager
 from typing import Any
 
 REDACTED = "[redacted]"
+
+# Secrets not known in advance: each interaction's token (anyone holding it may post as the bot
+# for 15 minutes). discord.py puts it in webhook and callback URLs (/webhooks/<app id>/<token>,
+# /interactions/<id>/<token>/callback); payloads carry it as "token", a task as interaction_token.
+TOKEN_PATTERNS = (
+    re.compile(r"(/(?:webhooks|interactions)/\d+/)[^/?#\s'\"]+"),
+    re.compile(r"(\b(?:interaction_)?token['\"]?\s*[:=]\s*['\"])[^'\"\s]+"),
+)
 
 # Each task's lines carry its task id, guild and user ids: set once where the work starts.
 _task_context: contextvars.ContextVar[dict[str, Any] | None] = contextvars.ContextVar(
@@ -29,7 +38,8 @@ def task_context(task_id: str, guild_id: int | None, user_id: int) -> Iterator[N
 
 
 class RedactingFilter(logging.Filter):
-    """Replaces every known secret in the formatted message, its arguments and tracebacks."""
+    """Replaces every known secret, and every interaction token (by pattern), in the formatted
+    message, its arguments and tracebacks."""
 
     def __init__(self, secrets: Iterable[str]) -> None:
         super().__init__()
@@ -40,6 +50,8 @@ class RedactingFilter(logging.Filter):
         for secret in self._secrets:
             if secret in text:
                 text = text.replace(secret, REDACTED)
+        for pattern in TOKEN_PATTERNS:
+            text = pattern.sub(rf"\g<1>{REDACTED}", text)
         return text
 
     def filter(self, record: logging.LogRecord) -> bool:
@@ -48,8 +60,6 @@ class RedactingFilter(logging.Filter):
             for key, value in ctx.items():
                 if not hasattr(record, key):
                     setattr(record, key, value)
-        if not self._secrets:
-            return True
         try:
             message = record.getMessage()
         except Exception:  # a bad format string must not lose the line

@@ -175,12 +175,17 @@ class BotProcess:
         self.assert_no_secrets()
 
     def assert_no_secrets(self) -> None:
-        """No byte of the bot's log holds the Discord token, the KIE key or the HMAC key."""
+        """No byte of the bot's log holds the Discord token, the KIE key, the HMAC key or the
+        token of an interaction the fake sent."""
         raw = self.log_path.read_bytes() if self.log_path.exists() else b""
         for name in ("DISCORD_TOKEN", "KIE_API_KEY", "KIE_WEBHOOK_HMAC_KEY"):
             value = self.env.get(name, "").strip()
             if len(value) >= 4:
                 assert value.encode() not in raw, f"{name} appears in the bot log {self.log_path}"
+        for interaction in self.fake.interactions.values():
+            assert interaction.token.encode() not in raw, (
+                f"interaction {interaction.id}'s token appears in the bot log {self.log_path}"
+            )
 
 
 FAKETIME_LIBRARY = "libfaketime.so.1"

@@ -50,6 +50,50 @@ def test_filter_redacts_messages_arguments_and_tracebacks(fmt, capsys, restore_l
     assert out.count("[redacted]") >= 7
 
 
+ITOKEN = "aW50ZXJhY3Rpb246MTIzNDU2Nzg5OmZha2UtaW50ZXJhY3Rpb24tdG9rZW4"
+
+
+@pytest.mark.parametrize("fmt", ["text", "json"])
+def test_filter_redacts_interaction_tokens_it_was_not_told(fmt, capsys, restore_logging):
+    """Interaction tokens, unknown in advance, are redacted where discord.py and the bot would
+    carry them: webhook and interaction-callback URLs (its DEBUG lines, its 429 warning, an
+    exception's text), a payload's "token" and a task's interaction_token."""
+    configure_logging("DEBUG", fmt, [])
+    base = "https://discord.com/api/v10"
+    webhook = logging.getLogger("discord.webhook.async_")
+    webhook.setLevel(logging.DEBUG)  # configure_logging holds discord.py at INFO; lift it here
+    try:
+        webhook.debug(
+            "Webhook ID %s with %s %s has returned status code %s",
+            1234,
+            "PATCH",
+            f"{base}/webhooks/1234/{ITOKEN}/messages/@original",
+            200,
+        )
+    finally:
+        webhook.setLevel(logging.NOTSET)
+    logging.getLogger("discord.http").warning(
+        "We are being rate limited. %s %s responded with 429. Retrying in %.2f seconds.",
+        "POST",
+        f"{base}/interactions/5678/{ITOKEN}/callback?with_response=true",
+        1.0,
+    )
+    url = f"{base}/webhooks/1234/{ITOKEN}"
+    try:
+        raise RuntimeError(f"400, url='{url}'")
+    except RuntimeError:
+        logging.getLogger("bot.test").exception("edit failed")
+    logging.getLogger("bot.test").info("payload %s", {"id": "5678", "token": ITOKEN})
+    logging.getLogger("bot.test").info("task Task(id='abc', interaction_token='%s')", ITOKEN)
+    out = capsys.readouterr().out
+    assert ITOKEN not in out
+    assert "/webhooks/1234/[redacted]/messages/@original" in out
+    assert "/interactions/5678/[redacted]/callback?with_response=true" in out
+    assert "url='https://discord.com/api/v10/webhooks/1234/[redacted]'" in out
+    assert "'token': '[redacted]'" in out
+    assert "interaction_token='[redacted]'" in out
+
+
 async def _exercise(discord_fake, kie_sim, bot_env, bot) -> None:
     """Representative flows: a callback-delivered image, a forged callback, an /edit, a KIE
     auth failure and a gateway drop."""
@@ -105,6 +149,18 @@ async def test_bot_log_holds_no_secret(discord_fake, kie_sim, bot_env, bot_facto
         # Nor a recognisable piece of it (the distinctive middle part).
         assert secret.split("SECRET-")[1].encode() not in raw
     bot.assert_no_secrets()
+
+
+async def test_a_whole_task_at_debug_logs_no_interaction_token(discord_fake, bot_env, bot_process):
+    """At LOG_LEVEL=DEBUG, a task from the command to the posted image (defer, status edits,
+    the result) leaves no interaction token in the log."""
+    assert bot_process.env["LOG_LEVEL"] == "DEBUG"
+    inter = await discord_fake.slash("imagine", {"prompt": "a secret lighthouse"})
+    await settled(discord_fake, bot_env, timeout=20)
+    assert discord_fake.conversation(inter).original.attachments
+    await bot_process.stop()
+    assert inter.token.encode() not in bot_process.log_path.read_bytes()
+    bot_process.assert_no_secrets()
 
 
 async def test_admin_commands_carry_default_permissions(discord_fake, bot_process):
