@@ -393,9 +393,7 @@ class FakeDiscord:
         self.channels[ch.id] = ch
         return ch
 
-    def add_thread(
-        self, parent: FakeChannel, name: str, *, private: bool = False
-    ) -> FakeChannel:
+    def add_thread(self, parent: FakeChannel, name: str, *, private: bool = False) -> FakeChannel:
         """Add a thread (type 11, or 12 when ``private``) under ``parent``; it takes the
         parent's permissions, as Discord computes them."""
         ch = FakeChannel(
@@ -415,9 +413,7 @@ class FakeDiscord:
         for ch in self.channels.values():
             if ch.type == DM_CHANNEL and ch.recipients[0]["id"] == str(user.id):
                 return ch
-        ch = FakeChannel(
-            self._snowflake(), "", None, type=DM_CHANNEL, recipients=[user.user_obj()]
-        )
+        ch = FakeChannel(self._snowflake(), "", None, type=DM_CHANNEL, recipients=[user.user_obj()])
         self.channels[ch.id] = ch
         return ch
 
