@@ -1,4 +1,5 @@
-"""The Discord client: wires the core together in setup_hook and takes it apart in close."""
+"""The Discord client: reaches Discord in serve, wires the core together in setup_hook and takes
+it apart in close."""
 
 from __future__ import annotations
 
@@ -64,6 +65,41 @@ def command_reach(
     )
 
 
+def discord_error_trace(metrics: Metrics) -> aiohttp.TraceConfig:
+    """Count every Discord API error at the transport, whoever made the call."""
+    trace = aiohttp.TraceConfig()
+
+    async def on_end(
+        session: aiohttp.ClientSession, ctx: object, params: aiohttp.TraceRequestEndParams
+    ) -> None:
+        if params.response.status >= 400:
+            metrics.discord_errors.labels(code=str(params.response.status)).inc()
+
+    async def on_exception(
+        session: aiohttp.ClientSession,
+        ctx: object,
+        params: aiohttp.TraceRequestExceptionParams,
+    ) -> None:
+        metrics.discord_errors.labels(code="network").inc()
+
+    trace.on_request_end.append(on_end)
+    trace.on_request_exception.append(on_exception)
+    return trace
+
+
+async def probe_discord(base_url: str, token: str, user_agent: str) -> None:
+    """GET /users/@me once: returns if Discord answers it; 401 raises LoginFailure."""
+    headers = {"Authorization": f"Bot {token}", "User-Agent": user_agent}
+    async with (
+        aiohttp.ClientSession(timeout=DISCORD_PROBE_TIMEOUT) as http,
+        http.get(f"{base_url}/users/@me", headers=headers) as resp,
+    ):
+        if resp.status == 401:
+            raise discord.LoginFailure("Discord refused the token (401 Unauthorized)")
+        if resp.status != 200:
+            raise DiscordUnanswered(f"HTTP {resp.status}")
+
+
 class KontextTree(app_commands.CommandTree["KontextBot"]):
     """One error handler: a short message for the member, the traceback for the log."""
 
@@ -121,7 +157,7 @@ class KontextBot(commands.Bot):
             allowed_contexts=command_reach(settings)[0],
             allowed_installs=command_reach(settings)[1],
             help_command=None,
-            http_trace=self._discord_trace(metrics),
+            http_trace=discord_error_trace(metrics),
         )
         self.settings = settings
         self.ledger = ledger
@@ -182,33 +218,13 @@ class KontextBot(commands.Bot):
         )
         self._closing = False
         self._closing_now = asyncio.Event()
+        self._stopping_core = asyncio.Lock()
+        self._core_stopped = False
         self._gateway_up = False
         self._discord_problem: str | None = None  # why Discord is not connected, for /healthz
         self._http_started = False
         self._set_up = False
         self.sync_only = False  # `python -m bot sync`: load the commands, start nothing
-
-    @staticmethod
-    def _discord_trace(metrics: Metrics) -> aiohttp.TraceConfig:
-        """Count every Discord API error at the transport, whoever made the call."""
-        trace = aiohttp.TraceConfig()
-
-        async def on_end(
-            session: aiohttp.ClientSession, ctx: object, params: aiohttp.TraceRequestEndParams
-        ) -> None:
-            if params.response.status >= 400:
-                metrics.discord_errors.labels(code=str(params.response.status)).inc()
-
-        async def on_exception(
-            session: aiohttp.ClientSession,
-            ctx: object,
-            params: aiohttp.TraceRequestExceptionParams,
-        ) -> None:
-            metrics.discord_errors.labels(code="network").inc()
-
-        trace.on_request_end.append(on_end)
-        trace.on_request_exception.append(on_exception)
-        return trace
 
     @property
     def gateway_connected(self) -> bool:
@@ -236,10 +252,10 @@ class KontextBot(commands.Bot):
         in and stay connected until closed. A refused token raises discord.LoginFailure."""
         await self.start_http()
         attempt = 0
-        while not self._set_up:
+        while not self._set_up and not self._closing_now.is_set():
             attempt += 1
             try:
-                await self._probe_discord(token)
+                await probe_discord(self.settings.discord_api_base_url, token, self.http.user_agent)
                 # Discord may still vanish between the probe and the login (a rare race): that
                 # login's half-open HTTP session is then left to the garbage collector.
                 await self.login(token)
@@ -249,19 +265,6 @@ class KontextBot(commands.Bot):
                 if not await self._wait_to_retry(attempt, exc):
                     return  # shutting down
         await self.connect()
-
-    async def _probe_discord(self, token: str) -> None:
-        """GET /users/@me once: returns if Discord answers it; 401 raises LoginFailure."""
-        headers = {"Authorization": f"Bot {token}", "User-Agent": self.http.user_agent}
-        url = f"{self.settings.discord_api_base_url}/users/@me"
-        async with (
-            aiohttp.ClientSession(timeout=DISCORD_PROBE_TIMEOUT) as http,
-            http.get(url, headers=headers) as resp,
-        ):
-            if resp.status == 401:
-                raise discord.LoginFailure("Discord refused the token (401 Unauthorized)")
-            if resp.status != 200:
-                raise DiscordUnanswered(f"HTTP {resp.status}")
 
     async def _wait_to_retry(self, attempt: int, exc: Exception) -> bool:
         """Say why, wait the back-off; False if the bot is shutting down meanwhile."""
@@ -397,9 +400,16 @@ class KontextBot(commands.Bot):
     async def close(self) -> None:
         self.service.accepting = False
         self._closing_now.set()
-        if self.sync_only:
-            await super().close()
-            return
+        if not self.sync_only:
+            # close() may be called twice at once (a signal's shutdown, then leaving `async
+            # with`): the second waits for the first instead of stopping things again.
+            async with self._stopping_core:
+                if not self._core_stopped:
+                    await self._stop_core()
+                    self._core_stopped = True
+        await super().close()
+
+    async def _stop_core(self) -> None:
         # Each step runs even if one before it failed: a half-stopped bot would not exit.
         await self.supervisor.stop()  # never raises
         steps = (("the poll work", self._stop_runner), ("deliveries", self.delivery.close))
@@ -408,7 +418,6 @@ class KontextBot(commands.Bot):
                 await step()
             except Exception:
                 log.exception("stopping %s failed", what)
-        await super().close()
 
     async def _stop_runner(self) -> None:
         try:

@@ -49,6 +49,22 @@ async def test_discord_unreachable_at_start_up_is_retried_until_it_answers(
         await late.stop()
 
 
+async def test_sigint_while_discord_is_unreachable_exits_0(
+    tmp_path: Path, bot_env: dict[str, str]
+) -> None:
+    """Stopping a bot that is still waiting for Discord is a clean stop (exit 0, no traceback)."""
+    port = free_port()
+    env = {
+        **bot_env,
+        "DISCORD_API_BASE_URL": f"http://127.0.0.1:{port}/api/v10",
+        "DISCORD_GATEWAY_URL": f"ws://127.0.0.1:{port}/",
+    }
+    bot = BotProcess(FakeDiscord(), env, tmp_path / "waiting.log")
+    await bot.launch()
+    await log_until(bot, lambda text: ATTEMPT in text, timeout=20)
+    await bot.teardown()  # SIGINT: asserts exit 0 and no traceback
+
+
 async def test_an_invalid_token_exits_2_with_one_line(
     tmp_path: Path, discord_fake: FakeDiscord, bot_env: dict[str, str]
 ) -> None:
