@@ -264,6 +264,7 @@ class KontextBot(commands.Bot):
                     raise  # setup_hook itself failed: not a question of reaching Discord
                 if not await self._wait_to_retry(attempt, exc):
                     return  # shutting down
+        self._discord_problem = "logged in; connecting to the gateway"
         await self.connect()
 
     async def _wait_to_retry(self, attempt: int, exc: Exception) -> bool:
