@@ -299,7 +299,12 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as exc:
         print(exc, file=sys.stderr)
         return 2
-    configure_logging(settings.log_level, settings.log_format, settings.secret_values())
+    configure_logging(
+        settings.log_level,
+        settings.log_format,
+        settings.secret_values(),
+        discord_level=settings.discord_log_level,
+    )
     command = args.command or "run"
     if command == "check":
         return asyncio.run(check(settings))

@@ -85,6 +85,7 @@ class Settings:
     poll_interval_seconds: float = 2.0
     task_timeout_seconds: float = 600.0
     log_level: str = "INFO"
+    discord_log_level: str = "INFO"  # discord.py's own loggers (its wire log at DEBUG)
     log_format: str = "text"
     max_open_tasks: int = 200
     dev_guild_id: int | None = None
@@ -281,6 +282,7 @@ def load_settings(env: Mapping[str, str] | None = None, *, dotenv: bool = True) 
         poll_interval_seconds=r.number("POLL_INTERVAL_SECONDS", 2.0, 0.05, 300),
         task_timeout_seconds=r.number("TASK_TIMEOUT_SECONDS", 600.0, 5, 86400),
         log_level=r.choice("LOG_LEVEL", "INFO", LOG_LEVELS),
+        discord_log_level=r.choice("DISCORD_LOG_LEVEL", "INFO", LOG_LEVELS),
         log_format=r.choice("LOG_FORMAT", "text", LOG_FORMATS),
         max_open_tasks=r.integer("MAX_OPEN_TASKS", 200, 1, 100000),
         dev_guild_id=dev_guild_id,

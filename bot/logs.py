@@ -134,8 +134,14 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(out, ensure_ascii=False, default=str)
 
 
-def configure_logging(level: str, fmt: str, secrets: Iterable[str]) -> RedactingFilter:
-    """Configure the root logger once: stdout, one line per event, secrets redacted."""
+def configure_logging(
+    level: str, fmt: str, secrets: Iterable[str], *, discord_level: str = "INFO"
+) -> RedactingFilter:
+    """Configure the root logger once: stdout, one line per event, secrets redacted.
+
+    discord.py's loggers follow ``discord_level``, never louder than ``level``: at DEBUG they
+    log every request URL, interaction tokens included (redacted by the filter).
+    """
     root = logging.getLogger()
     for handler in list(root.handlers):
         root.removeHandler(handler)
@@ -146,10 +152,11 @@ def configure_logging(level: str, fmt: str, secrets: Iterable[str]) -> Redacting
     handler.addFilter(redactor)
     root.addHandler(handler)
     root.setLevel(level)
-    # discord.py is chatty at DEBUG (every gateway frame); keep it at INFO unless asked louder.
-    for name in ("discord", "discord.gateway", "discord.http", "discord.client", "discord.state"):
-        logging.getLogger(name).setLevel(max(logging.getLevelName(level), logging.INFO))
-    logging.getLogger("discord.gateway").setLevel(logging.WARNING)
+    # discord.py is chatty at DEBUG (every gateway frame): it follows DISCORD_LOG_LEVEL.
+    chosen = max(logging.getLevelName(level), logging.getLevelName(discord_level))
+    for name in ("discord", "discord.http", "discord.client", "discord.state"):
+        logging.getLogger(name).setLevel(chosen)
+    logging.getLogger("discord.gateway").setLevel(max(chosen, logging.WARNING))
     logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
     logging.getLogger("aiosqlite").setLevel(logging.INFO)
     logging.captureWarnings(True)

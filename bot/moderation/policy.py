@@ -265,7 +265,7 @@ def check_params(
     cap = tolerance_cap(gs, kind)
     if params.safety_tolerance > cap:
         return Refusal(
-            f"The highest safety tolerance allowed {place} is {cap}. "
+            f"The safety tolerance allowed {place} is at most {cap}. "
             f"Ask again with safety_tolerance {cap} or lower.",
             "tolerance",
         )
