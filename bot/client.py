@@ -40,6 +40,7 @@ DISCORD_RETRY_CAP = 60.0  # start-up: at most this long between two attempts to 
 DISCORD_PROBE_TIMEOUT = aiohttp.ClientTimeout(total=20)
 # Discord did not answer (network, time-out, its 5xx): worth another attempt later.
 DISCORD_UNREACHABLE = (aiohttp.ClientError, OSError, TimeoutError, discord.DiscordServerError)
+NO_PINGS = discord.AllowedMentions.none()
 
 
 class DiscordUnanswered(Exception):
@@ -124,12 +125,15 @@ class KontextTree(app_commands.CommandTree["KontextBot"]):
 
 
 async def send_ephemeral(interaction: discord.Interaction[Any], message: str) -> None:
-    """Answer ephemerally whether or not the interaction was already answered."""
+    """Answer privately, whether or not the interaction was already answered (then as a
+    followup). The one way the bot answers a member privately; mentions in it never ping."""
     try:
         if interaction.response.is_done():
-            await interaction.followup.send(message, ephemeral=True)
+            await interaction.followup.send(message, ephemeral=True, allowed_mentions=NO_PINGS)
         else:
-            await interaction.response.send_message(message, ephemeral=True)
+            await interaction.response.send_message(
+                message, ephemeral=True, allowed_mentions=NO_PINGS
+            )
     except discord.HTTPException as exc:
         log.warning("could not answer interaction %s: %s", interaction.id, exc.status)
 

@@ -10,6 +10,7 @@ from discord import app_commands
 from discord.app_commands import Choice, Range
 from discord.ext import commands
 
+from bot.client import send_ephemeral
 from bot.kie import KieError
 from bot.ledger import Task
 from bot.moderation import GuildSettings
@@ -30,7 +31,7 @@ from cogs.channel_options import (
     command_channel_refusal,
     modlog_problem,
 )
-from cogs.requests import Interaction, answer_ephemeral, server_id_of
+from cogs.requests import AnyInteraction, Interaction, server_id_of
 
 if TYPE_CHECKING:
     from bot.client import KontextBot
@@ -84,10 +85,6 @@ def describe(gs: GuildSettings, default_cooldown: float) -> str:
     )
 
 
-async def _reply(interaction: Interaction, text: str) -> None:
-    await interaction.response.send_message(text, ephemeral=True, allowed_mentions=NO_MENTIONS)
-
-
 def _guild(interaction: Interaction) -> int:
     assert interaction.guild_id is not None  # guild_only
     return interaction.guild_id
@@ -114,7 +111,7 @@ class Admin(
         self.bot = bot
         super().__init__()
 
-    async def interaction_check(self, interaction: Interaction) -> bool:
+    async def interaction_check(self, interaction: AnyInteraction, /) -> bool:
         """Discord's default permission can be changed by a server; check again here."""
         if interaction.guild_id is None or not interaction.permissions.manage_guild:
             raise app_commands.MissingPermissions(["manage_guild"])
@@ -122,7 +119,7 @@ class Admin(
 
     async def _update(self, interaction: Interaction, text: str, **changes: Any) -> None:
         await self.bot.moderation.update(_guild(interaction), **changes)
-        await _reply(interaction, text)
+        await send_ephemeral(interaction, text)
 
     async def _settings(self, interaction: Interaction) -> GuildSettings:
         return await self.bot.moderation.settings_for(_guild(interaction))
@@ -149,14 +146,16 @@ class Admin(
     @app_commands.describe(channel="A text, announcement, voice, forum or media channel")
     async def channels_add(self, interaction: Interaction, channel: CommandChannel) -> None:
         if refusal := command_channel_refusal(channel):
-            await _reply(interaction, refusal)
+            await send_ephemeral(interaction, refusal)
             return
         gs = await self._settings(interaction)
         if channel.id in gs.allowed_channels:
-            await _reply(interaction, f"<#{channel.id}> is already allowed.")
+            await send_ephemeral(interaction, f"<#{channel.id}> is already allowed.")
             return
         if len(gs.allowed_channels) >= MAX_ALLOWED_CHANNELS:
-            await _reply(interaction, f"At most {MAX_ALLOWED_CHANNELS} channels can be listed.")
+            await send_ephemeral(
+                interaction, f"At most {MAX_ALLOWED_CHANNELS} channels can be listed."
+            )
             return
         channels = (*gs.allowed_channels, channel.id)
         await self._update(
@@ -172,7 +171,7 @@ class Admin(
     ) -> None:
         gs = await self._settings(interaction)
         if channel.id not in gs.allowed_channels:
-            await _reply(interaction, f"<#{channel.id}> isn't on the list.")
+            await send_ephemeral(interaction, f"<#{channel.id}> isn't on the list.")
             return
         channels = tuple(c for c in gs.allowed_channels if c != channel.id)
         await self._update(
@@ -204,7 +203,7 @@ class Admin(
         if changes:
             gs = await self.bot.moderation.update(_guild(interaction), **changes)
         model_name = MODEL_NAMES.get(gs.default_model or "", "Pro (none set)")
-        await _reply(
+        await send_ephemeral(
             interaction,
             f"Default model: {model_name}. "
             f"Default aspect ratio: {gs.default_aspect_ratio or '16:9 (none set)'}.",
@@ -259,14 +258,14 @@ class Admin(
         entry = entry.strip()
         problem = check_entry(entry)
         if problem is not None:
-            await _reply(interaction, problem)
+            await send_ephemeral(interaction, problem)
             return
         gs = await self._settings(interaction)
         if entry in gs.blocked_words:
-            await _reply(interaction, "That entry is already on the list.")
+            await send_ephemeral(interaction, "That entry is already on the list.")
             return
         if len(gs.blocked_words) >= MAX_BLOCKED_ENTRIES:
-            await _reply(interaction, f"The list is full ({MAX_BLOCKED_ENTRIES} entries).")
+            await send_ephemeral(interaction, f"The list is full ({MAX_BLOCKED_ENTRIES} entries).")
             return
         await self._update(
             interaction,
@@ -280,7 +279,7 @@ class Admin(
         gs = await self._settings(interaction)
         entry = entry.strip()
         if entry not in gs.blocked_words:
-            await _reply(interaction, "That entry isn't on the list.")
+            await send_ephemeral(interaction, "That entry isn't on the list.")
             return
         await self._update(
             interaction,
@@ -292,17 +291,17 @@ class Admin(
     async def words_list(self, interaction: Interaction) -> None:
         gs = await self._settings(interaction)
         if not gs.blocked_words:
-            await _reply(interaction, "No words are blocked.")
+            await send_ephemeral(interaction, "No words are blocked.")
             return
         lines = [f"- `{w.replace('`', 'ˋ')}`" for w in gs.blocked_words]
         text = "Blocked:\n" + "\n".join(lines)
-        await _reply(interaction, text[:1990])
+        await send_ephemeral(interaction, text[:1990])
 
     @app_commands.command(name="modlog", description="Where the mod-log is posted")
     @app_commands.describe(channel="A text or announcement channel; leave empty to turn it off")
     async def modlog(self, interaction: Interaction, channel: ModlogChannel | None = None) -> None:
         if channel is not None and (problem := modlog_problem(interaction, channel)):
-            await _reply(interaction, problem)
+            await send_ephemeral(interaction, problem)
             return
         text = (
             f"The mod-log is now posted in <#{channel.id}>."
@@ -349,10 +348,10 @@ class Admin(
     @app_commands.describe(member="The member to block")
     async def block(self, interaction: Interaction, member: discord.User) -> None:
         if member.id == interaction.user.id:
-            await _reply(interaction, "You can't block yourself.")
+            await send_ephemeral(interaction, "You can't block yourself.")
             return
         await self.bot.moderation.block(_guild(interaction), member.id, by=interaction.user.id)
-        await _reply(
+        await send_ephemeral(
             interaction, f"<@{member.id}> is now blocked from the image bot in this server."
         )
 
@@ -362,7 +361,7 @@ class Admin(
         removed = await self.bot.moderation.unblock(
             _guild(interaction), member.id, by=interaction.user.id
         )
-        await _reply(
+        await send_ephemeral(
             interaction,
             f"<@{member.id}> may use the image bot again."
             if removed
@@ -373,7 +372,7 @@ class Admin(
     @app_commands.describe(member="The member whose daily credits start over")
     async def reset_quota(self, interaction: Interaction, member: discord.User) -> None:
         await self.bot.moderation.reset_quota(_guild(interaction), member.id)
-        await _reply(interaction, f"<@{member.id}>'s credits for today were reset.")
+        await send_ephemeral(interaction, f"<@{member.id}>'s credits for today were reset.")
 
     @app_commands.command(name="credits", description="The bot's remaining KIE credits")
     async def credits(self, interaction: Interaction) -> None:
@@ -382,8 +381,8 @@ class Admin(
             balance = await self.bot.moderation.credits()
         except KieError as exc:
             log.warning("credit balance read failed: %s", type(exc).__name__)
-            await interaction.followup.send(
-                f"KIE's balance couldn't be read right now: {exc.user_message}", ephemeral=True
+            await send_ephemeral(
+                interaction, f"KIE's balance couldn't be read right now: {exc.user_message}"
             )
             return
         threshold = self.bot.settings.low_credit_threshold
@@ -392,10 +391,10 @@ class Admin(
             if balance < threshold
             else ""
         )
-        await interaction.followup.send(
+        await send_ephemeral(
+            interaction,
             f"KIE balance: **{fmt_credits(balance)}** credits "
             f"(alert threshold {fmt_credits(threshold)}){low}.",
-            ephemeral=True,
         )
 
 
@@ -441,7 +440,7 @@ class Usage(commands.Cog):
         operator_block = await self.bot.moderation.operator.blocked(interaction.user.id)
         if operator_block is not None:
             lines.append(operator_block.message)
-        await _reply(interaction, "\n".join(lines))
+        await send_ephemeral(interaction, "\n".join(lines))
 
 
 # ---- mod-log buttons -------------------------------------------------------------------------
@@ -450,11 +449,11 @@ class Usage(commands.Cog):
 async def _modlog_task(interaction: Interaction, task_id: str) -> Task | None:
     perms = interaction.permissions
     if not (perms.manage_messages or perms.manage_guild):
-        await answer_ephemeral(interaction, NOT_A_MODLOG_MODERATOR)
+        await send_ephemeral(interaction, NOT_A_MODLOG_MODERATOR)
         return None
     task = await interaction.client.service.get_task(task_id)
     if task is None or task.guild_id != interaction.guild_id:
-        await answer_ephemeral(interaction, GONE)
+        await send_ephemeral(interaction, GONE)
         return None
     return task
 
@@ -464,12 +463,12 @@ class ModlogDelete(TaskButton, template=ml.DELETE_TEMPLATE):
     STYLE = discord.ButtonStyle.danger
     make_id = staticmethod(ml.delete_id)
 
-    async def callback(self, interaction: Interaction) -> None:
+    async def clicked(self, interaction: Interaction) -> None:
         task = await _modlog_task(interaction, self.task_id)
         if task is None:
             return
         if not task.result_message_id:
-            await answer_ephemeral(interaction, "This task has no posted image to delete.")
+            await send_ephemeral(interaction, "This task has no posted image to delete.")
             return
         channel = interaction.client.get_partial_messageable(
             task.channel_id, guild_id=task.guild_id
@@ -480,7 +479,7 @@ class ModlogDelete(TaskButton, template=ml.DELETE_TEMPLATE):
             pass  # already gone: the note below still records who cleared it
         except discord.HTTPException as exc:
             log.warning("deleting the output of task %s failed: %s", task.id, exc.status)
-            await answer_ephemeral(
+            await send_ephemeral(
                 interaction, "The image couldn't be deleted (the bot may lack permission)."
             )
             return
@@ -501,14 +500,14 @@ class ModlogBlock(TaskButton, template=ml.BLOCK_TEMPLATE):
     LABEL = ml.BLOCK_LABEL
     make_id = staticmethod(ml.block_id)
 
-    async def callback(self, interaction: Interaction) -> None:
+    async def clicked(self, interaction: Interaction) -> None:
         task = await _modlog_task(interaction, self.task_id)
         if task is None or task.guild_id is None:
             return
         await interaction.client.moderation.block(
             task.guild_id, task.requester_id, by=interaction.user.id
         )
-        await _reply(
+        await send_ephemeral(
             interaction,
             f"<@{task.requester_id}> is now blocked from the image bot in this server. "
             "Undo with /kontext-admin unblock.",
@@ -519,12 +518,12 @@ class ModlogReset(TaskButton, template=ml.RESET_TEMPLATE):
     LABEL = ml.RESET_LABEL
     make_id = staticmethod(ml.reset_id)
 
-    async def callback(self, interaction: Interaction) -> None:
+    async def clicked(self, interaction: Interaction) -> None:
         task = await _modlog_task(interaction, self.task_id)
         if task is None or task.guild_id is None:
             return
         await interaction.client.moderation.reset_quota(task.guild_id, task.requester_id)
-        await _reply(interaction, f"<@{task.requester_id}>'s credits for today were reset.")
+        await send_ephemeral(interaction, f"<@{task.requester_id}>'s credits for today were reset.")
 
 
 DYNAMIC_ITEMS = (ModlogDelete, ModlogBlock, ModlogReset)

@@ -7,12 +7,12 @@ from typing import Any, ClassVar, Self
 
 import discord
 
-from cogs.requests import Interaction
+from cogs.requests import AnyInteraction, Interaction, kontext
 
 
 class TaskButton(discord.ui.DynamicItem[discord.ui.Button[Any]], template=r"(?!)(?P<task_id>)"):
-    """Subclasses give their own `template=`, LABEL, STYLE and make_id; this base is never
-    registered (its template matches nothing)."""
+    """Subclasses give their own `template=`, LABEL, STYLE, make_id and `clicked`; this base is
+    never registered (its template matches nothing)."""
 
     LABEL: ClassVar[str]
     STYLE: ClassVar[discord.ButtonStyle] = discord.ButtonStyle.secondary
@@ -27,8 +27,15 @@ class TaskButton(discord.ui.DynamicItem[discord.ui.Button[Any]], template=r"(?!)
         )
         self.task_id = task_id
 
+    async def callback(self, interaction: AnyInteraction) -> None:
+        await self.clicked(kontext(interaction))
+
+    async def clicked(self, interaction: Interaction) -> None:
+        """What a click does (subclasses)."""
+        raise NotImplementedError
+
     @classmethod
     async def from_custom_id(
-        cls, interaction: Interaction, item: discord.ui.Button[Any], match: re.Match[str], /
+        cls, interaction: AnyInteraction, item: discord.ui.Item[Any], match: re.Match[str], /
     ) -> Self:
         return cls(match["task_id"])

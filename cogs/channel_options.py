@@ -12,6 +12,7 @@ import discord
 from discord import app_commands
 from discord.app_commands import AppCommandChannel, AppCommandThread
 
+from bot.client import KontextBot
 from cogs.requests import Interaction
 
 ChannelType = discord.ChannelType
@@ -44,7 +45,7 @@ KINDS = {
 }
 
 
-class ChannelOfTypes(app_commands.Transformer):
+class ChannelOfTypes(app_commands.Transformer[KontextBot]):
     """A channel option Discord's picker limits to ``types``; the value is passed on as sent."""
 
     def __init__(self, *types: discord.ChannelType) -> None:

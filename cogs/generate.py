@@ -10,12 +10,12 @@ from discord import app_commands
 from discord.app_commands import Choice, Range
 from discord.ext import commands
 
+from bot.client import send_ephemeral
 from bot.ledger import TaskKind
 from bot.validation import MAX_PROMPT_CHARS
 from cogs.requests import (
     Interaction,
     PromptModal,
-    answer_ephemeral,
     first_image_url,
     refused_for_permissions,
     submit_request,
@@ -137,7 +137,7 @@ class Generate(commands.Cog):
             return
         found = first_image_url(message)
         if found is None:
-            await answer_ephemeral(
+            await send_ephemeral(
                 interaction,
                 "That message has no image to edit. Pick a message with an image attached.",
             )

@@ -5,26 +5,34 @@ from __future__ import annotations
 import contextlib
 import logging
 from collections.abc import Callable, Coroutine
-from typing import TYPE_CHECKING, Any
+from typing import Any, cast
 
 import discord
 
-from bot.client import send_ephemeral
+from bot.client import KontextBot, send_ephemeral
 from bot.images import MAX_INPUT_BYTES, PreparedImage
 from bot.ledger import TaskKind, TaskParams
 from bot.service import Origin, Refused
 from bot.validation import MAX_PROMPT_CHARS, InputRejected
 
-if TYPE_CHECKING:
-    pass
-
 log = logging.getLogger(__name__)
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".webp", ".gif", ".bmp", ".avif", ".tif", ".tiff")
 
-Interaction = discord.Interaction["KontextBot"]
+Interaction = discord.Interaction[KontextBot]
+# discord.ui's overridable callbacks (and Cog.interaction_check) are typed for any Client: an
+# override takes this and narrows it with `kontext`.
+AnyInteraction = discord.Interaction[discord.Client]
 
 DEFER_REFUSED = "Discord did not accept the bot's answer just now. Nothing was started — try again."
+
+
+def kontext(interaction: AnyInteraction) -> Interaction:
+    """The same interaction, typed for this bot. Every interaction this process receives comes
+    through KontextBot; checked, so a wrong client fails here and not deep inside a callback."""
+    if not isinstance(interaction.client, KontextBot):
+        raise TypeError(f"an interaction of {type(interaction.client).__name__}, not KontextBot")
+    return cast(Interaction, interaction)
 
 
 def server_id_of(interaction: Interaction) -> int | None:
@@ -54,10 +62,6 @@ def origin_of(interaction: Interaction) -> Origin:
     )
 
 
-# One implementation for the cogs and the tree's error handler.
-answer_ephemeral = send_ephemeral
-
-
 # What the bot must be allowed in a channel to post a result there: the image is an attachment
 # shown in an embed. Send Messages is not needed: the webhook of the interaction posts the reply.
 REQUIRED_APP_PERMISSIONS = (("attach_files", "Attach Files"), ("embed_links", "Embed Links"))
@@ -78,7 +82,7 @@ async def refused_for_permissions(interaction: Interaction) -> bool:
     try:
         interaction.client.service.check_bot_permissions(missing_app_permissions(interaction))
     except Refused as exc:
-        await answer_ephemeral(interaction, exc.user_message)
+        await send_ephemeral(interaction, exc.user_message)
         return True
     return False
 
@@ -129,7 +133,7 @@ async def _take_request(
         await service.admit(origin)
         params = await service.screen(origin, params, kind=kind)
     except (InputRejected, Refused) as exc:
-        await answer_ephemeral(interaction, exc.user_message)
+        await send_ephemeral(interaction, exc.user_message)
         return
     try:
         response = await interaction.response.defer(thinking=True)
@@ -142,7 +146,7 @@ async def _take_request(
             exc.status,
             exc.code,
         )
-        await answer_ephemeral(interaction, DEFER_REFUSED)
+        await send_ephemeral(interaction, DEFER_REFUSED)
         return
     reply_id = response.message_id if response is not None else None
     if reply_id is None:
@@ -172,7 +176,7 @@ async def _withdraw(interaction: Interaction, message: str) -> None:
     """After the public "thinking…" reply: remove it and tell the member alone why."""
     with contextlib.suppress(discord.HTTPException):
         await interaction.delete_original_response()
-    await interaction.followup.send(message, ephemeral=True)
+    await send_ephemeral(interaction, message)
 
 
 class PromptModal(discord.ui.Modal):
@@ -196,11 +200,18 @@ class PromptModal(discord.ui.Modal):
         super().__init__(title=title, timeout=15 * 60, custom_id=custom_id)
         self._on_prompt = on_prompt
 
-    async def on_submit(self, interaction: Interaction) -> None:
-        await self._on_prompt(interaction, self.prompt.value)
+    async def on_submit(self, interaction: AnyInteraction, /) -> None:
+        await self._on_prompt(kontext(interaction), self.prompt.value)
 
-    async def on_error(self, interaction: Interaction, error: Exception) -> None:
+    async def on_error(
+        self,
+        interaction: AnyInteraction,
+        error: Exception,
+        item: discord.ui.Item[Any] | None = None,
+        /,
+    ) -> None:
+        # The optional `item` keeps this compatible with View.on_error too (a Modal is a View).
         log.error("prompt modal failed (user %s)", interaction.user.id, exc_info=error)
-        await answer_ephemeral(
+        await send_ephemeral(
             interaction, "Something went wrong on the bot's side. Please try again."
         )

@@ -8,13 +8,13 @@ from typing import TYPE_CHECKING
 import discord
 
 from bot import custom_ids
+from bot.client import send_ephemeral
 from bot.ledger import Task, TaskKind
 from bot.validation import MAX_TOLERANCE_EDIT, InputRejected
 from cogs.buttons import TaskButton
 from cogs.requests import (
     Interaction,
     PromptModal,
-    answer_ephemeral,
     refused_for_permissions,
     submit_request,
 )
@@ -33,12 +33,12 @@ async def _owned_task(interaction: Interaction, task_id: str) -> Task | None:
     service = interaction.client.service
     task = await service.get_task(task_id)
     if task is None:
-        await answer_ephemeral(interaction, GONE)
+        await send_ephemeral(interaction, GONE)
         return None
     if not service.may_control(
         task, interaction.user.id, can_manage_messages=interaction.permissions.manage_messages
     ):
-        await answer_ephemeral(interaction, NOT_YOURS)
+        await send_ephemeral(interaction, NOT_YOURS)
         return None
     return task
 
@@ -47,7 +47,7 @@ class RerollButton(TaskButton, template=custom_ids.REROLL_TEMPLATE):
     LABEL = custom_ids.REROLL_LABEL
     make_id = staticmethod(custom_ids.reroll_id)
 
-    async def callback(self, interaction: Interaction) -> None:
+    async def clicked(self, interaction: Interaction) -> None:
         parent = await _owned_task(interaction, self.task_id)
         if parent is None:
             return
@@ -55,7 +55,7 @@ class RerollButton(TaskButton, template=custom_ids.REROLL_TEMPLATE):
         try:
             input_url, image = await service.reroll_source(parent)
         except InputRejected as exc:
-            await answer_ephemeral(interaction, exc.user_message)
+            await send_ephemeral(interaction, exc.user_message)
             return
         await submit_request(
             interaction,
@@ -72,7 +72,7 @@ class EditButton(TaskButton, template=custom_ids.EDIT_TEMPLATE):
     STYLE = discord.ButtonStyle.primary
     make_id = staticmethod(custom_ids.edit_id)
 
-    async def callback(self, interaction: Interaction) -> None:
+    async def clicked(self, interaction: Interaction) -> None:
         parent = await _owned_task(interaction, self.task_id)
         if parent is None or await refused_for_permissions(interaction):
             return
@@ -80,7 +80,7 @@ class EditButton(TaskButton, template=custom_ids.EDIT_TEMPLATE):
         try:
             source = service.result_as_input(parent)
         except InputRejected as exc:
-            await answer_ephemeral(interaction, exc.user_message)
+            await send_ephemeral(interaction, exc.user_message)
             return
 
         async def on_prompt(modal_interaction: Interaction, prompt: str) -> None:
