@@ -3,7 +3,23 @@
 from __future__ import annotations
 
 import enum
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Final
+
+from bot.kie.errors import (
+    ERROR_BY_CODE,
+    KieAuthError,
+    KieContentPolicy,
+    KieError,
+    KieFeatureDisabled,
+    KieGenerationFailed,
+    KieInsufficientCredits,
+    KieMaintenance,
+    KieServerError,
+    KieUpstreamTimeout,
+    KieValidationError,
+)
 
 
 class Outcome(enum.StrEnum):
@@ -69,16 +85,25 @@ def failure(outcome: Outcome, message: str | None = None) -> Failure:
     return Failure(outcome, message or MESSAGES[outcome], outcome not in NOT_REROLLABLE)
 
 
+# What a task's failure with each KIE error means to the member. Which code is which error is
+# bot.kie.errors.ERROR_BY_CODE's to say; errors not listed here (404, 405, 429, and codes KIE
+# does not document) end the task as a failed generation.
+OUTCOME_OF_ERROR: Final[Mapping[type[KieError], Outcome]] = {
+    KieContentPolicy: Outcome.CONTENT_POLICY,
+    KieAuthError: Outcome.MISCONFIGURED,
+    KieInsufficientCredits: Outcome.OUT_OF_CREDITS,
+    KieUpstreamTimeout: Outcome.TIMED_OUT,
+    KieValidationError: Outcome.INVALID_PARAMETERS,
+    KieMaintenance: Outcome.MAINTENANCE,
+    KieServerError: Outcome.INTERNAL_ERROR,
+    KieGenerationFailed: Outcome.GENERATION_FAILED,
+    KieFeatureDisabled: Outcome.MISCONFIGURED,
+}
+
+
 def outcome_for_kie_code(code: int | None) -> Outcome:
     """KIE's error code (body `code`, record `errorCode` or callback `code`) to our outcome."""
-    return {
-        400: Outcome.CONTENT_POLICY,
-        401: Outcome.MISCONFIGURED,
-        402: Outcome.OUT_OF_CREDITS,
-        408: Outcome.TIMED_OUT,
-        422: Outcome.INVALID_PARAMETERS,
-        455: Outcome.MAINTENANCE,
-        500: Outcome.INTERNAL_ERROR,
-        501: Outcome.GENERATION_FAILED,
-        505: Outcome.MISCONFIGURED,
-    }.get(code or 0, Outcome.GENERATION_FAILED)
+    error = ERROR_BY_CODE.get(code) if code is not None else None
+    if error is None:
+        return Outcome.GENERATION_FAILED
+    return OUTCOME_OF_ERROR.get(error, Outcome.GENERATION_FAILED)

@@ -7,9 +7,11 @@ API key or request headers, because nothing that could carry them is ever passed
 
 from __future__ import annotations
 
-from typing import ClassVar
+from collections.abc import Mapping
+from typing import ClassVar, Final
 
 __all__ = [
+    "ERROR_BY_CODE",
     "KieAuthError",
     "KieBadResponse",
     "KieContentPolicy",
@@ -193,20 +195,30 @@ class KieFeatureDisabled(KieError):
     default_user_message = "This feature of the image service is disabled right now."
 
 
-_BY_CODE: dict[int, type[KieError]] = {
-    400: KieContentPolicy,
-    401: KieAuthError,
-    402: KieInsufficientCredits,
-    404: KieNotFound,
-    405: KieMethodNotAllowed,
-    408: KieUpstreamTimeout,
-    422: KieValidationError,
-    429: KieRateLimited,
-    455: KieMaintenance,
-    500: KieServerError,
-    501: KieGenerationFailed,
-    505: KieFeatureDisabled,
-}
+def _by_code(*classes: type[KieError]) -> dict[int, type[KieError]]:
+    table: dict[int, type[KieError]] = {}
+    for cls in classes:
+        assert cls.default_code is not None, cls
+        table[cls.default_code] = cls
+    return table
+
+
+# Every code KIE documents, to its class: the one table of what a KIE code means (each class
+# states its code once, as `default_code`; bot.outcomes derives a task's outcome from the class).
+ERROR_BY_CODE: Final[Mapping[int, type[KieError]]] = _by_code(
+    KieContentPolicy,
+    KieAuthError,
+    KieInsufficientCredits,
+    KieNotFound,
+    KieMethodNotAllowed,
+    KieUpstreamTimeout,
+    KieValidationError,
+    KieRateLimited,
+    KieMaintenance,
+    KieServerError,
+    KieGenerationFailed,
+    KieFeatureDisabled,
+)
 
 
 def error_for_code(
@@ -222,7 +234,7 @@ def error_for_code(
     plain non-retryable :class:`KieError`.
     """
     effective = code if code is not None and code != 200 else http_status
-    cls = _BY_CODE.get(effective) if effective is not None else None
+    cls = ERROR_BY_CODE.get(effective) if effective is not None else None
     text = msg or ""
     if cls is not None:
         return cls(text, code=effective, endpoint=endpoint, http_status=http_status)
