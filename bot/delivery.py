@@ -78,7 +78,7 @@ class Delivery:
 
     def show_status(self, task: Task) -> None:
         """Ask for the reply to show the task's current status, at most once per few seconds."""
-        if task.terminal or task.extra.get("reply_gone"):
+        if task.terminal or task.reply_gone:
             return
         if task.id in self._pending:
             return  # an edit is already scheduled; it reads the latest state when it fires
@@ -101,7 +101,7 @@ class Delivery:
     async def _edit_status(self, task_id: str) -> None:
         async with self._lock(task_id):
             task = await self._ledger.get(task_id)
-            if task is None or task.terminal or task.extra.get("reply_gone"):
+            if task is None or task.terminal or task.reply_gone:
                 return
             view = render_status(task, now=self._clock(), **self.status_context(task))
             if self._last_view.get(task_id) == view and task.state != TaskState.GENERATING:
@@ -113,7 +113,7 @@ class Delivery:
                     await self._edit_reply(task, embed=_embed(view), content=None, attachments=None)
                 except ReplyGone:
                     log.info("reply of task %s is gone; the result will be posted anew", task_id)
-                    await self._ledger.update(task_id, extra={**task.extra, "reply_gone": True})
+                    await self._ledger.update(task_id, reply_gone=True)
                 except ReplyUnreachable:
                     log.info("task %s: the interaction token ran out; no more status", task_id)
                 except discord.HTTPException as exc:
@@ -142,7 +142,7 @@ class Delivery:
     ) -> int:
         """Post the image with its details and buttons; return the id of the message that has it."""
         self._cancel_pending(task.id)
-        limit = int(task.extra.get("upload_limit") or DEFAULT_UPLOAD_LIMIT)
+        limit = task.upload_limit or DEFAULT_UPLOAD_LIMIT
         # Leave room for the multipart envelope.
         budget = max(64 * 1024, limit - 16 * 1024)
         if len(data) > budget:
@@ -177,10 +177,10 @@ class Delivery:
         """Show a failed task's reason in its reply (or a new message if the reply is gone)."""
         self._cancel_pending(task.id)
         view = render_status(task, now=self._clock())
-        buttons = _buttons(task, reroll=bool(task.extra.get("rerollable", True)), edit=False)
+        buttons = _buttons(task, reroll=task.rerollable, edit=False)
         async with self._lock(task.id):
             try:
-                if not task.extra.get("reply_gone"):
+                if not task.reply_gone:
                     try:
                         await self._edit_reply(
                             task, embed=_embed(view), content=None, attachments=None, view=buttons
@@ -210,7 +210,7 @@ class Delivery:
         content = f"<@{task.requester_id}>"
         mentions = discord.AllowedMentions(users=[discord.Object(task.requester_id)])
         view = _buttons(task, reroll=True, edit=True)
-        if not task.extra.get("reply_gone"):
+        if not task.reply_gone:
             try:
                 return await self._edit_reply(
                     task,

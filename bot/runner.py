@@ -148,11 +148,10 @@ class Runner:
 
     def status_context(self, task: Task) -> dict[str, Any]:
         """What the status renderer needs beyond the task itself."""
-        retry_at = task.extra.get("retry_at")
         return {
             "queue_position": self._scheduler.position(task.id),
             "estimate": self._estimate,
-            "retry_at": float(retry_at) if retry_at else None,
+            "retry_at": task.retry_at or None,
         }
 
     @property
@@ -271,7 +270,7 @@ class Runner:
                 frozenset({TaskState.QUEUED}),
                 state=TaskState.SUBMITTING,
                 attempts=task.attempts + 1,
-                extra={k: v for k, v in task.extra.items() if k != "retry_at"},
+                retry_at=None,
             )
             if moved is None:
                 self._scheduler.release(task_id)
@@ -385,7 +384,7 @@ class Runner:
             frozenset({TaskState.SUBMITTING}),
             state=TaskState.QUEUED,
             attempts=attempts,
-            extra={**task.extra, "retry_at": retry_at},
+            retry_at=retry_at,
         )
 
     # ---- following -----------------------------------------------------------------------------
@@ -512,7 +511,7 @@ class Runner:
             extension = "png" if fmt.lower() == "png" else "jpg"
             try:
                 message_id = await self._delivery.post_result(
-                    task, data, extension, spoiler=bool(task.extra.get("spoiler"))
+                    task, data, extension, spoiler=task.spoiler
                 )
             except DeliveryFailed as exc:
                 if exc.too_late:
@@ -538,7 +537,7 @@ class Runner:
                 await self._hooks.task_finished(done)
 
     async def _delivery_problem(self, task: Task, reason: str, *, permanent: bool) -> None:
-        attempts = int(task.extra.get("delivery_attempts", 0)) + 1
+        attempts = task.delivery_attempts + 1
         if permanent or attempts >= MAX_DELIVERY_ATTEMPTS:
             log.warning("giving up on delivering %s: %s", task.id, reason)
             outcome = Outcome.CANNOT_POST if "permission" in reason else Outcome.RESULT_UNAVAILABLE
@@ -546,9 +545,7 @@ class Runner:
             return
         delay = 2.0 * 2**attempts
         log.warning("delivery of %s failed (%s); retrying in %.0f s", task.id, reason, delay)
-        updated = await self._ledger.update(
-            task.id, extra={**task.extra, "delivery_attempts": attempts}
-        )
+        updated = await self._ledger.update(task.id, delivery_attempts=attempts)
         self._spawn(task.id, self._retry_delivery(updated, delay))
 
     async def _retry_delivery(self, task: Task, delay: float) -> None:
@@ -567,7 +564,7 @@ class Runner:
             error_code=why.outcome.value,
             error_message=why.message,
             completed_at=task.completed_at or self._clock(),
-            extra={**task.extra, "rerollable": why.rerollable},
+            rerollable=why.rerollable,
         )
         if failed is None:
             return

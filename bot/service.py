@@ -240,7 +240,6 @@ class KontextService:
         image: images.PreparedImage | None = None,
         input_image_url: str | None = None,
         parent_task_id: str | None = None,
-        extra: dict[str, object] | None = None,
     ) -> Task:
         """Charge the day's credits, write the task (QUEUED), hand it to the scheduler.
 
@@ -250,8 +249,6 @@ class KontextService:
                 guild_id=origin.guild_id, user_id=origin.user_id, model=params.model
             )
         server = await self.moderation.settings_for(origin.guild_id)
-        if server.spoiler:
-            extra = {**(extra or {}), "spoiler": True}
         now = self._clock()
         task = Task(
             id=secrets.token_hex(6),
@@ -271,7 +268,8 @@ class KontextService:
             parent_task_id=parent_task_id,
             callback_secret=secrets.token_urlsafe(24) if self._settings.callbacks_enabled else None,
             cost=cost,
-            extra={"upload_limit": origin.upload_limit, **(extra or {})},
+            upload_limit=origin.upload_limit,
+            spoiler=server.spoiler,
         )
         await self._ledger.insert(task)
         if image is not None:

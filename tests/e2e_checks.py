@@ -25,7 +25,7 @@ class LedgerRow:
     error_code: str | None
     error_message: str | None
     attempts: int
-    extra: str
+    stored_text: str  # every column of the row as text, to look for what must never be stored
 
 
 def ledger_rows(env: dict[str, str]) -> list[LedgerRow]:
@@ -53,7 +53,7 @@ def ledger_rows(env: dict[str, str]) -> list[LedgerRow]:
                 error_code=r["error_code"],
                 error_message=r["error_message"],
                 attempts=int(r["attempts"]),
-                extra=r["extra"],
+                stored_text=" ".join(str(value) for value in tuple(r)),
             )
             for r in rows
         ]

@@ -75,6 +75,13 @@ class Ledger(Protocol):
         """
         ...
 
+    async def update_if(
+        self, task_id: str, expect: Mapping[str, Any], **changes: Any
+    ) -> Task | None:
+        """Compare-and-set on any fields: apply changes only while every field in `expect`
+        still holds its value (e.g. `refunded` False -> True happens once). None otherwise."""
+        ...
+
     async def open_tasks(self) -> list[Task]:
         """Every non-terminal task, oldest first."""
         ...

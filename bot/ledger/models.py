@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from typing import Any
 
 
@@ -90,7 +90,15 @@ class Task:
     error_code: str | None = None  # our own outcome code: see bot.outcomes
     error_message: str | None = None  # user-safe text
     cost: float = 0.0  # credits charged against quotas
-    extra: dict[str, Any] = field(default_factory=dict)  # small JSON bag for later additions
+    # Control state (schema 4; until then kept in a JSON `extra` bag):
+    retry_at: float | None = None  # unix time of the next submission after a 429 / lost answer
+    delivery_attempts: int = 0  # failed attempts to post the result
+    rerollable: bool = True  # the failure message offers a re-roll button
+    reply_gone: bool = False  # the @original reply was deleted: post anew in the channel
+    upload_limit: int | None = None  # the channel's upload limit in bytes (None: the default)
+    spoiler: bool = False  # the server posts results as spoilers
+    refunded: bool = False  # the day's credits were given back (set once, compare-and-set)
+    output_deleted_by: int | None = None  # the moderator who deleted the posted image
 
     @property
     def terminal(self) -> bool:

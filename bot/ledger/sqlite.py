@@ -121,11 +121,36 @@ MIGRATIONS: Final[tuple[tuple[str, ...], ...]] = (
         )
         """,
     ),
+    (
+        # Control state as typed columns (issue #12), moved out of the JSON `extra` bag.
+        "ALTER TABLE tasks ADD COLUMN retry_at REAL",
+        "ALTER TABLE tasks ADD COLUMN delivery_attempts INTEGER NOT NULL DEFAULT 0",
+        "ALTER TABLE tasks ADD COLUMN rerollable INTEGER NOT NULL DEFAULT 1",
+        "ALTER TABLE tasks ADD COLUMN reply_gone INTEGER NOT NULL DEFAULT 0",
+        "ALTER TABLE tasks ADD COLUMN upload_limit INTEGER",
+        "ALTER TABLE tasks ADD COLUMN spoiler INTEGER NOT NULL DEFAULT 0",
+        "ALTER TABLE tasks ADD COLUMN refunded INTEGER NOT NULL DEFAULT 0",
+        "ALTER TABLE tasks ADD COLUMN output_deleted_by INTEGER",
+        """
+        UPDATE tasks SET
+            retry_at = json_extract(extra, '$.retry_at'),
+            delivery_attempts = COALESCE(json_extract(extra, '$.delivery_attempts'), 0),
+            rerollable = COALESCE(json_extract(extra, '$.rerollable'), 1) != 0,
+            reply_gone = COALESCE(json_extract(extra, '$.reply_gone'), 0) != 0,
+            upload_limit = json_extract(extra, '$.upload_limit'),
+            spoiler = COALESCE(json_extract(extra, '$.spoiler'), 0) != 0,
+            refunded = COALESCE(json_extract(extra, '$.refunded'), 0) != 0,
+            output_deleted_by = json_extract(extra, '$.output_deleted_by')
+        WHERE json_valid(extra) AND json_type(extra) = 'object'
+        """,
+        "ALTER TABLE tasks DROP COLUMN extra",
+    ),
 )
 SCHEMA_VERSION: Final = len(MIGRATIONS)
 
 TASK_FIELDS: Final = tuple(f.name for f in dataclasses.fields(Task))
 _UPDATABLE: Final = frozenset(TASK_FIELDS) - {"id"}
+_BOOLEAN_FIELDS: Final = ("rerollable", "reply_gone", "spoiler", "refunded")
 _HEALTH_KEY: Final = "health.last_write_check"
 
 
@@ -139,10 +164,6 @@ def _encode(name: str, value: Any) -> Any:
         if not isinstance(value, TaskParams):
             raise ValueError("params must be a TaskParams")
         return json.dumps(value.to_dict(), ensure_ascii=False, separators=(",", ":"))
-    if name == "extra":
-        if not isinstance(value, Mapping):
-            raise ValueError("extra must be a mapping")
-        return json.dumps(dict(value), ensure_ascii=False, separators=(",", ":"))
     return value
 
 
@@ -152,10 +173,8 @@ def _decode(row: sqlite3.Row) -> Task:
         values["state"] = TaskState(values["state"])
         values["kind"] = TaskKind(values["kind"])
         values["params"] = TaskParams.from_dict(json.loads(values["params"]))
-        extra = json.loads(values["extra"] or "{}")
-        if not isinstance(extra, dict):
-            raise TypeError("extra is not a JSON object")
-        values["extra"] = extra
+        for name in _BOOLEAN_FIELDS:
+            values[name] = bool(values[name])
         return Task(**values)
     except (KeyError, IndexError, TypeError, ValueError) as exc:
         raise LedgerError(f"a stored task could not be read: {exc}") from exc
@@ -318,6 +337,30 @@ class SqliteLedger:
             rows = await self._fetch(
                 f"UPDATE tasks SET {columns} WHERE id = ? AND state IN ({marks}) RETURNING *",
                 [*values, task_id, *states],
+            )
+            if rows:
+                return _decode(rows[0])
+            exists = await self._fetch("SELECT 1 FROM tasks WHERE id = ?", (task_id,))
+        if not exists:
+            raise TaskNotFound(task_id)
+        return None
+
+    async def update_if(
+        self, task_id: str, expect: Mapping[str, Any], **changes: Any
+    ) -> Task | None:
+        """Compare-and-set on any fields; None when one no longer held; TaskNotFound."""
+        if not expect:
+            raise ValueError("update_if needs at least one expected field")
+        unknown = set(expect) - _UPDATABLE
+        if unknown:
+            raise ValueError(f"not task fields: {', '.join(sorted(unknown))}")
+        columns, values = self._assignments(changes)
+        where = " AND ".join(f"{name} IS ?" for name in expect)
+        expected = [_encode(name, value) for name, value in expect.items()]
+        async with self._write_lock:
+            rows = await self._fetch(
+                f"UPDATE tasks SET {columns} WHERE id = ? AND {where} RETURNING *",
+                [*values, task_id, *expected],
             )
             if rows:
                 return _decode(rows[0])

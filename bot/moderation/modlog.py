@@ -79,7 +79,7 @@ def task_embed(task: Task) -> discord.Embed:
         embed.add_field(name="Channel", value=f"<#{task.channel_id}>")
     embed.add_field(name="Model", value=MODEL_NAMES.get(task.params.model, task.params.model))
     cost = fmt_credits(task.cost)
-    if task.extra.get("refunded"):
+    if task.refunded:
         cost += " (refunded)"
     embed.add_field(name="Cost", value=f"{cost} credits")
     embed.add_field(name="Outcome", value=outcome)

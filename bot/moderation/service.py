@@ -214,9 +214,12 @@ class Moderation:
 
     async def _refund(self, task: Task) -> Task:
         """Give the quota back for a task that ended without an image (KIE failed or refused)."""
-        if task.cost <= 0 or task.extra.get("refunded"):
+        if task.cost <= 0 or task.refunded:
             return task
-        updated = await self._ledger.update(task.id, extra={**task.extra, "refunded": True})
+        # Compare-and-set: of two paths refunding the same task, only one gives credits back.
+        updated = await self._ledger.update_if(task.id, {"refunded": False}, refunded=True)
+        if updated is None:
+            return task.with_changes(refunded=True)
         day = policy.day_key(task.created_at)
         await self._ledger.add_usage(scope_of(task.guild_id), task.requester_id, day, -task.cost)
         log.info("task %s refunded %s credits (%s)", task.id, task.cost, task.error_code)
@@ -325,7 +328,7 @@ class Moderation:
 
     async def note_output_deleted(self, task: Task, *, by: int) -> None:
         """Remember that a moderator deleted the task's posted image."""
-        await self._ledger.update(task.id, extra={**task.extra, "output_deleted_by": by})
+        await self._ledger.update(task.id, output_deleted_by=by)
         log.info("output of task %s deleted by moderator %s", task.id, by)
 
     async def reset_quota(self, guild_id: int, user_id: int) -> None:

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from bot.ledger import OperatorBlock, SqliteLedger
+from bot.ledger.sqlite import MIGRATIONS
 
 
 @pytest.fixture
@@ -36,11 +37,10 @@ async def test_a_block_is_stored_replaced_listed_and_lifted(ledger: SqliteLedger
 async def test_a_version_2_ledger_gains_the_operator_blocks_table(tmp_path: Path) -> None:
     """An existing ledger (schema 2, before operator blocks) is migrated on open."""
     path = tmp_path / "old.sqlite3"
-    first = SqliteLedger(path)
-    await first.open()
-    await first.close()
     with sqlite3.connect(path) as db:
-        db.execute("DROP TABLE operator_blocks")
+        for statements in MIGRATIONS[:2]:
+            for statement in statements:
+                db.execute(statement)
         db.execute("PRAGMA user_version = 2")
     again = SqliteLedger(path)
     await again.open()

@@ -95,24 +95,31 @@ def full_task() -> Task:
         error_code="none",
         error_message="nothing went wrong",
         cost=10.5,
-        extra={"nested": {"list": [1, 2, None]}, "flag": True},
+        retry_at=130.5,
+        delivery_attempts=2,
+        rerollable=False,
+        reply_gone=True,
+        upload_limit=25 * 1024 * 1024,
+        spoiler=True,
+        refunded=True,
+        output_deleted_by=2**62 + 9,
     )
 
 
 async def test_round_trip_every_field(ledger: SqliteLedger) -> None:
-    """Every Task field, including enums, params, extra and big ints, reads back unchanged."""
+    """Every Task field, including enums, params, booleans and big ints, reads back unchanged."""
     task = full_task()
     await ledger.insert(task)
     assert await ledger.get("0123456789ab") == task
 
 
 async def test_round_trip_defaults_and_nones(ledger: SqliteLedger) -> None:
-    """A fresh task with every optional field None and an empty extra reads back equal."""
+    """A fresh task with every optional field None and default control state reads back equal."""
     task = make_task()
     await ledger.insert(task)
     got = await ledger.get(task.id)
     assert got == task
-    assert got is not None and got.kie_task_id is None and got.extra == {}
+    assert got is not None and got.kie_task_id is None and got.rerollable is True
 
 
 async def test_get_missing_returns_none(ledger: SqliteLedger) -> None:
@@ -134,8 +141,8 @@ async def test_update_writes_given_fields_and_updated_at(
     task = make_task()
     await ledger.insert(task)
     clock.now = 5000.0
-    updated = await ledger.update(task.id, reply_message_id=42, extra={"k": "v"})
-    assert updated == task.with_changes(reply_message_id=42, extra={"k": "v"}, updated_at=5000.0)
+    updated = await ledger.update(task.id, reply_message_id=42, reply_gone=True)
+    assert updated == task.with_changes(reply_message_id=42, reply_gone=True, updated_at=5000.0)
     assert await ledger.get(task.id) == updated
 
 

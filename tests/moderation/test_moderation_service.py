@@ -174,7 +174,7 @@ async def test_failures_are_refunded_once_and_deliveries_are_not(
     await moderation.task_finished(done)
     assert (await moderation.usage(GUILD, USER)).member_used == 5
     stored = await ledger.get(failed.id)
-    assert stored is not None and stored.extra.get("refunded") is True
+    assert stored is not None and stored.refunded is True
     await moderation.task_finished(stored)  # a repeated hook must not refund twice
     assert (await moderation.usage(GUILD, USER)).member_used == 5
 

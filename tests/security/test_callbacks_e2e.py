@@ -193,7 +193,7 @@ async def test_forged_callback_url_is_never_fetched(discord_fake, kie_sim, bot_e
         )
         rows = await wait_terminal(discord_fake, bot_env, timeout=15)
         assert rows[0].state == "done"
-        assert rows[0].extra.count("evil") == 0
+        assert rows[0].stored_text.count("evil") == 0
         assert not hits, f"the bot fetched the forged URL: {hits}"
         image = discord_fake.conversation(inter).original.attachments[0].data
         assert image != b"not the result"
