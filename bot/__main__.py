@@ -23,6 +23,7 @@ from bot.kie_sim import KieSimulator, SimConfig
 from bot.ledger import Ledger, LedgerError, open_ledger
 from bot.logs import configure_logging
 from bot.metrics import Metrics
+from bot.supervisor import WorkSet
 
 log = logging.getLogger("bot")
 
@@ -124,8 +125,9 @@ async def _run(settings: Settings) -> int:
     async with open_core(settings) as core:
         bot = _bot(core)
         loop = asyncio.get_running_loop()
+        signalled = WorkSet()  # the shutdown a signal starts: owned, and a failure logged
         for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(sig, lambda: asyncio.ensure_future(bot.shutdown()))
+            loop.add_signal_handler(sig, lambda: signalled.spawn(bot.shutdown(), what="shutdown"))
         try:
             async with bot:
                 await bot.serve(settings.discord_token.get())

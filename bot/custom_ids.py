@@ -1,20 +1,44 @@
-"""Custom ids of the persistent result buttons: `kontext:<action>:<task id>`.
+"""Task ids, and the custom ids of the persistent buttons: `kontext:<action>:<task id>`.
 
-The core builds the buttons (bot.delivery) and cogs/results.py registers DynamicItems that parse
-the same ids, so a click keeps working after a restart.
+The one definition of what a task id looks like. The core builds the buttons (bot.delivery,
+bot.moderation.modlog) and cogs/ registers DynamicItems that parse the same ids, so a click
+keeps working after a restart.
 """
 
 from __future__ import annotations
 
 import re
+import secrets
 
-TASK_ID_PATTERN = r"[0-9a-f]{12}"
-REROLL_TEMPLATE = rf"kontext:reroll:(?P<task_id>{TASK_ID_PATTERN})"
-EDIT_TEMPLATE = rf"kontext:edit:(?P<task_id>{TASK_ID_PATTERN})"
+TASK_ID_PATTERN = r"[0-9a-f]{12}"  # what new_task_id makes
+_TASK_ID_RE = re.compile(rf"^{TASK_ID_PATTERN}$")
+
+
+def new_task_id() -> str:
+    return secrets.token_hex(6)
+
+
+def is_task_id(value: str) -> bool:
+    return bool(_TASK_ID_RE.match(value))
+
+
+def _template(action: str) -> str:
+    return rf"kontext:{action}:(?P<task_id>{TASK_ID_PATTERN})"
+
+
+# The result's buttons (cogs/results.py).
+REROLL_TEMPLATE = _template("reroll")
+EDIT_TEMPLATE = _template("edit")
 REROLL_LABEL = "Re-roll"
 EDIT_LABEL = "Edit"
 
-_TASK_ID_RE = re.compile(rf"^{TASK_ID_PATTERN}$")
+# The mod-log entry's buttons (cogs/admin.py).
+DELETE_TEMPLATE = _template("modlog:delete")
+BLOCK_TEMPLATE = _template("modlog:block")
+RESET_TEMPLATE = _template("modlog:reset")
+DELETE_LABEL = "Delete output"
+BLOCK_LABEL = "Block user"
+RESET_LABEL = "Reset quota"
 
 
 def reroll_id(task_id: str) -> str:
@@ -25,5 +49,18 @@ def edit_id(task_id: str) -> str:
     return f"kontext:edit:{task_id}"
 
 
-def is_task_id(value: str) -> bool:
-    return bool(_TASK_ID_RE.match(value))
+def delete_id(task_id: str) -> str:
+    return f"kontext:modlog:delete:{task_id}"
+
+
+def block_id(task_id: str) -> str:
+    return f"kontext:modlog:block:{task_id}"
+
+
+def reset_id(task_id: str) -> str:
+    return f"kontext:modlog:reset:{task_id}"
+
+
+def modal_id() -> str:
+    """A prompt modal's id: unique, never persistent (its interaction carries the answer)."""
+    return f"kontext:modal:{secrets.token_hex(6)}"

@@ -21,6 +21,7 @@ from typing import Any
 import discord
 
 from bot import custom_ids, images
+from bot.flux import model_name
 from bot.ledger import Ledger, Task, TaskKind, TaskState
 from bot.logs import task_context
 from bot.metrics import Metrics
@@ -35,7 +36,6 @@ TOKEN_SAFETY = 5  # outside servers the token is all there is: use it until just
 STATUS_MIN_INTERVAL = 3.0
 FIRST_EDIT_DELAY = 0.5
 DEFAULT_UPLOAD_LIMIT = 10 * 1024 * 1024
-MODEL_NAMES = {"flux-kontext-pro": "Pro", "flux-kontext-max": "Max"}
 
 
 class DeliveryFailed(Exception):
@@ -348,7 +348,7 @@ def _result_embed(task: Task, filename: str, *, now: float) -> discord.Embed:
     embed = discord.Embed(
         title=f"{kind} ready", description=prompt_excerpt(p.prompt, 900), color=0x2ECC71
     )
-    embed.add_field(name="Model", value=MODEL_NAMES.get(p.model, p.model))
+    embed.add_field(name="Model", value=model_name(p.model))
     embed.add_field(
         name="Aspect ratio",
         value=p.aspect_ratio or ("input's" if task.kind == TaskKind.EDIT else "16:9"),

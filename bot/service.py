@@ -16,16 +16,16 @@ from dataclasses import dataclass, field
 
 import aiohttp
 
-from bot import images, net
+from bot import custom_ids, images, net
 from bot.config import Settings
+from bot.flux import DEFAULT_MODEL, MODELS
 from bot.ledger import Ledger, StoredInput, Task, TaskKind, TaskParams, TaskState
 from bot.logs import task_context
 from bot.metrics import Metrics
-from bot.moderation import Denied, Moderation
+from bot.moderation import Denied, GuildSettings, Moderation
 from bot.runner import Runner
 from bot.validation import (
     ASPECT_RATIOS,
-    MODELS,
     OUTPUT_FORMATS,
     InputRejected,
     check_choice,
@@ -68,6 +68,15 @@ class Origin:
     upload_limit: int
     can_manage_messages: bool = False
     parent_id: int | None = None  # the channel a thread (or forum post) belongs to
+
+
+@dataclass(frozen=True)
+class Admission:
+    """A request that `admit` let in: its origin and the settings of the server it came from,
+    read once for the whole request (screen and create_task use these, not a fresh read)."""
+
+    origin: Origin
+    server: GuildSettings
 
 
 class KontextService:
@@ -135,7 +144,7 @@ class KontextService:
         unset = {"model": model, "aspect_ratio": aspect_ratio, "safety_tolerance": safety_tolerance}
         return RequestParams(
             prompt=text,
-            model=model or MODELS[0],
+            model=model or DEFAULT_MODEL,
             aspect_ratio=aspect_ratio,
             output_format=output_format or "jpeg",
             enhance_prompt=bool(enhance_prompt),
@@ -157,7 +166,7 @@ class KontextService:
             reason="bot_permissions",
         )
 
-    async def admit(self, origin: Origin) -> None:
+    async def admit(self, origin: Origin) -> Admission:
         """Checks that cost nothing: shutting down, blocks, channels, the bot's credits,
         open tasks, the cooldown. Raise Refused."""
         if not self.accepting:
@@ -189,16 +198,19 @@ class KontextService:
                     f"Slow down a little — you can try again <t:{int(ready_at) + 1}:R>.",
                     reason="cooldown",
                 )
+        return Admission(origin, server)
 
-    async def screen(self, origin: Origin, params: TaskParams, *, kind: TaskKind) -> TaskParams:
+    async def screen(
+        self, admission: Admission, params: TaskParams, *, kind: TaskKind
+    ) -> TaskParams:
         """The server's defaults and rules on what was asked (model, tolerance, blocked words,
         daily credits). Returns the params to use; raise Refused."""
         defaulted = params.defaulted if isinstance(params, RequestParams) else frozenset()
         with self._moderated():
             screened = await self.moderation.screen(
-                await self.moderation.settings_for(origin.guild_id),
-                guild_id=origin.guild_id,
-                user_id=origin.user_id,
+                admission.server,
+                guild_id=admission.origin.guild_id,
+                user_id=admission.origin.user_id,
                 params=params,
                 kind=kind,
                 defaulted=defaulted,
@@ -232,7 +244,7 @@ class KontextService:
 
     async def create_task(
         self,
-        origin: Origin,
+        admission: Admission,
         *,
         kind: TaskKind,
         params: TaskParams,
@@ -244,14 +256,14 @@ class KontextService:
         """Charge the day's credits, write the task (QUEUED), hand it to the scheduler.
 
         Raise Refused when the daily credits ran out since `screen`."""
+        origin, server = admission.origin, admission.server
         with self._moderated():
             cost = await self.moderation.charge(
-                guild_id=origin.guild_id, user_id=origin.user_id, model=params.model
+                server, guild_id=origin.guild_id, user_id=origin.user_id, model=params.model
             )
-        server = await self.moderation.settings_for(origin.guild_id)
         now = self._clock()
         task = Task(
-            id=secrets.token_hex(6),
+            id=custom_ids.new_task_id(),
             kind=kind,
             params=params,
             requester_id=origin.user_id,

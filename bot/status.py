@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Final
 
+from bot.flux import MODEL_NAMES
 from bot.ledger.models import Task, TaskKind, TaskState
 
 ZWSP: Final = "\u200b"
@@ -28,7 +29,6 @@ STATE_COLORS: Final[dict[TaskState, int]] = {
     TaskState.FAILED: 0xE74C3C,  # red
 }
 
-MODEL_NAMES: Final = {"flux-kontext-pro": "Pro", "flux-kontext-max": "Max"}
 DEFAULT_IMAGINE_RATIO: Final = "16:9"
 GENERIC_FAILURE: Final = "Something went wrong while making this image."
 

@@ -6,7 +6,6 @@ import re
 import unicodedata
 
 MAX_PROMPT_CHARS = 1500
-MODELS = ("flux-kontext-pro", "flux-kontext-max")
 ASPECT_RATIOS = ("21:9", "16:9", "4:3", "1:1", "3:4", "9:16")
 OUTPUT_FORMATS = ("jpeg", "png")
 MAX_TOLERANCE_GENERATE = 6

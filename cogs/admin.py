@@ -10,7 +10,9 @@ from discord import app_commands
 from discord.app_commands import Choice, Range
 from discord.ext import commands
 
+from bot import custom_ids
 from bot.client import send_ephemeral
+from bot.flux import DEFAULT_MODEL, MODEL_NAMES, model_name
 from bot.kie import KieError
 from bot.ledger import Task
 from bot.moderation import GuildSettings
@@ -18,7 +20,6 @@ from bot.moderation import modlog as ml
 from bot.moderation.policy import (
     MAX_ALLOWED_CHANNELS,
     MAX_BLOCKED_ENTRIES,
-    MODEL_NAMES,
     check_entry,
     fmt_credits,
     relative,
@@ -45,10 +46,10 @@ NOT_A_MODLOG_MODERATOR = (
 GONE = "This task no longer exists."
 NO_MENTIONS = discord.AllowedMentions.none()
 
+NO_DEFAULT_MODEL = f"{model_name(DEFAULT_MODEL)} (none set)"
 DEFAULT_MODEL_CHOICES = [
-    Choice(name="Pro", value="flux-kontext-pro"),
-    Choice(name="Max", value="flux-kontext-max"),
-    Choice(name="No default (Pro)", value="none"),
+    *(Choice(name=name, value=model) for model, name in MODEL_NAMES.items()),
+    Choice(name=f"No default ({model_name(DEFAULT_MODEL)})", value="none"),
 ]
 DEFAULT_RATIO_CHOICES = [Choice(name=r, value=r) for r in ASPECT_RATIOS] + [
     Choice(name="No default (16:9)", value="none")
@@ -63,6 +64,10 @@ def _limit(value: float | None) -> str:
     return "no limit" if value is None else f"{fmt_credits(value)} credits"
 
 
+def _default_model(gs: GuildSettings) -> str:
+    return model_name(gs.default_model) if gs.default_model else NO_DEFAULT_MODEL
+
+
 def describe(gs: GuildSettings, default_cooldown: float) -> str:
     """The current settings of a server, as a moderator reads them."""
     cooldown = gs.cooldown_seconds if gs.cooldown_seconds is not None else default_cooldown
@@ -70,7 +75,7 @@ def describe(gs: GuildSettings, default_cooldown: float) -> str:
     return "\n".join(
         [
             f"**Channels:** {_channels(gs.allowed_channels)}",
-            f"**Default model:** {MODEL_NAMES.get(gs.default_model or '', 'Pro (none set)')}",
+            f"**Default model:** {_default_model(gs)}",
             f"**Default aspect ratio:** {gs.default_aspect_ratio or '16:9 (none set)'}",
             f"**Max model:** {'allowed' if gs.max_model_allowed else 'off'}",
             f"**Highest safety tolerance:** {gs.max_tolerance} (edits: at most 2)",
@@ -202,10 +207,9 @@ class Admin(
         gs = await self._settings(interaction)
         if changes:
             gs = await self.bot.moderation.update(_guild(interaction), **changes)
-        model_name = MODEL_NAMES.get(gs.default_model or "", "Pro (none set)")
         await send_ephemeral(
             interaction,
-            f"Default model: {model_name}. "
+            f"Default model: {_default_model(gs)}. "
             f"Default aspect ratio: {gs.default_aspect_ratio or '16:9 (none set)'}.",
         )
 
@@ -458,10 +462,10 @@ async def _modlog_task(interaction: Interaction, task_id: str) -> Task | None:
     return task
 
 
-class ModlogDelete(TaskButton, template=ml.DELETE_TEMPLATE):
-    LABEL = ml.DELETE_LABEL
+class ModlogDelete(TaskButton, template=custom_ids.DELETE_TEMPLATE):
+    LABEL = custom_ids.DELETE_LABEL
     STYLE = discord.ButtonStyle.danger
-    make_id = staticmethod(ml.delete_id)
+    make_id = staticmethod(custom_ids.delete_id)
 
     async def clicked(self, interaction: Interaction) -> None:
         task = await _modlog_task(interaction, self.task_id)
@@ -496,9 +500,9 @@ class ModlogDelete(TaskButton, template=ml.DELETE_TEMPLATE):
         )
 
 
-class ModlogBlock(TaskButton, template=ml.BLOCK_TEMPLATE):
-    LABEL = ml.BLOCK_LABEL
-    make_id = staticmethod(ml.block_id)
+class ModlogBlock(TaskButton, template=custom_ids.BLOCK_TEMPLATE):
+    LABEL = custom_ids.BLOCK_LABEL
+    make_id = staticmethod(custom_ids.block_id)
 
     async def clicked(self, interaction: Interaction) -> None:
         task = await _modlog_task(interaction, self.task_id)
@@ -514,9 +518,9 @@ class ModlogBlock(TaskButton, template=ml.BLOCK_TEMPLATE):
         )
 
 
-class ModlogReset(TaskButton, template=ml.RESET_TEMPLATE):
-    LABEL = ml.RESET_LABEL
-    make_id = staticmethod(ml.reset_id)
+class ModlogReset(TaskButton, template=custom_ids.RESET_TEMPLATE):
+    LABEL = custom_ids.RESET_LABEL
+    make_id = staticmethod(custom_ids.reset_id)
 
     async def clicked(self, interaction: Interaction) -> None:
         task = await _modlog_task(interaction, self.task_id)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import secrets
 from typing import TYPE_CHECKING
 
 import discord
@@ -10,7 +9,9 @@ from discord import app_commands
 from discord.app_commands import Choice, Range
 from discord.ext import commands
 
+from bot import custom_ids
 from bot.client import send_ephemeral
+from bot.flux import MODEL_NAMES
 from bot.ledger import TaskKind
 from bot.validation import MAX_PROMPT_CHARS
 from cogs.requests import (
@@ -32,10 +33,7 @@ ASPECT_CHOICES = [
     Choice(name="3:4 — portrait", value="3:4"),
     Choice(name="9:16 — tall", value="9:16"),
 ]
-MODEL_CHOICES = [
-    Choice(name="Pro", value="flux-kontext-pro"),
-    Choice(name="Max", value="flux-kontext-max"),
-]
+MODEL_CHOICES = [Choice(name=name, value=model) for model, name in MODEL_NAMES.items()]
 FORMAT_CHOICES = [Choice(name="JPEG", value="jpeg"), Choice(name="PNG", value="png")]
 CONTEXT_MENU_NAME = "Edit with Flux Kontext"
 
@@ -157,7 +155,7 @@ class Generate(commands.Cog):
         modal = PromptModal(
             title="Edit with Flux Kontext",
             on_prompt=on_prompt,
-            custom_id=f"kontext:modal:{secrets.token_hex(6)}",
+            custom_id=custom_ids.modal_id(),
         )
         await interaction.response.send_modal(modal)
 

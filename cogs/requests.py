@@ -130,8 +130,8 @@ async def _take_request(
         if image_size is not None and image_size > MAX_INPUT_BYTES:
             raise InputRejected(f"The image is larger than {MAX_INPUT_BYTES // (1024 * 1024)} MB.")
         origin = origin_of(interaction)
-        await service.admit(origin)
-        params = await service.screen(origin, params, kind=kind)
+        admission = await service.admit(origin)
+        params = await service.screen(admission, params, kind=kind)
     except (InputRejected, Refused) as exc:
         await send_ephemeral(interaction, exc.user_message)
         return
@@ -160,7 +160,7 @@ async def _take_request(
             return
     try:
         await service.create_task(
-            origin,
+            admission,
             kind=kind,
             params=params,
             reply_message_id=reply_id,

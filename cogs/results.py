@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import secrets
 from typing import TYPE_CHECKING
 
 import discord
@@ -104,7 +103,7 @@ class EditButton(TaskButton, template=custom_ids.EDIT_TEMPLATE):
             PromptModal(
                 title="Edit this image",
                 on_prompt=on_prompt,
-                custom_id=f"kontext:modal:{secrets.token_hex(6)}",
+                custom_id=custom_ids.modal_id(),
             )
         )
 

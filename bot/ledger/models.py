@@ -6,6 +6,8 @@ import enum
 from dataclasses import dataclass, replace
 from typing import Any
 
+from bot.flux import DEFAULT_MODEL
+
 
 class TaskState(enum.StrEnum):
     QUEUED = "queued"  # accepted, waiting for its turn (scheduler)
@@ -34,7 +36,7 @@ class TaskParams:
     """What the member asked for, in KIE's own vocabulary."""
 
     prompt: str
-    model: str = "flux-kontext-pro"
+    model: str = DEFAULT_MODEL
     aspect_ratio: str | None = None  # None: KIE's default (16:9), or the input's ratio for edits
     output_format: str = "jpeg"
     enhance_prompt: bool = False
@@ -54,7 +56,7 @@ class TaskParams:
     def from_dict(cls, data: dict[str, Any]) -> TaskParams:
         return cls(
             prompt=str(data["prompt"]),
-            model=str(data.get("model") or "flux-kontext-pro"),
+            model=str(data.get("model") or DEFAULT_MODEL),
             aspect_ratio=data.get("aspect_ratio"),
             output_format=str(data.get("output_format") or "jpeg"),
             enhance_prompt=bool(data.get("enhance_prompt", False)),

@@ -12,19 +12,13 @@ from typing import Protocol
 
 import discord
 
+from bot import custom_ids as ids
+from bot.flux import model_name
 from bot.ledger import Task, TaskKind, TaskState
-from bot.moderation.policy import MODEL_NAMES, fmt_credits
+from bot.moderation.policy import fmt_credits
 from bot.status import prompt_excerpt
 
 log = logging.getLogger(__name__)
-
-TASK_ID = r"[0-9a-f]{12}"
-DELETE_TEMPLATE = rf"kontext:modlog:delete:(?P<task_id>{TASK_ID})"
-BLOCK_TEMPLATE = rf"kontext:modlog:block:(?P<task_id>{TASK_ID})"
-RESET_TEMPLATE = rf"kontext:modlog:reset:(?P<task_id>{TASK_ID})"
-DELETE_LABEL = "Delete output"
-BLOCK_LABEL = "Block user"
-RESET_LABEL = "Reset quota"
 
 OUTCOME_TEXT = {
     "done": "Delivered",
@@ -33,18 +27,6 @@ OUTCOME_TEXT = {
 }
 COLORS = {"done": 0x2ECC71, "content_policy": 0xE67E22}
 FAILED_COLOR = 0xE74C3C
-
-
-def delete_id(task_id: str) -> str:
-    return f"kontext:modlog:delete:{task_id}"
-
-
-def block_id(task_id: str) -> str:
-    return f"kontext:modlog:block:{task_id}"
-
-
-def reset_id(task_id: str) -> str:
-    return f"kontext:modlog:reset:{task_id}"
 
 
 class ModLogSink(Protocol):
@@ -77,7 +59,7 @@ def task_embed(task: Task) -> discord.Embed:
         embed.add_field(name="Channel", value=where)
     else:
         embed.add_field(name="Channel", value=f"<#{task.channel_id}>")
-    embed.add_field(name="Model", value=MODEL_NAMES.get(task.params.model, task.params.model))
+    embed.add_field(name="Model", value=model_name(task.params.model))
     cost = fmt_credits(task.cost)
     if task.refunded:
         cost += " (refunded)"
@@ -96,17 +78,23 @@ def task_buttons(task: Task, *, deletable: bool = True) -> discord.ui.View:
     if deletable and task.state == TaskState.DONE and task.result_message_id:
         view.add_item(
             discord.ui.Button(
-                label=DELETE_LABEL, style=discord.ButtonStyle.danger, custom_id=delete_id(task.id)
+                label=ids.DELETE_LABEL,
+                style=discord.ButtonStyle.danger,
+                custom_id=ids.delete_id(task.id),
             )
         )
     view.add_item(
         discord.ui.Button(
-            label=BLOCK_LABEL, style=discord.ButtonStyle.secondary, custom_id=block_id(task.id)
+            label=ids.BLOCK_LABEL,
+            style=discord.ButtonStyle.secondary,
+            custom_id=ids.block_id(task.id),
         )
     )
     view.add_item(
         discord.ui.Button(
-            label=RESET_LABEL, style=discord.ButtonStyle.secondary, custom_id=reset_id(task.id)
+            label=ids.RESET_LABEL,
+            style=discord.ButtonStyle.secondary,
+            custom_id=ids.reset_id(task.id),
         )
     )
     # Clicks go to the DynamicItems in cogs/admin.py; nothing is kept in memory per entry.

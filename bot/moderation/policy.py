@@ -20,12 +20,10 @@ from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any, Final
 
+from bot.flux import MAX, MODEL_NAMES, model_name
 from bot.ledger.models import TaskKind, TaskParams
 from bot.validation import MAX_TOLERANCE_EDIT, MAX_TOLERANCE_GENERATE
 
-PRO: Final = "flux-kontext-pro"
-MAX: Final = "flux-kontext-max"
-MODEL_NAMES: Final = {PRO: "Pro", MAX: "Max"}
 REGEX_PREFIX: Final = "re:"
 MAX_BLOCKED_ENTRIES: Final = 100
 MAX_ENTRY_CHARS: Final = 100  # words and regular expressions alike
@@ -257,7 +255,7 @@ def check_params(
     gs: GuildSettings, params: TaskParams, kind: TaskKind, *, place: str = "in this server"
 ) -> Refusal | None:
     if not gs.model_allowed(params.model):
-        name = MODEL_NAMES.get(params.model, params.model)
+        name = model_name(params.model)
         return Refusal(
             f"The {name} model is turned off in this server. Choose the Pro model instead.",
             "model",

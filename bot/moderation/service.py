@@ -13,6 +13,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
+from bot import flux
 from bot.config import Settings
 from bot.ledger import Block, Ledger, Task, TaskKind, TaskParams, TaskState
 from bot.metrics import Metrics
@@ -84,7 +85,7 @@ class Moderation:
         return updated
 
     def cost_for(self, model: str) -> float:
-        if model == policy.MAX:
+        if model == flux.MAX:
             return self._settings.credit_cost_max
         return self._settings.credit_cost_pro
 
@@ -146,12 +147,14 @@ class Moderation:
             raise Denied(refusal)
         return params
 
-    async def charge(self, *, guild_id: int | None, user_id: int, model: str) -> float:
-        """Charge the day's quota for a new task; return the cost. Raise Denied when over."""
+    async def charge(
+        self, gs: GuildSettings, *, guild_id: int | None, user_id: int, model: str
+    ) -> float:
+        """Charge the day's quota for a new task under the server's settings `gs` (read once
+        per request, at admission); return the cost. Raise Denied when over."""
         cost = self.cost_for(model)
         if cost <= 0:
             return 0.0  # free models cost nothing
-        gs = await self.settings_for(guild_id)
         now = self._clock()
         day = policy.day_key(now)
         scope = scope_of(guild_id)

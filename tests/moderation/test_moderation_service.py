@@ -103,6 +103,13 @@ async def screen(moderation: Moderation, model: str = "flux-kontext-pro") -> Tas
     )
 
 
+async def charge(
+    moderation: Moderation, user: int = USER, model: str = "flux-kontext-pro"
+) -> float:
+    gs = await moderation.settings_for(GUILD)
+    return await moderation.charge(gs, guild_id=GUILD, user_id=user, model=model)
+
+
 async def finished(
     ledger: SqliteLedger,
     clock: Clock,
@@ -137,13 +144,13 @@ async def test_quota_is_charged_exhausted_and_reset_the_next_utc_day(
     await moderation.update(GUILD, member_daily_allowance=10.0)
     for _ in range(2):
         await screen(moderation)
-        assert await moderation.charge(guild_id=GUILD, user_id=USER, model="flux-kontext-pro") == 5
+        assert await charge(moderation) == 5
     with pytest.raises(Denied) as refused:
         await screen(moderation)
     assert refused.value.refusal.reason == "allowance"
     assert f"<t:{int(datetime(2025, 3, 5, tzinfo=UTC).timestamp())}:R>" in str(refused.value)
     with pytest.raises(Denied):
-        await moderation.charge(guild_id=GUILD, user_id=USER, model="flux-kontext-pro")
+        await charge(moderation)
     summary = await moderation.usage(GUILD, USER)
     assert summary.member_used == 10 and summary.member_allowance == 10
     clock.now += 3600 + 1  # 00:00:01 UTC the next day
@@ -154,7 +161,7 @@ async def test_quota_is_charged_exhausted_and_reset_the_next_utc_day(
 async def test_server_budget_counts_every_member(moderation: Moderation) -> None:
     """The server's daily budget is shared: one member's spending refuses another."""
     await moderation.update(GUILD, server_daily_budget=10.0)
-    await moderation.charge(guild_id=GUILD, user_id=OTHER, model="flux-kontext-max")
+    await charge(moderation, OTHER, "flux-kontext-max")
     with pytest.raises(Denied) as refused:
         await screen(moderation)
     assert refused.value.refusal.reason == "budget"
@@ -165,7 +172,7 @@ async def test_failures_are_refunded_once_and_deliveries_are_not(
 ) -> None:
     """A task that fails on KIE's side gives its credits back (once); a delivered one keeps them."""
     for _ in range(2):
-        await moderation.charge(guild_id=GUILD, user_id=USER, model="flux-kontext-pro")
+        await charge(moderation)
     failed = await finished(
         ledger, clock, "aaaaaaaaaaaa", cost=5, state=TaskState.FAILED, code="generation_failed"
     )

@@ -6,6 +6,7 @@ from datetime import UTC, datetime
 
 import pytest
 
+from bot import flux
 from bot.ledger import TaskKind, TaskParams
 from bot.moderation import policy
 from bot.moderation.policy import GuildSettings
@@ -19,7 +20,7 @@ def test_unconfigured_server_gets_safe_defaults() -> None:
     """A server that never configured anything: every channel, both models, caps 6/2, no limits."""
     gs = GuildSettings.from_json(None)
     assert gs.allowed_channels == ()
-    assert gs.model_allowed(policy.MAX) and gs.model_allowed(policy.PRO)
+    assert gs.model_allowed(flux.MAX) and gs.model_allowed(flux.PRO)
     assert policy.tolerance_cap(gs, TaskKind.IMAGINE) == 6
     assert policy.tolerance_cap(gs, TaskKind.EDIT) == 2
     assert not gs.spoiler
@@ -31,7 +32,7 @@ def test_settings_survive_a_json_round_trip() -> None:
     """Every field comes back as written (snowflakes as strings in JSON, ints again after)."""
     gs = GuildSettings(
         allowed_channels=(1234567890123456789,),
-        default_model=policy.MAX,
+        default_model=flux.MAX,
         default_aspect_ratio="1:1",
         max_model_allowed=False,
         max_tolerance=3,
@@ -105,7 +106,7 @@ def test_unusable_entries_are_explained(entry: str, problem: str) -> None:
 def test_model_and_tolerance_rules() -> None:
     """Max can be switched off; the tolerance cap applies (edits never above 2)."""
     gs = GuildSettings(max_model_allowed=False, max_tolerance=4)
-    max_params = TaskParams(prompt="x", model=policy.MAX)
+    max_params = TaskParams(prompt="x", model=flux.MAX)
     refusal = policy.check_params(gs, max_params, TaskKind.IMAGINE)
     assert refusal is not None and refusal.reason == "model" and "Pro" in refusal.message
     high = TaskParams(prompt="x", safety_tolerance=5)
@@ -119,17 +120,17 @@ def test_model_and_tolerance_rules() -> None:
 
 def test_server_defaults_fill_only_what_the_member_left_unset() -> None:
     """Defaults apply when unset; a chosen value wins; a denied default is skipped."""
-    gs = GuildSettings(default_model=policy.MAX, default_aspect_ratio="1:1", max_tolerance=1)
+    gs = GuildSettings(default_model=flux.MAX, default_aspect_ratio="1:1", max_tolerance=1)
     params = TaskParams(prompt="x")
     unset = frozenset({"model", "aspect_ratio", "safety_tolerance"})
     got = policy.apply_defaults(gs, params, TaskKind.IMAGINE, unset)
-    assert (got.model, got.aspect_ratio, got.safety_tolerance) == (policy.MAX, "1:1", 1)
+    assert (got.model, got.aspect_ratio, got.safety_tolerance) == (flux.MAX, "1:1", 1)
     chosen = policy.apply_defaults(gs, params, TaskKind.IMAGINE, frozenset())
-    assert (chosen.model, chosen.aspect_ratio) == (policy.PRO, None)
+    assert (chosen.model, chosen.aspect_ratio) == (flux.PRO, None)
     edit = policy.apply_defaults(gs, params, TaskKind.EDIT, unset)
     assert edit.aspect_ratio is None  # an edit keeps its input's shape
     denied = gs.with_changes(max_model_allowed=False)
-    assert policy.apply_defaults(denied, params, TaskKind.IMAGINE, unset).model == policy.PRO
+    assert policy.apply_defaults(denied, params, TaskKind.IMAGINE, unset).model == flux.PRO
 
 
 def test_quota_refusals_say_when_they_reset() -> None:
