@@ -259,12 +259,7 @@ class KieClient:
         try:
             return await self._download(url, max_bytes)
         except DownloadTooLarge:
-            raise KieBadResponse(
-                "result larger than allowed",
-                endpoint="download",
-                retryable=False,
-                user_message="The generated image is too large to post.",
-            ) from None
+            raise _result_too_large() from None
         except Exception as exc:
             first = type(exc).__name__
             log.info("direct result download failed (%s); asking download-url", first)
@@ -288,12 +283,7 @@ class KieClient:
             try:
                 return await self._download(link, max_bytes)
             except DownloadTooLarge:
-                raise KieBadResponse(
-                    "result larger than allowed",
-                    endpoint="download",
-                    retryable=False,
-                    user_message="The generated image is too large to post.",
-                ) from None
+                raise _result_too_large() from None
             except Exception as exc:
                 last = type(exc).__name__
                 if attempt < self._max_retries:
@@ -436,6 +426,16 @@ class _ConnectFailed(Exception):
     def __init__(self, error: KieTransportError) -> None:
         super().__init__(str(error))
         self.error = error
+
+
+def _result_too_large() -> KieBadResponse:
+    """A finished image over the size the caller can take: fetching it again cannot help."""
+    return KieBadResponse(
+        "result larger than allowed",
+        endpoint="download",
+        retryable=False,
+        user_message="The generated image is too large to post.",
+    )
 
 
 def _body_code(body: Any) -> int | None:
