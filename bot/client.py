@@ -124,7 +124,7 @@ class KontextTree(app_commands.CommandTree["KontextBot"]):
         await send_ephemeral(interaction, message)
 
 
-async def send_ephemeral(interaction: discord.Interaction[Any], message: str) -> None:
+async def send_ephemeral(interaction: discord.Interaction[discord.Client], message: str) -> None:
     """Answer privately, whether or not the interaction was already answered (then as a
     followup). The one way the bot answers a member privately; mentions in it never ping."""
     try:
