@@ -22,7 +22,7 @@ import discord
 
 from bot import custom_ids, images
 from bot.flux import model_name
-from bot.ledger import Ledger, Task, TaskKind, TaskState
+from bot.ledger import Task, TaskKind, TaskState, TaskStore
 from bot.logs import task_context
 from bot.metrics import Metrics
 from bot.status import StatusView, format_duration, prompt_excerpt, render_status
@@ -57,7 +57,7 @@ class Delivery:
     def __init__(
         self,
         client: discord.Client,
-        ledger: Ledger,
+        ledger: TaskStore,
         metrics: Metrics,
         *,
         status_context: Callable[[Task], dict[str, Any]] | None = None,

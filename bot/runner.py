@@ -33,7 +33,7 @@ from bot.kie import (
     SuccessFlag,
     TaskRecord,
 )
-from bot.ledger import Ledger, Task, TaskKind, TaskState
+from bot.ledger import Task, TaskAndInputStore, TaskKind, TaskState
 from bot.logs import task_context
 from bot.metrics import Metrics
 from bot.outcomes import Failure, Outcome, failure, outcome_for_kie_code
@@ -79,7 +79,7 @@ class Runner:
         self,
         *,
         settings: Settings,
-        ledger: Ledger,
+        ledger: TaskAndInputStore,
         kie: KieClient,
         scheduler: Scheduler,
         delivery: Delivery,

@@ -19,7 +19,7 @@ import aiohttp
 from bot import custom_ids, images, net
 from bot.config import Settings
 from bot.flux import DEFAULT_MODEL, MODELS
-from bot.ledger import Ledger, StoredInput, Task, TaskKind, TaskParams, TaskState
+from bot.ledger import StoredInput, Task, TaskAndInputStore, TaskKind, TaskParams, TaskState
 from bot.logs import task_context
 from bot.metrics import Metrics
 from bot.moderation import Denied, GuildSettings, Moderation
@@ -84,7 +84,7 @@ class KontextService:
         self,
         *,
         settings: Settings,
-        ledger: Ledger,
+        ledger: TaskAndInputStore,
         runner: Runner,
         downloads: aiohttp.ClientSession,
         metrics: Metrics,

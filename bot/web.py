@@ -11,13 +11,13 @@ import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from aiohttp import web
 
 from bot.config import Secret
 from bot.kie import KieError, parse_callback
-from bot.ledger import OPEN_STATES, Ledger, LedgerError
+from bot.ledger import OPEN_STATES, LedgerError, MetaStore, TaskStore
 from bot.loop_lag import LagMonitor
 from bot.metrics import CONTENT_TYPE_LATEST, Metrics
 from bot.supervisor import TaskHealth
@@ -38,13 +38,17 @@ class HealthSources:
     poll_loop_last_tick: Callable[[], float]
 
 
+class WebLedger(TaskStore, MetaStore, Protocol):
+    """What the web server reads: open tasks, callback secrets, and a health write."""
+
+
 class WebServer:
     def __init__(
         self,
         *,
         host: str,
         port: int,
-        ledger: Ledger,
+        ledger: WebLedger,
         metrics: Metrics,
         lag: LagMonitor,
         health: HealthSources,

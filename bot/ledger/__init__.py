@@ -5,11 +5,16 @@ from __future__ import annotations
 from bot.config import sqlite_path
 from bot.ledger.base import (
     Block,
+    InputStore,
     Ledger,
     LedgerError,
+    MetaStore,
+    ModerationStore,
     OperatorBlock,
     StoredInput,
+    TaskAndInputStore,
     TaskNotFound,
+    TaskStore,
 )
 from bot.ledger.models import OPEN_STATES, TERMINAL_STATES, Task, TaskKind, TaskParams, TaskState
 from bot.ledger.sqlite import SqliteLedger
@@ -27,15 +32,20 @@ __all__ = [
     "OPEN_STATES",
     "TERMINAL_STATES",
     "Block",
+    "InputStore",
     "Ledger",
     "LedgerError",
+    "MetaStore",
+    "ModerationStore",
     "OperatorBlock",
     "SqliteLedger",
     "StoredInput",
     "Task",
+    "TaskAndInputStore",
     "TaskKind",
     "TaskNotFound",
     "TaskParams",
     "TaskState",
+    "TaskStore",
     "open_ledger",
 ]

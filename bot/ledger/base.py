@@ -1,8 +1,9 @@
 """The ledger interface: the one place that knows how tasks are stored.
 
-Every state change is written here before it is acted on. SQLite implements it today
-(bot.ledger.sqlite); a PostgreSQL backend for several instances would implement the same
-Protocol without touching the rest of the bot.
+Every state change is written here before it is acted on. The interface is split by concern
+(TaskStore, InputStore, ModerationStore, MetaStore) so that each part of the bot depends on
+the smallest one it needs and a second backend can implement them one by one; `Ledger` is
+their union. SQLite implements it today (bot.ledger.sqlite).
 """
 
 from __future__ import annotations
@@ -53,10 +54,8 @@ class OperatorBlock:
     created_at: float
 
 
-class Ledger(Protocol):
-    async def open(self) -> None: ...
-
-    async def close(self) -> None: ...
+class TaskStore(Protocol):
+    """Tasks: every state change is written here before it is acted on."""
 
     async def insert(self, task: Task) -> None: ...
 
@@ -98,6 +97,10 @@ class Ledger(Protocol):
 
     async def last_submission_at(self, user_id: int) -> float | None: ...
 
+
+class InputStore(Protocol):
+    """Input images, kept until they have been uploaded to KIE."""
+
     async def put_input(self, item: StoredInput) -> None: ...
 
     async def get_input(self, task_id: str) -> StoredInput | None: ...
@@ -108,6 +111,10 @@ class Ledger(Protocol):
         """Delete stored inputs of finished tasks created before `older_than`; return how many."""
         ...
 
+
+class MetaStore(Protocol):
+    """Small key/value facts of the bot itself (command sync hashes, alerts, health)."""
+
     async def get_meta(self, key: str) -> str | None: ...
 
     async def set_meta(self, key: str, value: str) -> None: ...
@@ -116,7 +123,9 @@ class Ledger(Protocol):
         """Raise LedgerError when a write would fail (used by /healthz)."""
         ...
 
-    # -- moderation (per-server settings, daily credit usage, blocks) ---------------------
+
+class ModerationStore(Protocol):
+    """Per-server settings, daily credit usage, blocks and the operator's blocks."""
 
     async def get_guild_settings(self, guild_id: int) -> dict[str, Any] | None:
         """The server's settings as stored (a JSON object), or None if never configured."""
@@ -181,3 +190,15 @@ class Ledger(Protocol):
     async def operator_blocks(self) -> list[OperatorBlock]:
         """Every operator block, oldest first."""
         ...
+
+
+class TaskAndInputStore(TaskStore, InputStore, Protocol):
+    """Tasks with their input images: what the runner and the request service work on."""
+
+
+class Ledger(TaskStore, InputStore, ModerationStore, MetaStore, Protocol):
+    """Every store on one backend, opened and closed together (what the process wires up)."""
+
+    async def open(self) -> None: ...
+
+    async def close(self) -> None: ...

@@ -16,7 +16,7 @@ from collections.abc import Callable
 from typing import Final
 
 from bot.config import Settings
-from bot.ledger import Ledger, OperatorBlock
+from bot.ledger import ModerationStore, OperatorBlock
 from bot.moderation.policy import GuildSettings, Refusal
 from bot.validation import MAX_TOLERANCE_EDIT
 
@@ -51,7 +51,7 @@ def scope_of(guild_id: int | None) -> int:
 
 class OperatorRules:
     def __init__(
-        self, *, settings: Settings, ledger: Ledger, clock: Callable[[], float] = time.time
+        self, *, settings: Settings, ledger: ModerationStore, clock: Callable[[], float] = time.time
     ) -> None:
         self._settings = settings
         self._ledger = ledger

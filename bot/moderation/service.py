@@ -11,11 +11,20 @@ import logging
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from bot import flux
 from bot.config import Settings
-from bot.ledger import Block, Ledger, Task, TaskKind, TaskParams, TaskState
+from bot.ledger import (
+    Block,
+    MetaStore,
+    ModerationStore,
+    Task,
+    TaskKind,
+    TaskParams,
+    TaskState,
+    TaskStore,
+)
 from bot.metrics import Metrics
 from bot.moderation import policy
 from bot.moderation.modlog import ModLogSink
@@ -49,12 +58,17 @@ class UsageSummary:
     resets_at: float
 
 
+class ModerationLedger(ModerationStore, TaskStore, MetaStore, Protocol):
+    """What moderation reads and writes: its own tables, the refund and deletion marks on
+    tasks, open-task counts, and the credit alerts kept in meta."""
+
+
 class Moderation:
     def __init__(
         self,
         *,
         settings: Settings,
-        ledger: Ledger,
+        ledger: ModerationLedger,
         metrics: Metrics,
         read_credits: Callable[[], Awaitable[float]],
         modlog: ModLogSink | None = None,

@@ -1,0 +1,70 @@
+"""The SQLite stores of input images and of key/value meta data."""
+
+from __future__ import annotations
+
+from typing import Final
+
+from bot.ledger.base import StoredInput
+from bot.ledger.models import TaskState
+from bot.ledger.sqlite_connection import SqliteConnection
+
+_HEALTH_KEY: Final = "health.last_write_check"
+
+
+class SqliteInputStore(SqliteConnection):
+    """The `InputStore` on the shared connection."""
+
+    async def put_input(self, item: StoredInput) -> None:
+        await self._write(
+            "INSERT INTO inputs (task_id, data, filename, content_type, created_at)"
+            " VALUES (?, ?, ?, ?, ?)"
+            " ON CONFLICT (task_id) DO UPDATE SET data = excluded.data,"
+            " filename = excluded.filename, content_type = excluded.content_type,"
+            " created_at = excluded.created_at",
+            (item.task_id, bytes(item.data), item.filename, item.content_type, self._clock()),
+        )
+
+    async def get_input(self, task_id: str) -> StoredInput | None:
+        rows = await self._fetch(
+            "SELECT task_id, data, filename, content_type FROM inputs WHERE task_id = ?",
+            (task_id,),
+        )
+        if not rows:
+            return None
+        row = rows[0]
+        return StoredInput(
+            task_id=row["task_id"],
+            data=bytes(row["data"]),
+            filename=row["filename"],
+            content_type=row["content_type"],
+        )
+
+    async def delete_input(self, task_id: str) -> None:
+        await self._write("DELETE FROM inputs WHERE task_id = ?", (task_id,))
+
+    async def purge_inputs(self, older_than: float) -> int:
+        rows = await self._write(
+            "DELETE FROM inputs WHERE created_at < ? AND task_id IN"
+            " (SELECT id FROM tasks WHERE state IN (?, ?)) RETURNING task_id",
+            (older_than, TaskState.DONE.value, TaskState.FAILED.value),
+        )
+        return len(rows)
+
+
+class SqliteMetaStore(SqliteConnection):
+    """The `MetaStore` on the shared connection."""
+
+    async def get_meta(self, key: str) -> str | None:
+        rows = await self._fetch("SELECT value FROM meta WHERE key = ?", (key,))
+        return None if not rows else str(rows[0][0])
+
+    async def set_meta(self, key: str, value: str) -> None:
+        await self._write(
+            "INSERT INTO meta (key, value) VALUES (?, ?)"
+            " ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+            (key, value),
+        )
+
+    async def check_writable(self) -> None:
+        """A real write (an upsert into meta); LedgerError when it fails."""
+        await self.set_meta(_HEALTH_KEY, repr(self._clock()))

@@ -1,0 +1,162 @@
+"""The SQLite task store: tasks, their compare-and-set updates and the queries over them."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import sqlite3
+from collections.abc import Mapping, Sequence
+from typing import Any, Final
+
+from bot.ledger.base import LedgerError, TaskNotFound
+from bot.ledger.models import OPEN_STATES, Task, TaskKind, TaskParams, TaskState
+from bot.ledger.sqlite_connection import SqliteConnection
+
+TASK_FIELDS: Final = tuple(f.name for f in dataclasses.fields(Task))
+_UPDATABLE: Final = frozenset(TASK_FIELDS) - {"id"}
+_BOOLEAN_FIELDS: Final = ("rerollable", "reply_gone", "spoiler", "refunded")
+
+
+def _encode(name: str, value: Any) -> Any:
+    """A Task field's value as stored in its column."""
+    if name == "state":
+        return TaskState(value).value
+    if name == "kind":
+        return TaskKind(value).value
+    if name == "params":
+        if not isinstance(value, TaskParams):
+            raise ValueError("params must be a TaskParams")
+        return json.dumps(value.to_dict(), ensure_ascii=False, separators=(",", ":"))
+    return value
+
+
+def _decode(row: sqlite3.Row) -> Task:
+    try:
+        values: dict[str, Any] = {name: row[name] for name in TASK_FIELDS}
+        values["state"] = TaskState(values["state"])
+        values["kind"] = TaskKind(values["kind"])
+        values["params"] = TaskParams.from_dict(json.loads(values["params"]))
+        for name in _BOOLEAN_FIELDS:
+            values[name] = bool(values[name])
+        return Task(**values)
+    except (KeyError, IndexError, TypeError, ValueError) as exc:
+        raise LedgerError(f"a stored task could not be read: {exc}") from exc
+
+
+class SqliteTaskStore(SqliteConnection):
+    """The `TaskStore` on the shared connection."""
+
+    async def _one(self, sql: str, params: Sequence[Any] = ()) -> Task | None:
+        rows = await self._fetch(sql, params)
+        return _decode(rows[0]) if rows else None
+
+    def _assignments(self, changes: Mapping[str, Any]) -> tuple[str, list[Any]]:
+        unknown = set(changes) - _UPDATABLE
+        if unknown:
+            raise ValueError(f"not updatable task fields: {', '.join(sorted(unknown))}")
+        values = dict(changes)
+        values.setdefault("updated_at", self._clock())
+        columns = ", ".join(f"{name} = ?" for name in values)
+        return columns, [_encode(name, value) for name, value in values.items()]
+
+    async def insert(self, task: Task) -> None:
+        columns = ", ".join(TASK_FIELDS)
+        marks = ", ".join("?" for _ in TASK_FIELDS)
+        values = [_encode(name, getattr(task, name)) for name in TASK_FIELDS]
+        await self._write(f"INSERT INTO tasks ({columns}) VALUES ({marks})", values)
+
+    async def get(self, task_id: str) -> Task | None:
+        return await self._one("SELECT * FROM tasks WHERE id = ?", (task_id,))
+
+    async def update(self, task_id: str, **changes: Any) -> Task:
+        columns, values = self._assignments(changes)
+        rows = await self._write(
+            f"UPDATE tasks SET {columns} WHERE id = ? RETURNING *", [*values, task_id]
+        )
+        if not rows:
+            raise TaskNotFound(task_id)
+        return _decode(rows[0])
+
+    async def transition(
+        self, task_id: str, expected: frozenset[TaskState], **changes: Any
+    ) -> Task | None:
+        """Compare-and-set on state; None when the state had moved on; TaskNotFound."""
+        if not expected:
+            raise ValueError("transition needs at least one expected state")
+        states = sorted(TaskState(s).value for s in expected)
+        marks = ", ".join("?" for _ in states)
+        return await self._set_where(task_id, f"state IN ({marks})", states, changes)
+
+    async def update_if(
+        self, task_id: str, expect: Mapping[str, Any], **changes: Any
+    ) -> Task | None:
+        """Compare-and-set on any fields; None when one no longer held; TaskNotFound."""
+        if not expect:
+            raise ValueError("update_if needs at least one expected field")
+        unknown = set(expect) - _UPDATABLE
+        if unknown:
+            raise ValueError(f"not task fields: {', '.join(sorted(unknown))}")
+        condition = " AND ".join(f"{name} IS ?" for name in expect)
+        expected = [_encode(name, value) for name, value in expect.items()]
+        return await self._set_where(task_id, condition, expected, changes)
+
+    async def _set_where(
+        self, task_id: str, condition: str, params: Sequence[Any], changes: Mapping[str, Any]
+    ) -> Task | None:
+        """One UPDATE guarded by `condition`; None when it did not hold; TaskNotFound."""
+        columns, values = self._assignments(changes)
+        async with self._write_lock:
+            rows = await self._fetch(
+                f"UPDATE tasks SET {columns} WHERE id = ? AND {condition} RETURNING *",
+                [*values, task_id, *params],
+            )
+            if rows:
+                return _decode(rows[0])
+            exists = await self._fetch("SELECT 1 FROM tasks WHERE id = ?", (task_id,))
+        if not exists:
+            raise TaskNotFound(task_id)
+        return None
+
+    async def open_tasks(self) -> list[Task]:
+        states = _open_state_values()
+        marks = ", ".join("?" for _ in states)
+        rows = await self._fetch(
+            f"SELECT * FROM tasks WHERE state IN ({marks}) ORDER BY created_at, rowid", states
+        )
+        return [_decode(row) for row in rows]
+
+    async def count_open_for_user(self, user_id: int) -> int:
+        states = _open_state_values()
+        marks = ", ".join("?" for _ in states)
+        rows = await self._fetch(
+            f"SELECT COUNT(*) FROM tasks WHERE requester_id = ? AND state IN ({marks})",
+            [user_id, *states],
+        )
+        return int(rows[0][0])
+
+    async def find_by_kie_task_id(self, kie_task_id: str) -> Task | None:
+        return await self._one("SELECT * FROM tasks WHERE kie_task_id = ?", (kie_task_id,))
+
+    async def find_by_callback_secret(self, secret: str) -> Task | None:
+        return await self._one("SELECT * FROM tasks WHERE callback_secret = ?", (secret,))
+
+    async def recent_durations(self, limit: int = 50) -> list[float]:
+        rows = await self._fetch(
+            "SELECT completed_at - submitted_at FROM tasks"
+            " WHERE state = ? AND completed_at IS NOT NULL AND submitted_at IS NOT NULL"
+            " AND completed_at >= submitted_at"
+            " ORDER BY completed_at DESC LIMIT ?",
+            (TaskState.DONE.value, max(0, limit)),
+        )
+        return [float(row[0]) for row in rows]
+
+    async def last_submission_at(self, user_id: int) -> float | None:
+        rows = await self._fetch(
+            "SELECT MAX(created_at) FROM tasks WHERE requester_id = ?", (user_id,)
+        )
+        value = rows[0][0]
+        return None if value is None else float(value)
+
+
+def _open_state_values() -> list[str]:
+    return sorted(s.value for s in OPEN_STATES)
