@@ -26,7 +26,6 @@ from bot.kie import (
     KieClient,
     KieConnectError,
     KieError,
-    KieInsufficientCredits,
     KieRateLimited,
     KieTransportError,
     KieValidationError,
@@ -34,22 +33,67 @@ from bot.kie import (
     TaskRecord,
 )
 from bot.ledger import Task, TaskAndInputStore, TaskKind, TaskState
+from bot.ledger.models import OPEN_STATES
+from bot.lifecycle.effects import (
+    IGNORE,
+    CountOrphanedCreate,
+    Decision,
+    Deliver,
+    Effect,
+    FetchRecord,
+    Follow,
+    MarkActive,
+    PauseSubmissions,
+    PublishFailure,
+    ReleaseSlot,
+    RememberNudge,
+    Requeue,
+    RetryDelivery,
+    RunHooks,
+    Settle,
+    ShowStatus,
+    StopFollowing,
+    Submit,
+    WatchToken,
+)
+from bot.lifecycle.events import (
+    Accepted,
+    CreateAnswerLost,
+    CreateRefused,
+    Delivered,
+    DeliveryRefused,
+    DeliveryRetryDue,
+    Dispatched,
+    Event,
+    Facts,
+    FetchFailed,
+    InputMissing,
+    Policy,
+    PollDue,
+    Progress,
+    RateLimited,
+    RecordInfo,
+    RecordMissing,
+    RecordRefused,
+    RecordUnavailable,
+    Refusal,
+    Restarted,
+    Submitted,
+    TokenExpiring,
+)
+from bot.lifecycle.table import MAX_SUBMIT_ATTEMPTS, decide
 from bot.logs import task_context
 from bot.metrics import Metrics
-from bot.outcomes import Failure, Outcome, failure, outcome_for_kie_code
-from bot.polling import next_poll_delay
 from bot.scheduler import Scheduler
 from bot.status import estimate_duration
 from bot.supervisor import Supervisor, WorkSet
 
 log = logging.getLogger(__name__)
 
-RATE_LIMIT_PAUSE = 10.0  # KIE drops a create over the limit: wait out a whole window
-MAX_SUBMIT_ATTEMPTS = 3  # generate calls for one task (429s do not count)
-MAX_DELIVERY_ATTEMPTS = 4
+# The retry and failure rules (and their limits) are bot.lifecycle.table's.
+__all__ = ["MAX_SUBMIT_ATTEMPTS", "Runner", "TaskHooks"]
+
 RESULT_MAX_BYTES = 50 * 1024 * 1024
-NOT_FOUND_GRACE = 60.0  # KIE may not know a fresh task id yet
-STATUS_REFRESH = 10.0  # "generating — N s elapsed" refresh while a task runs
 POLL_CONCURRENCY = 16
 HOUSEKEEPING_INTERVAL = 3600.0
 
@@ -68,7 +112,6 @@ class _NoHooks:
 @dataclass
 class _Follow:
     next_at: float  # monotonic
-    polls: int = 0
     not_found: int = 0
     errors: int = 0
     last_status: float = field(default_factory=time.monotonic)
@@ -126,10 +169,8 @@ class Runner:
 
     def enqueue(self, task: Task) -> None:
         """A new task was written to the ledger as QUEUED: give it its turn."""
-        self._scheduler.push(task.id, task.requester_id)
-        self._watch_token(task)
+        self._apply_now(task, Accepted())
         self._update_queue_metrics()
-        self._delivery.show_status(task)
         self._wake.set()
 
     def nudge(self, task_id: str) -> None:
@@ -139,12 +180,15 @@ class Runner:
             follow.next_at = 0.0
             self._wake.set()
         else:
-            # KIE can call back before the submission is recorded (a task that finishes at
-            # once): remember it briefly, so following starts with a check, not the fallback.
-            now = time.monotonic()
-            for stale in [t for t, at in self._early_nudges.items() if now - at > 60]:
-                del self._early_nudges[stale]
-            self._early_nudges[task_id] = now
+            self._remember_nudge(task_id)
+
+    def _remember_nudge(self, task_id: str) -> None:
+        # KIE can call back before the submission is recorded (a task that finishes at once):
+        # remember it briefly, so following starts with a check, not the fallback.
+        now = time.monotonic()
+        for stale in [t for t, at in self._early_nudges.items() if now - at > 60]:
+            del self._early_nudges[stale]
+        self._early_nudges[task_id] = now
 
     def status_context(self, task: Task) -> dict[str, Any]:
         """What the status renderer needs beyond the task itself."""
@@ -235,11 +279,9 @@ class Runner:
 
     async def _give_up_too_late(self, task_id: str) -> None:
         task = await self._ledger.get(task_id)
-        if task is None or task.terminal or task.state == TaskState.DELIVERING:
-            return  # a delivery under way still has the token's last minute
-        with task_context(task.id, task.guild_id, task.requester_id):
-            log.warning("task %s: interaction token nearly spent; giving up", task_id)
-            await self._fail(task, failure(Outcome.TOO_LATE))
+        if task is not None:
+            with task_context(task.id, task.guild_id, task.requester_id):
+                await self._apply(task, TokenExpiring())
 
     def _poll_budget(self, now: float) -> int:
         while self._poll_starts and now - self._poll_starts[0] >= 1.0:
@@ -257,62 +299,158 @@ class Runner:
 
         self._work.spawn(coro, what=f"work on task {task_id}", on_done=done)
 
+    # ---- decisions -----------------------------------------------------------------------------
+
+    async def _apply(self, task: Task, event: Event) -> Task | None:
+        """Decide what `event` means for `task` (bot.lifecycle.table), write the transition,
+        and carry out the effects; see bot.lifecycle.effects for the order."""
+        decision = decide(task.state, event, self._clock(), self._facts(task))
+        if decision is not IGNORE:
+            log.debug("task %s: %s -> %s", task.id, type(event).__name__, decision.rule)
+        for effect in decision.first:
+            await self._carry_out(effect, task)
+        written = await self._write(task, decision)
+        for effect in decision.then if written is not None else decision.otherwise:
+            await self._carry_out(effect, written or task)
+        return written
+
+    def _apply_now(self, task: Task, event: Event) -> None:
+        """`_apply` for an event whose decision writes nothing and waits for nothing."""
+        decision = decide(task.state, event, self._clock(), self._facts(task))
+        assert decision.to is None and not decision.changes, decision.rule
+        for effect in (*decision.first, *decision.then):
+            self._carry_out_now(effect, task)
+
+    def _facts(self, task: Task) -> Facts:
+        follow = self._follow.get(task.id)
+        return Facts(
+            attempts=task.attempts,
+            started_at=task.submitted_at or task.created_at,
+            has_kie_task_id=bool(task.kie_task_id),
+            delivery_attempts=task.delivery_attempts,
+            not_found=follow.not_found if follow else 0,
+            poll_errors=follow.errors if follow else 0,
+            status_age=time.monotonic() - follow.last_status if follow else 0.0,
+            early_nudge=task.id in self._early_nudges,
+            jitter=0.5 + random.random(),
+            policy=Policy(
+                poll_interval=self._settings.poll_interval_seconds,
+                task_timeout=self._settings.task_timeout_seconds,
+                callbacks=self._settings.callbacks_enabled,
+                estimate=self._estimate,
+            ),
+        )
+
+    async def _write(self, task: Task, decision: Decision) -> Task | None:
+        if decision.to is None:
+            if not decision.changes:
+                return task
+            return await self._ledger.update(task.id, **decision.changes)
+        if decision.to == TaskState.FAILED:
+            assert decision.failure is not None
+            why = decision.failure
+            return await self._ledger.transition(
+                task.id,
+                OPEN_STATES,
+                state=TaskState.FAILED,
+                error_code=why.outcome.value,
+                error_message=why.message,
+                completed_at=task.completed_at or self._clock(),
+                rerollable=why.rerollable,
+            )
+        return await self._ledger.transition(
+            task.id, frozenset({task.state}), state=decision.to, **decision.changes
+        )
+
+    async def _carry_out(self, effect: Effect, task: Task) -> None:
+        match effect:
+            case Submit():
+                await self._send_to_kie(task)
+            case FetchRecord():
+                await self._fetch_record(task)
+            case Deliver():
+                self._spawn(task.id, self._deliver(task))
+            case RetryDelivery(after=after):
+                self._spawn(task.id, self._retry_delivery(task, after))
+            case PublishFailure():
+                await self._delivery.post_failure(task)
+            case Settle(outcome=outcome):
+                await self._settle(task, outcome)
+            case RunHooks():
+                await self._hooks.task_finished(task)
+            case _:
+                self._carry_out_now(effect, task)
+
+    def _carry_out_now(self, effect: Effect, task: Task) -> None:
+        match effect:
+            case ReleaseSlot():
+                self._scheduler.release(task.id)
+            case PauseSubmissions(seconds=seconds):
+                self._scheduler.pause_until(time.monotonic() + seconds)
+                log.warning("KIE rate limit hit; pausing submissions for %.0f s", seconds)
+            case Requeue(after=after) if after > 0:
+                self._retry_at[task.id] = (time.monotonic() + after, task.requester_id)
+            case Requeue(front=front):
+                self._scheduler.push(task.id, task.requester_id, front=front)
+            case MarkActive():
+                self._scheduler.mark_active(task.id, task.requester_id)
+            case WatchToken():
+                self._watch_token(task)
+            case CountOrphanedCreate():
+                self._metrics.kie_orphaned_creates.inc()
+                log.warning(
+                    "generate for task %s got no usable answer: KIE may have created it, and "
+                    "its credits may be spent; not resending",
+                    task.id,
+                )
+            case Follow():
+                self._follow_at(task.id, effect)
+            case StopFollowing():
+                self._follow.pop(task.id, None)
+            case RememberNudge():
+                self._remember_nudge(task.id)
+            case ShowStatus():
+                self._delivery.show_status(task)
+                if (follow := self._follow.get(task.id)) is not None:
+                    follow.last_status = time.monotonic()
+            case _:
+                raise TypeError(f"{effect!r} cannot be carried out here")
+
     # ---- submission --------------------------------------------------------------------------
 
     async def _submit(self, task_id: str) -> None:
         task = await self._ledger.get(task_id)
-        if task is None or task.state != TaskState.QUEUED:
+        if task is None:
             self._scheduler.release(task_id)
             return
         with task_context(task.id, task.guild_id, task.requester_id):
-            moved = await self._ledger.transition(
-                task_id,
-                frozenset({TaskState.QUEUED}),
-                state=TaskState.SUBMITTING,
-                attempts=task.attempts + 1,
-                retry_at=None,
-            )
-            if moved is None:
-                self._scheduler.release(task_id)
-                return
-            task = moved
-            self._delivery.show_status(task)
-            try:
-                input_url = await self._input_url(task)
-            except KieError as exc:
-                await self._submit_failed(task, exc)
-                return
-            except _InputMissing:
-                await self._fail(task, failure(Outcome.INPUT_UNAVAILABLE))
-                return
-            request = GenerateRequest(
-                prompt=task.params.prompt,
-                input_image=input_url,
-                aspect_ratio=task.params.aspect_ratio,
-                output_format=task.params.output_format,
-                prompt_upsampling=task.params.enhance_prompt,
-                model=task.params.model,
-                callback_url=self._callback_url(task),
-                safety_tolerance=task.params.safety_tolerance,
-            )
-            try:
-                kie_task_id = await self._kie.generate(request)
-            except KieError as exc:
-                await self._submit_failed(task, exc)
-                return
-            now = self._clock()
-            moved = await self._ledger.transition(
-                task_id,
-                frozenset({TaskState.SUBMITTING}),
-                state=TaskState.GENERATING,
-                kie_task_id=kie_task_id,
-                submitted_at=now,
-            )
-            if moved is None:
-                return
-            log.info("task %s submitted to KIE as %s", task_id, kie_task_id)
-            self._follow_task(moved, elapsed=0.0)
-            self._delivery.show_status(moved)
+            await self._apply(task, Dispatched())
+
+    async def _send_to_kie(self, task: Task) -> None:
+        try:
+            input_url = await self._input_url(task)
+            kie_task_id = await self._kie.generate(self._request(task, input_url))
+        except _InputMissing:
+            await self._apply(task, InputMissing())
+            return
+        except KieError as exc:
+            log.warning("%s for task %s failed: %s", exc.endpoint or "submission", task.id, exc)
+            await self._apply(task, _submit_event(exc))
+            return
+        if await self._apply(task, Submitted(kie_task_id)) is not None:
+            log.info("task %s submitted to KIE as %s", task.id, kie_task_id)
+
+    def _request(self, task: Task, input_url: str | None) -> GenerateRequest:
+        return GenerateRequest(
+            prompt=task.params.prompt,
+            input_image=input_url,
+            aspect_ratio=task.params.aspect_ratio,
+            output_format=task.params.output_format,
+            prompt_upsampling=task.params.enhance_prompt,
+            model=task.params.model,
+            callback_url=self._callback_url(task),
+            safety_tolerance=task.params.safety_tolerance,
+        )
 
     async def _input_url(self, task: Task) -> str | None:
         if task.kind != TaskKind.EDIT:
@@ -335,161 +473,41 @@ class Runner:
             return None
         return f"{base}/kie/callback/{task.callback_secret}"
 
-    async def _submit_failed(self, task: Task, exc: KieError) -> None:
-        self._scheduler.release(task.id)
-        if isinstance(exc, KieRateLimited):
-            # KIE dropped the create: the whole account waits out the window, the task keeps
-            # its place at the front, and its status says when it retries.
-            retry_at = self._clock() + RATE_LIMIT_PAUSE
-            self._scheduler.pause_until(time.monotonic() + RATE_LIMIT_PAUSE)
-            log.warning("KIE rate limit hit; pausing submissions for %.0f s", RATE_LIMIT_PAUSE)
-            requeued = await self._requeue(task, retry_at=retry_at, attempts=task.attempts - 1)
-            if requeued is not None:
-                self._scheduler.push(task.id, task.requester_id, front=True)
-                self._delivery.show_status(requeued)
-            return
-        if _may_have_created(exc):
-            # The create may have reached KIE before its answer was lost; KIE has no
-            # idempotency key, so resending could make (and charge) a second image.
-            self._metrics.kie_orphaned_creates.inc()
-            log.warning(
-                "generate for task %s got no usable answer (%s): KIE may have created it, and "
-                "its credits may be spent; not resending",
-                task.id,
-                exc,
-            )
-            await self._fail(task, failure(Outcome.NO_ANSWER))
-            return
-        if isinstance(exc, KieTransportError) and not isinstance(exc, KieConnectError):
-            # An upload that got no answer: the member is told, nothing is resent blindly.
-            log.warning("%s for %s got no answer (%s); not resending", exc.endpoint, task.id, exc)
-            await self._fail(task, failure(Outcome.NO_ANSWER))
-            return
-        if exc.retryable and task.attempts < MAX_SUBMIT_ATTEMPTS:
-            delay = min(60.0, 2.0 * 2 ** (task.attempts - 1)) * (0.5 + random.random())
-            log.warning("submission of %s failed (%s); retrying in %.1f s", task.id, exc, delay)
-            requeued = await self._requeue(
-                task, retry_at=self._clock() + delay, attempts=task.attempts
-            )
-            if requeued is not None:
-                self._retry_at[task.id] = (time.monotonic() + delay, task.requester_id)
-                self._delivery.show_status(requeued)
-            return
-        log.warning("submission of %s failed for good: %s", task.id, exc)
-        await self._fail(task, self._failure_for(exc))
-
-    async def _requeue(self, task: Task, *, retry_at: float, attempts: int) -> Task | None:
-        return await self._ledger.transition(
-            task.id,
-            frozenset({TaskState.SUBMITTING}),
-            state=TaskState.QUEUED,
-            attempts=attempts,
-            retry_at=retry_at,
-        )
-
     # ---- following -----------------------------------------------------------------------------
 
-    def _follow_task(self, task: Task, *, elapsed: float, now_: bool = False) -> None:
-        early = self._early_nudges.pop(task.id, None) is not None
-        delay = 0.0 if now_ or early else self._poll_delay(elapsed)
-        self._follow[task.id] = _Follow(next_at=time.monotonic() + delay)
-
-    def _poll_delay(self, elapsed: float) -> float:
-        return next_poll_delay(
-            elapsed,
-            self._estimate,
-            self._settings.poll_interval_seconds,
-            callbacks=self._settings.callbacks_enabled,
-        )
+    def _follow_at(self, task_id: str, when: Follow) -> None:
+        self._early_nudges.pop(task_id, None)
+        follow = self._follow.setdefault(task_id, _Follow(next_at=0.0))
+        follow.next_at = time.monotonic() + when.after
+        follow.not_found = when.not_found
+        follow.errors = when.poll_errors
 
     async def _poll(self, task_id: str) -> None:
-        follow = self._follow.get(task_id)
         task = await self._ledger.get(task_id)
-        if (
-            follow is None
-            or task is None
-            or task.state != TaskState.GENERATING
-            or not task.kie_task_id
-        ):
+        if task is None or task_id not in self._follow:
             self._follow.pop(task_id, None)
             return
         with task_context(task.id, task.guild_id, task.requester_id):
-            elapsed = self._clock() - (task.submitted_at or task.created_at)
-            if elapsed > self._settings.task_timeout_seconds:
-                self._follow.pop(task_id, None)
-                await self._fail(task, failure(Outcome.TIMED_OUT))
-                return
-            async with self._poll_slots:
-                follow.polls += 1
-                try:
-                    record = await self._kie.record_info(task.kie_task_id)
-                except KieValidationError:
-                    follow.not_found += 1
-                    if elapsed > NOT_FOUND_GRACE and follow.not_found >= 3:
-                        self._follow.pop(task_id, None)
-                        await self._fail(task, failure(Outcome.INTERNAL_ERROR))
-                        return
-                    follow.next_at = time.monotonic() + self._settings.poll_interval_seconds
-                    return
-                except KieAuthError as exc:
-                    self._follow.pop(task_id, None)
-                    await self._fail(task, self._failure_for(exc))
-                    return
-                except KieError as exc:
-                    follow.errors += 1
-                    backoff = min(30.0, self._settings.poll_interval_seconds * 2**follow.errors)
-                    log.warning(
-                        "record-info for %s failed (%s); next try in %.1f s", task_id, exc, backoff
-                    )
-                    follow.next_at = time.monotonic() + backoff
-                    return
-            follow.errors = 0
-            await self._on_record(task, record, follow, elapsed)
+            await self._apply(task, PollDue())
 
-    async def _on_record(
-        self, task: Task, record: TaskRecord, follow: _Follow, elapsed: float
-    ) -> None:
-        if record.success_flag == SuccessFlag.GENERATING:
-            follow.next_at = time.monotonic() + self._poll_delay(elapsed)
-            if time.monotonic() - follow.last_status >= STATUS_REFRESH:
-                follow.last_status = time.monotonic()
-                self._delivery.show_status(task)
-            return
-        self._follow.pop(task.id, None)
-        if record.success_flag == SuccessFlag.SUCCESS:
-            url = record.result_image_url or record.origin_image_url
-            if not url:
-                await self._fail(task, failure(Outcome.RESULT_UNAVAILABLE))
-                return
-            moved = await self._ledger.transition(
-                task.id,
-                frozenset({TaskState.GENERATING}),
-                state=TaskState.DELIVERING,
-                result_url=url,
-                completed_at=self._clock(),
-            )
-            if moved is not None:
-                await self._deliver(moved)
-            return
-        code = record.error_code
-        log.info(
-            "KIE reports task %s failed: flag %s, code %s", task.id, int(record.success_flag), code
-        )
-        if code == 500 and task.attempts < MAX_SUBMIT_ATTEMPTS:
-            # An internal error on KIE's side: a fresh task usually goes through.
-            requeued = await self._ledger.transition(
-                task.id,
-                frozenset({TaskState.GENERATING}),
-                state=TaskState.QUEUED,
-                kie_task_id=None,
-                submitted_at=None,
-            )
-            if requeued is not None:
-                self._scheduler.release(task.id)
-                self._scheduler.push(task.id, task.requester_id, front=True)
-                self._delivery.show_status(requeued)
-            return
-        await self._fail(task, failure(outcome_for_kie_code(code)))
+    async def _fetch_record(self, task: Task) -> None:
+        assert task.kie_task_id is not None
+        event: Event
+        async with self._poll_slots:
+            try:
+                record = await self._kie.record_info(task.kie_task_id)
+            except KieValidationError:
+                event = RecordMissing()
+            except KieAuthError as exc:
+                event = RecordRefused(exc.code)
+            except KieError as exc:
+                log.warning("record-info for %s failed (%s)", task.id, exc)
+                event = RecordUnavailable()
+            else:
+                event = _record_event(record)
+        if isinstance(event, RecordInfo) and event.progress == Progress.FAILED:
+            log.info("KIE reports task %s failed: code %s", task.id, event.error_code)
+        await self._apply(task, event)
 
     # ---- delivery --------------------------------------------------------------------------------
 
@@ -503,10 +521,9 @@ class Runner:
             except (KieError, ValueError, images.ImageRejected) as exc:
                 # A KIE error that retrying cannot fix (the result expired, or is too large)
                 # ends the task now instead of after every delivery attempt.
+                log.warning("result download of %s failed: %s", task.id, exc)
                 permanent = isinstance(exc, KieError) and not exc.retryable
-                await self._delivery_problem(
-                    task, f"result download failed: {exc}", permanent=permanent
-                )
+                await self._apply(task, FetchFailed(permanent=permanent))
                 return
             extension = "png" if fmt.lower() == "png" else "jpg"
             try:
@@ -514,65 +531,30 @@ class Runner:
                     task, data, extension, spoiler=task.spoiler
                 )
             except DeliveryFailed as exc:
-                if exc.too_late:
-                    await self._fail(task, failure(Outcome.TOO_LATE))
-                    return
-                await self._delivery_problem(task, str(exc), permanent=exc.permanent)
+                log.warning("delivery of %s failed: %s", task.id, exc)
+                await self._apply(task, DeliveryRefused(_refusal(exc)))
                 return
-            done = await self._ledger.transition(
-                task.id,
-                frozenset({TaskState.DELIVERING}),
-                state=TaskState.DONE,
-                delivered_at=self._clock(),
-                result_message_id=message_id,
-            )
             self._metrics.delivery_latency.observe(time.monotonic() - detected)
-            if done is not None:
-                self._finished(done)
-                # After the task is DONE, so the estimate counts it (it lagged one task behind).
-                await self._refresh_estimate()
-                self._metrics.task_outcomes.labels(outcome="done").inc()
-                self._metrics.task_duration.observe(max(0.0, self._clock() - done.created_at))
+            if await self._apply(task, Delivered(message_id)) is not None:
                 log.info("task %s delivered as message %s", task.id, message_id)
-                await self._hooks.task_finished(done)
-
-    async def _delivery_problem(self, task: Task, reason: str, *, permanent: bool) -> None:
-        attempts = task.delivery_attempts + 1
-        if permanent or attempts >= MAX_DELIVERY_ATTEMPTS:
-            log.warning("giving up on delivering %s: %s", task.id, reason)
-            outcome = Outcome.CANNOT_POST if "permission" in reason else Outcome.RESULT_UNAVAILABLE
-            await self._fail(task, failure(outcome))
-            return
-        delay = 2.0 * 2**attempts
-        log.warning("delivery of %s failed (%s); retrying in %.0f s", task.id, reason, delay)
-        updated = await self._ledger.update(task.id, delivery_attempts=attempts)
-        self._spawn(task.id, self._retry_delivery(updated, delay))
 
     async def _retry_delivery(self, task: Task, delay: float) -> None:
         await asyncio.sleep(delay)
         current = await self._ledger.get(task.id)
-        if current is not None and current.state == TaskState.DELIVERING:
-            await self._deliver(current)
+        if current is not None:
+            await self._apply(current, DeliveryRetryDue())
 
     # ---- endings -----------------------------------------------------------------------------
 
-    async def _fail(self, task: Task, why: Failure) -> None:
-        failed = await self._ledger.transition(
-            task.id,
-            frozenset(s for s in TaskState if not s.terminal),
-            state=TaskState.FAILED,
-            error_code=why.outcome.value,
-            error_message=why.message,
-            completed_at=task.completed_at or self._clock(),
-            rerollable=why.rerollable,
-        )
-        if failed is None:
-            return
-        log.info("task %s failed: %s", task.id, why.outcome.value)
-        self._finished(failed)
-        self._metrics.task_outcomes.labels(outcome=why.outcome.value).inc()
-        await self._delivery.post_failure(failed)
-        await self._hooks.task_finished(failed)
+    async def _settle(self, task: Task, outcome: str) -> None:
+        self._finished(task)
+        if outcome == "done":
+            # After the task is DONE, so the estimate counts it (it lagged one task behind).
+            await self._refresh_estimate()
+            self._metrics.task_duration.observe(max(0.0, self._clock() - task.created_at))
+        else:
+            log.info("task %s failed: %s", task.id, outcome)
+        self._metrics.task_outcomes.labels(outcome=outcome).inc()
 
     def _finished(self, task: Task) -> None:
         self._scheduler.release(task.id)
@@ -584,36 +566,14 @@ class Runner:
         self._delivery.forget(task.id)
         self._update_queue_metrics()
 
-    def _failure_for(self, exc: KieError) -> Failure:
-        if isinstance(exc, KieInsufficientCredits):
-            return failure(Outcome.OUT_OF_CREDITS)
-        return failure(outcome_for_kie_code(exc.code))
-
     # ---- restart and housekeeping --------------------------------------------------------------
 
     async def _resume(self) -> None:
         tasks = await self._ledger.open_tasks()
         if tasks:
             log.info("resuming %d open task(s)", len(tasks))
-        for stored in tasks:
-            task = stored
-            self._watch_token(task)
-            if task.state in (TaskState.QUEUED, TaskState.SUBMITTING):
-                if task.kie_task_id:
-                    # KIE already has it: never submit twice.
-                    task = await self._ledger.update(task.id, state=TaskState.GENERATING)
-                else:
-                    if task.state == TaskState.SUBMITTING:
-                        # The generate call may or may not have reached KIE; with no task id
-                        # recorded there is nothing to follow, so it is submitted again.
-                        await self._ledger.update(task.id, state=TaskState.QUEUED)
-                    self._scheduler.push(task.id, task.requester_id)
-                    continue
-            self._scheduler.mark_active(task.id, task.requester_id)
-            if task.state == TaskState.GENERATING:
-                self._follow_task(task, elapsed=0.0, now_=True)
-            elif task.state == TaskState.DELIVERING:
-                self._spawn(task.id, self._deliver(task))
+        for task in tasks:
+            await self._apply(task, Restarted())
         self._update_queue_metrics()
 
     async def _housekeeping_loop(self) -> None:
@@ -658,3 +618,31 @@ def _may_have_created(exc: KieError) -> bool:
     if isinstance(exc, KieBadResponse):
         return True
     return isinstance(exc, KieTransportError) and not isinstance(exc, KieConnectError)
+
+
+def _submit_event(exc: KieError) -> Event:
+    """What a failed upload or create means to the lifecycle."""
+    if isinstance(exc, KieRateLimited):
+        return RateLimited()
+    if _may_have_created(exc):
+        return CreateAnswerLost(maybe_created=True)
+    if isinstance(exc, KieTransportError) and not isinstance(exc, KieConnectError):
+        return CreateAnswerLost(maybe_created=False)  # an upload that got no answer
+    return CreateRefused(exc.code, retryable=exc.retryable)
+
+
+def _record_event(record: TaskRecord) -> RecordInfo:
+    if record.success_flag == SuccessFlag.GENERATING:
+        return RecordInfo(Progress.PENDING)
+    if record.success_flag == SuccessFlag.SUCCESS:
+        url = record.result_image_url or record.origin_image_url
+        return RecordInfo(Progress.SUCCESS, result_url=url)
+    return RecordInfo(Progress.FAILED, error_code=record.error_code)
+
+
+def _refusal(exc: DeliveryFailed) -> Refusal:
+    if exc.too_late:
+        return Refusal.EXPIRED
+    if "permission" in str(exc):
+        return Refusal.FORBIDDEN
+    return Refusal.REFUSED if exc.permanent else Refusal.TRANSIENT
