@@ -16,23 +16,11 @@ from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from bot import images
 from bot.config import Settings
-from bot.delivery import Delivery, DeliveryFailed
-from bot.kie import (
-    GenerateRequest,
-    KieAuthError,
-    KieBadResponse,
-    KieClient,
-    KieConnectError,
-    KieError,
-    KieRateLimited,
-    KieTransportError,
-    KieValidationError,
-    SuccessFlag,
-    TaskRecord,
-)
-from bot.ledger import Task, TaskAndInputStore, TaskKind, TaskState
+from bot.delivery import Delivery
+from bot.executors import RecordReader, ResultDeliverer, Submitter
+from bot.kie import KieClient
+from bot.ledger import Task, TaskAndInputStore, TaskState
 from bot.ledger.models import OPEN_STATES
 from bot.lifecycle.effects import (
     IGNORE,
@@ -58,25 +46,13 @@ from bot.lifecycle.effects import (
 )
 from bot.lifecycle.events import (
     Accepted,
-    CreateAnswerLost,
-    CreateRefused,
     Delivered,
-    DeliveryRefused,
     DeliveryRetryDue,
     Dispatched,
     Event,
     Facts,
-    FetchFailed,
-    InputMissing,
     Policy,
     PollDue,
-    Progress,
-    RateLimited,
-    RecordInfo,
-    RecordMissing,
-    RecordRefused,
-    RecordUnavailable,
-    Refusal,
     Restarted,
     Submitted,
     TokenExpiring,
@@ -93,8 +69,6 @@ log = logging.getLogger(__name__)
 # The retry and failure rules (and their limits) are bot.lifecycle.table's.
 __all__ = ["MAX_SUBMIT_ATTEMPTS", "Runner", "TaskHooks"]
 
-RESULT_MAX_BYTES = 50 * 1024 * 1024
-POLL_CONCURRENCY = 16
 HOUSEKEEPING_INTERVAL = 3600.0
 
 
@@ -146,7 +120,9 @@ class Runner:
         self._token_deadlines: dict[str, float] = {}  # tasks outside servers (wall clock)
         self._busy: set[str] = set()
         self._work = WorkSet()
-        self._poll_slots = asyncio.Semaphore(POLL_CONCURRENCY)
+        self._submitter = Submitter(kie, ledger, ledger, settings)
+        self._records = RecordReader(kie)
+        self._deliverer = ResultDeliverer(kie, delivery, metrics)
         self._poll_starts: deque[float] = deque()  # record-info starts in the last second
         self._estimate: float | None = None
         self._supervisor = supervisor or Supervisor()
@@ -427,51 +403,9 @@ class Runner:
             await self._apply(task, Dispatched())
 
     async def _send_to_kie(self, task: Task) -> None:
-        try:
-            input_url = await self._input_url(task)
-            kie_task_id = await self._kie.generate(self._request(task, input_url))
-        except _InputMissing:
-            await self._apply(task, InputMissing())
-            return
-        except KieError as exc:
-            log.warning("%s for task %s failed: %s", exc.endpoint or "submission", task.id, exc)
-            await self._apply(task, _submit_event(exc))
-            return
-        if await self._apply(task, Submitted(kie_task_id)) is not None:
-            log.info("task %s submitted to KIE as %s", task.id, kie_task_id)
-
-    def _request(self, task: Task, input_url: str | None) -> GenerateRequest:
-        return GenerateRequest(
-            prompt=task.params.prompt,
-            input_image=input_url,
-            aspect_ratio=task.params.aspect_ratio,
-            output_format=task.params.output_format,
-            prompt_upsampling=task.params.enhance_prompt,
-            model=task.params.model,
-            callback_url=self._callback_url(task),
-            safety_tolerance=task.params.safety_tolerance,
-        )
-
-    async def _input_url(self, task: Task) -> str | None:
-        if task.kind != TaskKind.EDIT:
-            return None
-        if task.input_image_url:
-            return task.input_image_url
-        stored = await self._ledger.get_input(task.id)
-        if stored is None:
-            raise _InputMissing
-        ext = stored.filename.rsplit(".", 1)[-1] if "." in stored.filename else "png"
-        uploaded = await self._kie.upload_file(
-            stored.data, f"{task.id}.{ext}", content_type=stored.content_type
-        )
-        await self._ledger.update(task.id, input_image_url=uploaded.download_url)
-        return uploaded.download_url
-
-    def _callback_url(self, task: Task) -> str | None:
-        base = self._settings.public_base_url
-        if base is None or not task.callback_secret:
-            return None
-        return f"{base}/kie/callback/{task.callback_secret}"
+        event = await self._submitter.submit(task)
+        if await self._apply(task, event) is not None and isinstance(event, Submitted):
+            log.info("task %s submitted to KIE as %s", task.id, event.kie_task_id)
 
     # ---- following -----------------------------------------------------------------------------
 
@@ -491,52 +425,15 @@ class Runner:
             await self._apply(task, PollDue())
 
     async def _fetch_record(self, task: Task) -> None:
-        assert task.kie_task_id is not None
-        event: Event
-        async with self._poll_slots:
-            try:
-                record = await self._kie.record_info(task.kie_task_id)
-            except KieValidationError:
-                event = RecordMissing()
-            except KieAuthError as exc:
-                event = RecordRefused(exc.code)
-            except KieError as exc:
-                log.warning("record-info for %s failed (%s)", task.id, exc)
-                event = RecordUnavailable()
-            else:
-                event = _record_event(record)
-        if isinstance(event, RecordInfo) and event.progress == Progress.FAILED:
-            log.info("KIE reports task %s failed: code %s", task.id, event.error_code)
-        await self._apply(task, event)
+        await self._apply(task, await self._records.read(task))
 
     # ---- delivery --------------------------------------------------------------------------------
 
     async def _deliver(self, task: Task) -> None:
         with task_context(task.id, task.guild_id, task.requester_id):
-            assert task.result_url is not None
-            detected = time.monotonic()
-            try:
-                data = await self._kie.fetch_result(task.result_url, max_bytes=RESULT_MAX_BYTES)
-                _, _, fmt = await images.in_worker(images.probe, data)
-            except (KieError, ValueError, images.ImageRejected) as exc:
-                # A KIE error that retrying cannot fix (the result expired, or is too large)
-                # ends the task now instead of after every delivery attempt.
-                log.warning("result download of %s failed: %s", task.id, exc)
-                permanent = isinstance(exc, KieError) and not exc.retryable
-                await self._apply(task, FetchFailed(permanent=permanent))
-                return
-            extension = "png" if fmt.lower() == "png" else "jpg"
-            try:
-                message_id = await self._delivery.post_result(
-                    task, data, extension, spoiler=task.spoiler
-                )
-            except DeliveryFailed as exc:
-                log.warning("delivery of %s failed: %s", task.id, exc)
-                await self._apply(task, DeliveryRefused(_refusal(exc)))
-                return
-            self._metrics.delivery_latency.observe(time.monotonic() - detected)
-            if await self._apply(task, Delivered(message_id)) is not None:
-                log.info("task %s delivered as message %s", task.id, message_id)
+            event = await self._deliverer.deliver(task)
+            if await self._apply(task, event) is not None and isinstance(event, Delivered):
+                log.info("task %s delivered as message %s", task.id, event.message_id)
 
     async def _retry_delivery(self, task: Task, delay: float) -> None:
         await asyncio.sleep(delay)
@@ -605,44 +502,3 @@ class Runner:
 
     def _update_queue_metrics(self) -> None:
         self._metrics.queue_depth.set(self._scheduler.queued)
-
-
-class _InputMissing(Exception):
-    pass
-
-
-def _may_have_created(exc: KieError) -> bool:
-    """A generate whose answer was lost or unreadable: KIE may have created the task."""
-    if exc.endpoint != "generate":
-        return False
-    if isinstance(exc, KieBadResponse):
-        return True
-    return isinstance(exc, KieTransportError) and not isinstance(exc, KieConnectError)
-
-
-def _submit_event(exc: KieError) -> Event:
-    """What a failed upload or create means to the lifecycle."""
-    if isinstance(exc, KieRateLimited):
-        return RateLimited()
-    if _may_have_created(exc):
-        return CreateAnswerLost(maybe_created=True)
-    if isinstance(exc, KieTransportError) and not isinstance(exc, KieConnectError):
-        return CreateAnswerLost(maybe_created=False)  # an upload that got no answer
-    return CreateRefused(exc.code, retryable=exc.retryable)
-
-
-def _record_event(record: TaskRecord) -> RecordInfo:
-    if record.success_flag == SuccessFlag.GENERATING:
-        return RecordInfo(Progress.PENDING)
-    if record.success_flag == SuccessFlag.SUCCESS:
-        url = record.result_image_url or record.origin_image_url
-        return RecordInfo(Progress.SUCCESS, result_url=url)
-    return RecordInfo(Progress.FAILED, error_code=record.error_code)
-
-
-def _refusal(exc: DeliveryFailed) -> Refusal:
-    if exc.too_late:
-        return Refusal.EXPIRED
-    if "permission" in str(exc):
-        return Refusal.FORBIDDEN
-    return Refusal.REFUSED if exc.permanent else Refusal.TRANSIENT

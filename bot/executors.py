@@ -1,0 +1,206 @@
+"""The effects that talk to KIE and Discord: each one does its I/O and answers with an event.
+
+The runner hands the event to `bot.lifecycle.decide`; none of these decide anything themselves
+(no retry, no failure): they only say what happened, in the lifecycle's vocabulary.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+
+from bot import images
+from bot.config import Settings
+from bot.delivery import Delivery, DeliveryFailed
+from bot.kie import (
+    GenerateRequest,
+    KieAuthError,
+    KieBadResponse,
+    KieClient,
+    KieConnectError,
+    KieError,
+    KieRateLimited,
+    KieTransportError,
+    KieValidationError,
+    SuccessFlag,
+    TaskRecord,
+)
+from bot.ledger import InputStore, Task, TaskKind, TaskStore
+from bot.lifecycle.events import (
+    CreateAnswerLost,
+    CreateRefused,
+    Delivered,
+    DeliveryRefused,
+    Event,
+    FetchFailed,
+    InputMissing,
+    Progress,
+    RateLimited,
+    RecordInfo,
+    RecordMissing,
+    RecordRefused,
+    RecordUnavailable,
+    Refusal,
+    Submitted,
+)
+from bot.metrics import Metrics
+
+log = logging.getLogger(__name__)
+
+RESULT_MAX_BYTES = 50 * 1024 * 1024
+POLL_CONCURRENCY = 16
+
+
+class Submitter:
+    """Submit: upload an edit's input image, then create the KIE task."""
+
+    def __init__(
+        self, kie: KieClient, tasks: TaskStore, inputs: InputStore, settings: Settings
+    ) -> None:
+        self._kie = kie
+        self._tasks = tasks
+        self._inputs = inputs
+        self._settings = settings
+
+    async def submit(self, task: Task) -> Event:
+        try:
+            input_url = await self._input_url(task)
+            kie_task_id = await self._kie.generate(self._request(task, input_url))
+        except _InputMissing:
+            return InputMissing()
+        except KieError as exc:
+            log.warning("%s for task %s failed: %s", exc.endpoint or "submission", task.id, exc)
+            return submit_event(exc)
+        return Submitted(kie_task_id)
+
+    def _request(self, task: Task, input_url: str | None) -> GenerateRequest:
+        return GenerateRequest(
+            prompt=task.params.prompt,
+            input_image=input_url,
+            aspect_ratio=task.params.aspect_ratio,
+            output_format=task.params.output_format,
+            prompt_upsampling=task.params.enhance_prompt,
+            model=task.params.model,
+            callback_url=self._callback_url(task),
+            safety_tolerance=task.params.safety_tolerance,
+        )
+
+    async def _input_url(self, task: Task) -> str | None:
+        if task.kind != TaskKind.EDIT:
+            return None
+        if task.input_image_url:
+            return task.input_image_url
+        stored = await self._inputs.get_input(task.id)
+        if stored is None:
+            raise _InputMissing
+        ext = stored.filename.rsplit(".", 1)[-1] if "." in stored.filename else "png"
+        uploaded = await self._kie.upload_file(
+            stored.data, f"{task.id}.{ext}", content_type=stored.content_type
+        )
+        await self._tasks.update(task.id, input_image_url=uploaded.download_url)
+        return uploaded.download_url
+
+    def _callback_url(self, task: Task) -> str | None:
+        base = self._settings.public_base_url
+        if base is None or not task.callback_secret:
+            return None
+        return f"{base}/kie/callback/{task.callback_secret}"
+
+
+class RecordReader:
+    """Fetch: ask record-info about a generating task, a bounded number at a time."""
+
+    def __init__(self, kie: KieClient) -> None:
+        self._kie = kie
+        self._slots = asyncio.Semaphore(POLL_CONCURRENCY)
+
+    async def read(self, task: Task) -> Event:
+        assert task.kie_task_id is not None
+        async with self._slots:
+            try:
+                record = await self._kie.record_info(task.kie_task_id)
+            except KieValidationError:
+                return RecordMissing()
+            except KieAuthError as exc:
+                return RecordRefused(exc.code)
+            except KieError as exc:
+                log.warning("record-info for %s failed (%s)", task.id, exc)
+                return RecordUnavailable()
+        event = record_event(record)
+        if event.progress == Progress.FAILED:
+            log.info("KIE reports task %s failed: code %s", task.id, event.error_code)
+        return event
+
+
+class ResultDeliverer:
+    """Publish the result: download it from KIE, check it is an image, post it to Discord."""
+
+    def __init__(self, kie: KieClient, delivery: Delivery, metrics: Metrics) -> None:
+        self._kie = kie
+        self._delivery = delivery
+        self._metrics = metrics
+
+    async def deliver(self, task: Task) -> Event:
+        assert task.result_url is not None
+        detected = time.monotonic()
+        try:
+            data = await self._kie.fetch_result(task.result_url, max_bytes=RESULT_MAX_BYTES)
+            _, _, fmt = await images.in_worker(images.probe, data)
+        except (KieError, ValueError, images.ImageRejected) as exc:
+            # A KIE error that retrying cannot fix (the result expired, or is too large)
+            # ends the task now instead of after every delivery attempt.
+            log.warning("result download of %s failed: %s", task.id, exc)
+            return FetchFailed(permanent=isinstance(exc, KieError) and not exc.retryable)
+        extension = "png" if fmt.lower() == "png" else "jpg"
+        try:
+            message_id = await self._delivery.post_result(
+                task, data, extension, spoiler=task.spoiler
+            )
+        except DeliveryFailed as exc:
+            log.warning("delivery of %s failed: %s", task.id, exc)
+            return DeliveryRefused(refusal(exc))
+        self._metrics.delivery_latency.observe(time.monotonic() - detected)
+        return Delivered(message_id)
+
+
+class _InputMissing(Exception):
+    pass
+
+
+def submit_event(exc: KieError) -> Event:
+    """What a failed upload or create means to the lifecycle."""
+    if isinstance(exc, KieRateLimited):
+        return RateLimited()
+    if _may_have_created(exc):
+        return CreateAnswerLost(maybe_created=True)
+    if isinstance(exc, KieTransportError) and not isinstance(exc, KieConnectError):
+        return CreateAnswerLost(maybe_created=False)  # an upload that got no answer
+    return CreateRefused(exc.code, retryable=exc.retryable)
+
+
+def _may_have_created(exc: KieError) -> bool:
+    """A generate whose answer was lost or unreadable: KIE may have created the task."""
+    if exc.endpoint != "generate":
+        return False
+    if isinstance(exc, KieBadResponse):
+        return True
+    return isinstance(exc, KieTransportError) and not isinstance(exc, KieConnectError)
+
+
+def record_event(record: TaskRecord) -> RecordInfo:
+    if record.success_flag == SuccessFlag.GENERATING:
+        return RecordInfo(Progress.PENDING)
+    if record.success_flag == SuccessFlag.SUCCESS:
+        url = record.result_image_url or record.origin_image_url
+        return RecordInfo(Progress.SUCCESS, result_url=url)
+    return RecordInfo(Progress.FAILED, error_code=record.error_code)
+
+
+def refusal(exc: DeliveryFailed) -> Refusal:
+    """Discord's refusal as the lifecycle sees it (until the Discord adapter types it itself)."""
+    if exc.too_late:
+        return Refusal.EXPIRED
+    if "permission" in str(exc):
+        return Refusal.FORBIDDEN
+    return Refusal.REFUSED if exc.permanent else Refusal.TRANSIENT
