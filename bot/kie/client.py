@@ -19,16 +19,16 @@ Retry policy (the job-creating POST is never retried blindly):
 The API key lives only in the Authorization header. It is never logged (DEBUG logs carry the
 endpoint, outcome and elapsed time), and aiohttp exceptions, whose ``request_info`` carries the
 request headers, are never chained (``raise ... from None``) nor formatted into messages.
+
+The request itself, its envelope check and the retry loop live in :mod:`bot.kie.transport`; this
+module holds the endpoints and the result download.
 """
 
 from __future__ import annotations
 
 import asyncio
 import base64
-import json
 import logging
-import random
-import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -36,15 +36,14 @@ import aiohttp
 
 from bot.kie.errors import (
     KieBadResponse,
-    KieConnectError,
     KieError,
     KieNotFound,
     KieRateLimited,
     KieTransportError,
     KieValidationError,
-    error_for_code,
 )
 from bot.kie.models import GenerateRequest, TaskRecord, UploadedFile, parse_record, parse_uploaded
+from bot.kie.transport import KieTransport, RetryPolicy
 from bot.net import DownloadTooLarge, safe_fetch
 
 __all__ = ["KieClient"]
@@ -58,10 +57,6 @@ DOWNLOAD_URL_PATH = "/api/v1/common/download-url"
 STREAM_UPLOAD_PATH = "/api/file-stream-upload"
 URL_UPLOAD_PATH = "/api/file-url-upload"
 BASE64_UPLOAD_PATH = "/api/file-base64-upload"
-
-_NO_RETRY = 0
-_CONNECT_ONLY = 1
-_RETRY = 2
 
 
 class KieClient:
@@ -85,19 +80,18 @@ class KieClient:
     ) -> None:
         if not api_key:
             raise ValueError("api_key must not be empty")
-        self._session = session
-        self._headers = {
-            "Authorization": f"Bearer {api_key}",
-            "User-Agent": user_agent,
-            "Accept": "application/json",
-        }
+        self._transport = KieTransport(
+            session,
+            api_key,
+            request_timeout=request_timeout,
+            max_retries=max_retries,
+            backoff_base=backoff_base,
+            backoff_max=backoff_max,
+            user_agent=user_agent,
+            observer=observer,
+        )
         self._base_url = base_url.rstrip("/")
         self._upload_base_url = upload_base_url.rstrip("/")
-        self._timeout = aiohttp.ClientTimeout(total=request_timeout)
-        self._max_retries = max(0, max_retries)
-        self._backoff_base = backoff_base
-        self._backoff_max = backoff_max
-        self._observer = observer
         self._download = download or self._default_download
         self.rate_limit_wait = rate_limit_wait
 
@@ -112,11 +106,11 @@ class KieClient:
         attempt = 0
         while True:
             try:
-                envelope = await self._call(
+                envelope = await self._transport.call(
                     "generate",
                     "POST",
                     self._base_url + GENERATE_PATH,
-                    policy=_NO_RETRY,
+                    policy=RetryPolicy.NEVER,
                     json_body=body,
                 )
             except KieRateLimited:
@@ -141,11 +135,11 @@ class KieClient:
 
     async def record_info(self, task_id: str) -> TaskRecord:
         """Fetch a task's record (retried); unknown ids raise :class:`KieValidationError`."""
-        envelope = await self._call(
+        envelope = await self._transport.call(
             "record-info",
             "GET",
             self._base_url + RECORD_INFO_PATH,
-            policy=_RETRY,
+            policy=RetryPolicy.RETRYABLE,
             params={"taskId": task_id},
         )
         data = envelope.get("data")
@@ -155,7 +149,9 @@ class KieClient:
 
     async def credits(self) -> float:
         """The account's remaining credits (retried)."""
-        envelope = await self._call("credit", "GET", self._base_url + CREDIT_PATH, policy=_RETRY)
+        envelope = await self._transport.call(
+            "credit", "GET", self._base_url + CREDIT_PATH, policy=RetryPolicy.RETRYABLE
+        )
         data = envelope.get("data")
         if isinstance(data, bool):
             raise KieBadResponse("credit data is a boolean", endpoint="credit")
@@ -225,11 +221,11 @@ class KieClient:
         form: Callable[[], aiohttp.FormData] | None = None,
     ) -> UploadedFile:
         """POST to one of the three upload endpoints; resent only if no connection was made."""
-        envelope = await self._call(
+        envelope = await self._transport.call(
             "upload",
             "POST",
             self._upload_base_url + path,
-            policy=_CONNECT_ONLY,
+            policy=RetryPolicy.CONNECT_ONLY,
             json_body=json_body,
             form=form,
         )
@@ -237,11 +233,11 @@ class KieClient:
 
     async def download_url(self, url: str) -> str:
         """Exchange a KIE file URL for a temporary (20 min) download link (retried)."""
-        envelope = await self._call(
+        envelope = await self._transport.call(
             "download-url",
             "POST",
             self._base_url + DOWNLOAD_URL_PATH,
-            policy=_RETRY,
+            policy=RetryPolicy.RETRYABLE,
             json_body={"url": url},
         )
         data = envelope.get("data")
@@ -279,15 +275,15 @@ class KieClient:
                 endpoint="download",
             ) from None
         last = ""
-        for attempt in range(self._max_retries + 1):
+        for attempt in range(self._transport.max_retries + 1):
             try:
                 return await self._download(link, max_bytes)
             except DownloadTooLarge:
                 raise _result_too_large() from None
             except Exception as exc:
                 last = type(exc).__name__
-                if attempt < self._max_retries:
-                    await asyncio.sleep(self._backoff(attempt))
+                if attempt < self._transport.max_retries:
+                    await asyncio.sleep(self._transport.backoff(attempt))
         raise KieTransportError(
             f"result download failed ({first}); download-url link failed too ({last})",
             endpoint="download",
@@ -297,135 +293,13 @@ class KieClient:
 
     async def _default_download(self, url: str, max_bytes: int) -> bytes:
         fetched = await safe_fetch(
-            self._session,
+            self._transport.session,
             url,
             max_bytes=max_bytes,
             allow_private=False,
-            timeout=self._timeout.total or 30.0,
+            timeout=self._transport.timeout.total or 30.0,
         )
         return fetched.data
-
-    def _backoff(self, attempt: int) -> float:
-        """Exponential backoff with full jitter."""
-        return random.uniform(0.0, min(self._backoff_max, self._backoff_base * (2**attempt)))
-
-    def _observe(self, endpoint: str, outcome: str) -> None:
-        if self._observer is None:
-            return
-        try:
-            self._observer(endpoint, outcome)
-        except Exception:
-            log.exception("KIE observer failed for %s", endpoint)
-
-    async def _call(
-        self,
-        endpoint: str,
-        method: str,
-        url: str,
-        *,
-        policy: int,
-        json_body: dict[str, Any] | None = None,
-        params: dict[str, str] | None = None,
-        form: Callable[[], aiohttp.FormData] | None = None,
-    ) -> dict[str, Any]:
-        attempts = 1 + (self._max_retries if policy == _RETRY else 0)
-        if policy == _CONNECT_ONLY:
-            attempts = 2
-        for attempt in range(attempts):
-            try:
-                return await self._once(
-                    endpoint, method, url, json_body=json_body, params=params, form=form
-                )
-            except _ConnectFailed as exc:
-                err: KieError = exc.error
-                can_retry = policy in (_RETRY, _CONNECT_ONLY)
-            except KieError as exc:
-                err = exc
-                can_retry = policy == _RETRY and exc.retryable
-            if not can_retry or attempt + 1 >= attempts:
-                raise err
-            delay = self._backoff(attempt)
-            log.debug("%s failed (%s); retry %d in %.2fs", endpoint, err, attempt + 1, delay)
-            await asyncio.sleep(delay)
-        raise AssertionError("unreachable")  # pragma: no cover
-
-    async def _once(
-        self,
-        endpoint: str,
-        method: str,
-        url: str,
-        *,
-        json_body: dict[str, Any] | None,
-        params: dict[str, str] | None,
-        form: Callable[[], aiohttp.FormData] | None,
-    ) -> dict[str, Any]:
-        headers = dict(self._headers)
-        kwargs: dict[str, Any] = {"headers": headers, "timeout": self._timeout}
-        if form is not None:
-            kwargs["data"] = form()
-        else:
-            headers["Content-Type"] = "application/json"
-            if json_body is not None:
-                kwargs["data"] = json.dumps(json_body).encode()
-        if params is not None:
-            kwargs["params"] = params
-        start = time.monotonic()
-        try:
-            async with self._session.request(method, url, **kwargs) as resp:
-                status = resp.status
-                raw = await resp.read()
-        except aiohttp.ClientConnectorError as exc:
-            self._log_outcome(endpoint, "transport", start)
-            raise _ConnectFailed(
-                KieConnectError(f"cannot connect ({type(exc).__name__})", endpoint=endpoint)
-            ) from None
-        except (aiohttp.ClientError, TimeoutError) as exc:
-            self._log_outcome(endpoint, "transport", start)
-            kind = "timed out" if isinstance(exc, TimeoutError) else type(exc).__name__
-            raise KieTransportError(f"transport failure ({kind})", endpoint=endpoint) from None
-        try:
-            body: Any = json.loads(raw) if raw else None
-        except (ValueError, UnicodeDecodeError):
-            body = None
-            if 200 <= status < 300:
-                self._log_outcome(endpoint, "bad_response", start)
-                raise KieBadResponse(
-                    f"invalid JSON (HTTP {status})", endpoint=endpoint, http_status=status
-                ) from None
-        code = _body_code(body)
-        msg = body.get("msg") if isinstance(body, dict) else None
-        msg_text = msg if isinstance(msg, str) else ""
-        ok_status = 200 <= status < 300
-        if ok_status and code == 200 and isinstance(body, dict):
-            if body.get("success") is False:
-                self._log_outcome(endpoint, "bad_response", start)
-                raise KieBadResponse(
-                    "success=false with code 200", endpoint=endpoint, http_status=status
-                )
-            self._log_outcome(endpoint, "200", start)
-            return body
-        if ok_status and code is None:
-            self._log_outcome(endpoint, "bad_response", start)
-            raise KieBadResponse(
-                "answer has no numeric code", endpoint=endpoint, http_status=status
-            )
-        err = error_for_code(
-            code if code != 200 else None, msg_text, endpoint=endpoint, http_status=status
-        )
-        self._log_outcome(endpoint, str(err.code), start)
-        raise err
-
-    def _log_outcome(self, endpoint: str, outcome: str, start: float) -> None:
-        log.debug("KIE %s -> %s in %.0f ms", endpoint, outcome, (time.monotonic() - start) * 1e3)
-        self._observe(endpoint, outcome)
-
-
-class _ConnectFailed(Exception):
-    """Internal: the connection was never established (safe to retry even a POST once)."""
-
-    def __init__(self, error: KieTransportError) -> None:
-        super().__init__(str(error))
-        self.error = error
 
 
 def _result_too_large() -> KieBadResponse:
@@ -436,16 +310,3 @@ def _result_too_large() -> KieBadResponse:
         retryable=False,
         user_message="The generated image is too large to post.",
     )
-
-
-def _body_code(body: Any) -> int | None:
-    if not isinstance(body, dict):
-        return None
-    code = body.get("code")
-    if isinstance(code, bool):
-        return None
-    if isinstance(code, int):
-        return code
-    if isinstance(code, str) and code.strip().isdigit():
-        return int(code.strip())
-    return None
