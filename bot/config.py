@@ -6,7 +6,7 @@ import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Final, TypeVar
+from typing import Final, TypedDict, TypeVar
 from urllib.parse import urlsplit
 
 from dotenv import find_dotenv, load_dotenv
@@ -226,17 +226,92 @@ def load_settings(env: Mapping[str, str] | None = None, *, dotenv: bool = True) 
             load_dotenv(find_dotenv(usecwd=True), override=False)
         env = os.environ
     r = _Reader(env)
+    discord = _discord_settings(r)
+    kie = _kie_settings(r)
+    service = _service_settings(r)
+    limits = _limit_settings(r)
+    outside = _outside_server_settings(r)
+    logs = _log_settings(r)
+    if r.problems:
+        raise ConfigError(r.problems)
+    secrets = (discord["discord_token"], kie["kie_api_key"], kie["kie_webhook_hmac_key"])
+    return Settings(
+        **discord,
+        **kie,
+        **service,
+        **limits,
+        **outside,
+        **logs,
+        secrets=tuple(s for s in secrets if s),
+    )
 
-    discord_token = r.required_secret("DISCORD_TOKEN", "Discord bot token")
-    kie_api_key = r.required_secret("KIE_API_KEY", "KIE API key (https://kie.ai/api-key)")
-    hmac_key = r.optional_secret("KIE_WEBHOOK_HMAC_KEY")
 
+class _DiscordSettings(TypedDict):
+    discord_token: Secret
+    discord_api_base_url: str
+    discord_gateway_url: str
+    dev_guild_id: int | None
+
+
+def _discord_settings(r: _Reader) -> _DiscordSettings:
+    return _DiscordSettings(
+        discord_token=r.required_secret("DISCORD_TOKEN", "Discord bot token"),
+        discord_api_base_url=r.url("DISCORD_API_BASE_URL", DEFAULT_DISCORD_API, ("http", "https")),
+        discord_gateway_url=r.url("DISCORD_GATEWAY_URL", DEFAULT_DISCORD_GATEWAY, ("ws", "wss")),
+        dev_guild_id=_optional_snowflake(r, "DEV_GUILD_ID", "a Discord server id"),
+    )
+
+
+class _KieSettings(TypedDict):
+    kie_api_key: Secret
+    kie_webhook_hmac_key: Secret | None
+    kie_api_base_url: str
+    kie_upload_base_url: str
+    kie_request_timeout_seconds: float
+    kie_max_create_per_10s: int
+    kie_max_polls_per_second: int
+    credit_cost_pro: float
+    credit_cost_max: float
+    low_credit_threshold: float
+    sim_delay_seconds: float
+
+
+def _kie_settings(r: _Reader) -> _KieSettings:
+    api_key = r.required_secret("KIE_API_KEY", "KIE API key (https://kie.ai/api-key)")
     kie_base = r.raw("KIE_API_BASE_URL")
     if kie_base is not None and kie_base.lower() == SIMULATOR:
         kie_api_base_url = SIMULATOR
     else:
         kie_api_base_url = r.url("KIE_API_BASE_URL", "https://api.kie.ai", ("http", "https"))
+    return _KieSettings(
+        kie_api_key=api_key,
+        kie_webhook_hmac_key=r.optional_secret("KIE_WEBHOOK_HMAC_KEY"),
+        kie_api_base_url=kie_api_base_url,
+        kie_upload_base_url=r.url(
+            "KIE_UPLOAD_BASE_URL", "https://kieai.redpandaai.co", ("http", "https")
+        ),
+        kie_request_timeout_seconds=r.number("KIE_REQUEST_TIMEOUT_SECONDS", 30.0, 1, 300),
+        kie_max_create_per_10s=r.integer("KIE_MAX_CREATE_PER_10S", 20, 1, 1000),
+        kie_max_polls_per_second=r.integer("KIE_MAX_POLLS_PER_SECOND", 20, 1, 1000),
+        credit_cost_pro=r.number("KIE_CREDITS_PRO", 5.0, 0, 1_000_000),
+        credit_cost_max=r.number("KIE_CREDITS_MAX", 10.0, 0, 1_000_000),
+        low_credit_threshold=r.number("LOW_CREDIT_THRESHOLD", 100.0, 0, 1_000_000_000),
+        sim_delay_seconds=r.number("KIE_SIM_DELAY_SECONDS", 8.0, 0, 3600),
+    )
 
+
+class _ServiceSettings(TypedDict):
+    """Where the bot keeps its data and how it is reached."""
+
+    database_url: str
+    http_host: str
+    http_port: int
+    public_base_url: str | None
+    allow_private_urls: bool
+    shutdown_grace_seconds: float
+
+
+def _service_settings(r: _Reader) -> _ServiceSettings:
     database_url = r.raw("DATABASE_URL") or "sqlite:///data/kontext-bot.sqlite3"
     try:
         sqlite_path(database_url)
@@ -244,64 +319,74 @@ def load_settings(env: Mapping[str, str] | None = None, *, dotenv: bool = True) 
         r.problems.append(
             f"DATABASE_URL must look like sqlite:///path/to/file.sqlite3 (got {database_url!r})."
         )
-
     public_base_url = r.raw("PUBLIC_BASE_URL")
     if public_base_url is not None:
         public_base_url = r.url("PUBLIC_BASE_URL", "", ("http", "https")) or None
-
-    dev_guild = r.raw("DEV_GUILD_ID")
-    dev_guild_id = (
-        r.parse("DEV_GUILD_ID", None, _snowflake, "a Discord server id") if dev_guild else None
-    )
-
-    dm_modlog = r.raw("DM_MODLOG_CHANNEL_ID")
-    dm_modlog_channel_id = (
-        r.parse("DM_MODLOG_CHANNEL_ID", None, _snowflake, "a Discord channel id")
-        if dm_modlog
-        else None
-    )
-
-    settings = Settings(
-        discord_token=discord_token,
-        kie_api_key=kie_api_key,
-        kie_api_base_url=kie_api_base_url,
-        kie_upload_base_url=r.url(
-            "KIE_UPLOAD_BASE_URL", "https://kieai.redpandaai.co", ("http", "https")
-        ),
-        discord_api_base_url=r.url("DISCORD_API_BASE_URL", DEFAULT_DISCORD_API, ("http", "https")),
-        discord_gateway_url=r.url("DISCORD_GATEWAY_URL", DEFAULT_DISCORD_GATEWAY, ("ws", "wss")),
+    return _ServiceSettings(
         database_url=database_url,
         http_host=r.raw("HTTP_HOST") or "127.0.0.1",
         http_port=r.integer("HTTP_PORT", 8080, 0, 65535),
         public_base_url=public_base_url,
-        kie_webhook_hmac_key=hmac_key,
         allow_private_urls=r.boolean("ALLOW_PRIVATE_URLS", False),
+        shutdown_grace_seconds=r.number("SHUTDOWN_GRACE_SECONDS", 2.0, 0, 60),
+    )
+
+
+class _LimitSettings(TypedDict):
+    user_cooldown_seconds: float
+    user_max_active_tasks: int
+    max_open_tasks: int
+    poll_interval_seconds: float
+    task_timeout_seconds: float
+    input_retention_days: float
+
+
+def _limit_settings(r: _Reader) -> _LimitSettings:
+    return _LimitSettings(
         user_cooldown_seconds=r.number("USER_COOLDOWN_SECONDS", 15.0, 0, 86400),
         user_max_active_tasks=r.integer("USER_MAX_ACTIVE_TASKS", 2, 1, 100),
-        kie_max_create_per_10s=r.integer("KIE_MAX_CREATE_PER_10S", 20, 1, 1000),
+        max_open_tasks=r.integer("MAX_OPEN_TASKS", 200, 1, 100000),
         poll_interval_seconds=r.number("POLL_INTERVAL_SECONDS", 2.0, 0.05, 300),
         task_timeout_seconds=r.number("TASK_TIMEOUT_SECONDS", 600.0, 5, 86400),
+        input_retention_days=r.number("INPUT_RETENTION_DAYS", 7.0, 0, 3650),
+    )
+
+
+class _OutsideServerSettings(TypedDict):
+    """Direct messages and user installs."""
+
+    allow_dms: bool
+    dm_daily_credits: float
+    dm_modlog_channel_id: int | None
+
+
+def _outside_server_settings(r: _Reader) -> _OutsideServerSettings:
+    return _OutsideServerSettings(
+        allow_dms=r.boolean("ALLOW_DMS", False),
+        dm_daily_credits=r.number("DM_DAILY_CREDITS", 0.0, 0, 1_000_000),
+        dm_modlog_channel_id=_optional_snowflake(r, "DM_MODLOG_CHANNEL_ID", "a Discord channel id"),
+    )
+
+
+class _LogSettings(TypedDict):
+    log_level: str
+    discord_log_level: str
+    log_format: str
+
+
+def _log_settings(r: _Reader) -> _LogSettings:
+    return _LogSettings(
         log_level=r.choice("LOG_LEVEL", "INFO", LOG_LEVELS),
         discord_log_level=r.choice("DISCORD_LOG_LEVEL", "INFO", LOG_LEVELS),
         log_format=r.choice("LOG_FORMAT", "text", LOG_FORMATS),
-        max_open_tasks=r.integer("MAX_OPEN_TASKS", 200, 1, 100000),
-        dev_guild_id=dev_guild_id,
-        credit_cost_pro=r.number("KIE_CREDITS_PRO", 5.0, 0, 1_000_000),
-        credit_cost_max=r.number("KIE_CREDITS_MAX", 10.0, 0, 1_000_000),
-        low_credit_threshold=r.number("LOW_CREDIT_THRESHOLD", 100.0, 0, 1_000_000_000),
-        sim_delay_seconds=r.number("KIE_SIM_DELAY_SECONDS", 8.0, 0, 3600),
-        shutdown_grace_seconds=r.number("SHUTDOWN_GRACE_SECONDS", 2.0, 0, 60),
-        kie_request_timeout_seconds=r.number("KIE_REQUEST_TIMEOUT_SECONDS", 30.0, 1, 300),
-        kie_max_polls_per_second=r.integer("KIE_MAX_POLLS_PER_SECOND", 20, 1, 1000),
-        input_retention_days=r.number("INPUT_RETENTION_DAYS", 7.0, 0, 3650),
-        allow_dms=r.boolean("ALLOW_DMS", False),
-        dm_daily_credits=r.number("DM_DAILY_CREDITS", 0.0, 0, 1_000_000),
-        dm_modlog_channel_id=dm_modlog_channel_id,
-        secrets=tuple(s for s in (discord_token, kie_api_key, hmac_key) if s),
     )
-    if r.problems:
-        raise ConfigError(r.problems)
-    return settings
+
+
+def _optional_snowflake(r: _Reader, name: str, what: str) -> int | None:
+    """A Discord id when ``name`` is set, else None."""
+    if not r.raw(name):
+        return None
+    return r.parse(name, None, _snowflake, what)
 
 
 def _snowflake(value: str) -> int:
