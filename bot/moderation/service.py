@@ -27,17 +27,13 @@ from bot.ledger import (
 )
 from bot.metrics import Metrics
 from bot.moderation import policy
+from bot.moderation.credits import CreditWatch
 from bot.moderation.modlog import ModLogSink
 from bot.moderation.operator_rules import OperatorRules, scope_of
 from bot.moderation.policy import GuildSettings, Refusal
 from bot.outcomes import MESSAGES, Outcome
 
 log = logging.getLogger(__name__)
-
-ALERT_KEY = "credits.alerted_at"  # set when the one alert went out; cleared on recovery
-OUT_KEY = "credits.out_at"  # the last 402: members are told up front for a while
-OUT_HOLD = 300.0  # seconds after a 402 during which new requests are refused up front
-CREDIT_CHECK_INTERVAL = 600.0  # read the balance at most this often after deliveries
 
 
 class Denied(Exception):
@@ -76,11 +72,16 @@ class Moderation:
     ) -> None:
         self._settings = settings
         self._ledger = ledger
-        self._metrics = metrics
-        self._read_credits = read_credits
         self._modlog = modlog
         self._clock = clock
-        self._last_credit_read = 0.0
+        self._credits = CreditWatch(
+            settings=settings,
+            ledger=ledger,
+            metrics=metrics,
+            read_credits=read_credits,
+            modlog=modlog,
+            clock=clock,
+        )
         self.operator = OperatorRules(settings=settings, ledger=ledger, clock=clock)
 
     # ---- settings ----------------------------------------------------------------------------
@@ -204,7 +205,7 @@ class Moderation:
 
     async def _task_finished(self, task: Task) -> None:
         if task.error_code == Outcome.OUT_OF_CREDITS.value:
-            await self._ledger.set_meta(OUT_KEY, repr(self._clock()))  # first: refuse up front
+            await self._credits.note_out_of_credits()  # first: refuse up front
         if task.state == TaskState.FAILED:
             task = await self._refund(task)
         gs = await self.settings_for(task.guild_id)  # outside servers: DM_MODLOG_CHANNEL_ID
@@ -215,19 +216,7 @@ class Moderation:
                 log.warning("mod-log entry for task %s failed: %s", task.id, type(exc).__name__)
         if task.error_code == Outcome.CONTENT_POLICY.value:
             await self._maybe_cool_down(task)
-        if task.error_code == Outcome.OUT_OF_CREDITS.value:
-            await self._alert_once(
-                "KIE answered that the bot's account is out of credits (402). Members are told "
-                "the bot is out of credits until the account is topped up."
-            )
-        elif (
-            task.state == TaskState.DONE
-            and self._clock() - self._last_credit_read >= CREDIT_CHECK_INTERVAL
-        ):
-            try:
-                await self.credits()
-            except Exception as exc:
-                log.info("credit balance check failed: %s", type(exc).__name__)
+        await self._credits.task_finished(task)
 
     async def _refund(self, task: Task) -> Task:
         """Give the quota back for a task that ended without an image (KIE failed or refused)."""
@@ -270,51 +259,11 @@ class Moderation:
 
     async def out_of_credits(self, now: float | None = None) -> bool:
         """A 402 arrived recently: tell members up front instead of failing their task."""
-        raw = await self._ledger.get_meta(OUT_KEY)
-        if not raw:
-            return False
-        try:
-            at = float(raw)
-        except ValueError:
-            return False
-        return (now if now is not None else self._clock()) - at < OUT_HOLD
+        return await self._credits.out_of_credits(now)
 
     async def credits(self) -> float:
         """KIE's balance now; raises the one low-credit alert, or clears it on recovery."""
-        balance = await self._read_credits()
-        self._last_credit_read = self._clock()
-        self._metrics.kie_credits.set(balance)
-        threshold = self._settings.low_credit_threshold
-        if balance < threshold:
-            await self._alert_once(
-                f"The bot's KIE balance is {policy.fmt_credits(balance)} credits, under the "
-                f"alert threshold of {policy.fmt_credits(threshold)}. The operator should top up "
-                "the account."
-            )
-        elif await self._ledger.get_meta(ALERT_KEY) or await self._ledger.get_meta(OUT_KEY):
-            log.info("KIE balance recovered (%s credits); credit alert reset", balance)
-            await self._ledger.set_meta(ALERT_KEY, "")
-            await self._ledger.set_meta(OUT_KEY, "")
-        return balance
-
-    async def _alert_once(self, text: str) -> None:
-        if await self._ledger.get_meta(ALERT_KEY):
-            return
-        await self._ledger.set_meta(ALERT_KEY, repr(self._clock()))
-        log.warning("credit alert: %s", text)
-        if self._modlog is None:
-            return
-        targets: list[tuple[int | None, int | None]] = [
-            (guild_id, GuildSettings.from_json(data).modlog_channel_id)
-            for guild_id, data in await self._ledger.all_guild_settings()
-        ]
-        targets.append((None, self._settings.dm_modlog_channel_id))
-        for guild_id, channel_id in targets:
-            if channel_id:
-                try:
-                    await self._modlog.post_alert(channel_id, guild_id, text)
-                except Exception as exc:
-                    log.warning("credit alert to guild %s failed: %s", guild_id, type(exc).__name__)
+        return await self._credits.credits()
 
     # ---- moderators' actions -------------------------------------------------------------------
 
