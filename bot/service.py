@@ -261,27 +261,14 @@ class KontextService:
             cost = await self.moderation.charge(
                 server, guild_id=origin.guild_id, user_id=origin.user_id, model=params.model
             )
-        now = self._clock()
-        task = Task(
-            id=custom_ids.new_task_id(),
+        task = self._new_task(
+            admission,
             kind=kind,
             params=params,
-            requester_id=origin.user_id,
-            guild_id=origin.guild_id,
-            channel_id=origin.channel_id,
-            application_id=origin.application_id,
-            interaction_id=origin.interaction_id,
-            interaction_token=origin.interaction_token,
-            created_at=now,
-            updated_at=now,
-            state=TaskState.QUEUED,
+            cost=cost,
             reply_message_id=reply_message_id,
             input_image_url=input_image_url,
             parent_task_id=parent_task_id,
-            callback_secret=secrets.token_urlsafe(24) if self._settings.callbacks_enabled else None,
-            cost=cost,
-            upload_limit=origin.upload_limit,
-            spoiler=server.spoiler,
         )
         await self._ledger.insert(task)
         if image is not None:
@@ -303,6 +290,42 @@ class KontextService:
             )
             self._runner.enqueue(task)
         return task
+
+    def _new_task(
+        self,
+        admission: Admission,
+        *,
+        kind: TaskKind,
+        params: TaskParams,
+        cost: float,
+        reply_message_id: int | None,
+        input_image_url: str | None,
+        parent_task_id: str | None,
+    ) -> Task:
+        """A QUEUED task for the admitted request, not written yet."""
+        origin = admission.origin
+        now = self._clock()
+        return Task(
+            id=custom_ids.new_task_id(),
+            kind=kind,
+            params=params,
+            requester_id=origin.user_id,
+            guild_id=origin.guild_id,
+            channel_id=origin.channel_id,
+            application_id=origin.application_id,
+            interaction_id=origin.interaction_id,
+            interaction_token=origin.interaction_token,
+            created_at=now,
+            updated_at=now,
+            state=TaskState.QUEUED,
+            reply_message_id=reply_message_id,
+            input_image_url=input_image_url,
+            parent_task_id=parent_task_id,
+            callback_secret=secrets.token_urlsafe(24) if self._settings.callbacks_enabled else None,
+            cost=cost,
+            upload_limit=origin.upload_limit,
+            spoiler=admission.server.spoiler,
+        )
 
     async def get_task(self, task_id: str) -> Task | None:
         return await self._ledger.get(task_id)
