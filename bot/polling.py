@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections import deque
+
 CALLBACK_FALLBACK_INTERVAL = 30.0
 MAX_INTERVAL = 30.0
 MIN_INTERVAL = 0.25
@@ -30,3 +32,27 @@ def next_poll_delay(
         return max(dense, (estimate - elapsed) / 2)
     # Past the estimate the gaps grow by half each time, up to half the estimate.
     return max(dense, min((elapsed - estimate) / 2, max(base, estimate / 2), MAX_INTERVAL))
+
+
+class PollPacer:
+    """At most `per_second` record-info calls start in any one second (the account's poll rate).
+
+    Times are monotonic seconds, passed in.
+    """
+
+    def __init__(self, per_second: int) -> None:
+        self._per_second = per_second
+        self._starts: deque[float] = deque()  # record-info starts in the last second
+
+    def budget(self, now: float) -> int:
+        """How many polls may start at `now`."""
+        while self._starts and now - self._starts[0] >= 1.0:
+            self._starts.popleft()
+        return self._per_second - len(self._starts)
+
+    def started(self, now: float) -> None:
+        self._starts.append(now)
+
+    def frees_at(self) -> float:
+        """When the budget grows again (call it when `budget` is spent)."""
+        return self._starts[0] + 1.0
