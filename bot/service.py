@@ -261,8 +261,10 @@ class KontextService:
             cost = await self.moderation.charge(
                 server, guild_id=origin.guild_id, user_id=origin.user_id, model=params.model
             )
-        task = self._new_task(
+        task = _new_task(
             admission,
+            now=self._clock(),
+            callbacks_enabled=self._settings.callbacks_enabled,
             kind=kind,
             params=params,
             cost=cost,
@@ -290,42 +292,6 @@ class KontextService:
             )
             self._runner.enqueue(task)
         return task
-
-    def _new_task(
-        self,
-        admission: Admission,
-        *,
-        kind: TaskKind,
-        params: TaskParams,
-        cost: float,
-        reply_message_id: int | None,
-        input_image_url: str | None,
-        parent_task_id: str | None,
-    ) -> Task:
-        """A QUEUED task for the admitted request, not written yet."""
-        origin = admission.origin
-        now = self._clock()
-        return Task(
-            id=custom_ids.new_task_id(),
-            kind=kind,
-            params=params,
-            requester_id=origin.user_id,
-            guild_id=origin.guild_id,
-            channel_id=origin.channel_id,
-            application_id=origin.application_id,
-            interaction_id=origin.interaction_id,
-            interaction_token=origin.interaction_token,
-            created_at=now,
-            updated_at=now,
-            state=TaskState.QUEUED,
-            reply_message_id=reply_message_id,
-            input_image_url=input_image_url,
-            parent_task_id=parent_task_id,
-            callback_secret=secrets.token_urlsafe(24) if self._settings.callbacks_enabled else None,
-            cost=cost,
-            upload_limit=origin.upload_limit,
-            spoiler=admission.server.spoiler,
-        )
 
     async def get_task(self, task_id: str) -> Task | None:
         return await self._ledger.get(task_id)
@@ -375,3 +341,40 @@ class KontextService:
 
     def _refuse(self, reason: str) -> None:
         self._metrics.refusals.labels(reason=reason).inc()
+
+
+def _new_task(
+    admission: Admission,
+    *,
+    now: float,
+    callbacks_enabled: bool,
+    kind: TaskKind,
+    params: TaskParams,
+    cost: float,
+    reply_message_id: int | None,
+    input_image_url: str | None,
+    parent_task_id: str | None,
+) -> Task:
+    """A QUEUED task for the admitted request, not written yet."""
+    origin = admission.origin
+    return Task(
+        id=custom_ids.new_task_id(),
+        kind=kind,
+        params=params,
+        requester_id=origin.user_id,
+        guild_id=origin.guild_id,
+        channel_id=origin.channel_id,
+        application_id=origin.application_id,
+        interaction_id=origin.interaction_id,
+        interaction_token=origin.interaction_token,
+        created_at=now,
+        updated_at=now,
+        state=TaskState.QUEUED,
+        reply_message_id=reply_message_id,
+        input_image_url=input_image_url,
+        parent_task_id=parent_task_id,
+        callback_secret=secrets.token_urlsafe(24) if callbacks_enabled else None,
+        cost=cost,
+        upload_limit=origin.upload_limit,
+        spoiler=admission.server.spoiler,
+    )
