@@ -13,10 +13,8 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
 import aiohttp
-import discord
 
 from bot import net, operator_cli
-from bot.client import KontextBot, apply_discord_endpoints
 from bot.config import ConfigError, Settings, load_settings
 from bot.kie import KieAuthError, KieClient, KieError, KieTransportError
 from bot.kie_sim import KieSimulator, SimConfig
@@ -24,6 +22,15 @@ from bot.ledger import Ledger, LedgerError, open_ledger
 from bot.logs import configure_logging
 from bot.metrics import Metrics
 from bot.supervisor import WorkSet
+from cogs.client import (
+    IntentsRefused,
+    KontextBot,
+    TokenRefused,
+    apply_discord_endpoints,
+    login_refusals,
+)
+from cogs.modlog import DiscordModLog
+from cogs.publisher import DiscordPublisher
 
 log = logging.getLogger("bot")
 
@@ -32,7 +39,6 @@ USER_AGENT = "kontext-bot/0.1 (+https://github.com/kontext-bot/kontext-bot)"
 # Threads: what the bot needs to post a result or a failure as a new message when the interaction
 # reply is gone or its token expired (the reply itself needs no permission).
 INVITE_PERMISSIONS = 1024 | 2048 | 16384 | 32768 | 65536 | (1 << 38)
-GATEWAY_AUTHENTICATION_FAILED = 4004
 KIE_TIMEOUT = aiohttp.ClientTimeout(total=60, connect=10, sock_read=30)
 DOWNLOAD_TIMEOUT = aiohttp.ClientTimeout(total=60, connect=10, sock_read=30)
 
@@ -109,6 +115,8 @@ def _bot(core: Core) -> KontextBot:
         kie=core.kie,
         downloads=core.downloads,
         metrics=core.metrics,
+        publisher=lambda client: DiscordPublisher(client, core.ledger, core.metrics),
+        modlog=DiscordModLog,
     )
 
 
@@ -130,16 +138,17 @@ async def _run(settings: Settings) -> int:
             loop.add_signal_handler(sig, lambda: signalled.spawn(bot.shutdown(), what="shutdown"))
         try:
             async with bot:
-                await bot.serve(settings.discord_token.get())
-        except discord.LoginFailure:
-            log.error("Discord refused the token (401 Unauthorized): check DISCORD_TOKEN")
+                with login_refusals():
+                    await bot.serve(settings.discord_token.get())
+        except TokenRefused as exc:
+            if exc.at_gateway:
+                log.error(
+                    "Discord's gateway refused the token (close code 4004): check DISCORD_TOKEN"
+                )
+            else:
+                log.error("Discord refused the token (401 Unauthorized): check DISCORD_TOKEN")
             return 2
-        except discord.ConnectionClosed as exc:
-            if exc.code != GATEWAY_AUTHENTICATION_FAILED:
-                raise
-            log.error("Discord's gateway refused the token (close code 4004): check DISCORD_TOKEN")
-            return 2
-        except discord.PrivilegedIntentsRequired:
+        except IntentsRefused:
             log.error("Discord refused the intents this bot asked for")
             return 1
     log.info("stopped")
@@ -153,8 +162,9 @@ async def sync(settings: Settings, guild_id: int | None) -> int:
         bot.sync_only = True
         async with bot:
             try:
-                await bot.login(settings.discord_token.get())
-            except discord.LoginFailure:
+                with login_refusals():
+                    await bot.login(settings.discord_token.get())
+            except TokenRefused:
                 print("Discord refused the token: check DISCORD_TOKEN.", file=sys.stderr)
                 return 1
             count = await bot.sync_commands(force=True, guild_id=guild_id)

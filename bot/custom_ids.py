@@ -1,8 +1,8 @@
 """Task ids, and the custom ids of the persistent buttons: `kontext:<action>:<task id>`.
 
-The one definition of what a task id looks like. The core builds the buttons (bot.delivery,
-bot.moderation.modlog) and cogs/ registers DynamicItems that parse the same ids, so a click
-keeps working after a restart.
+The one definition of what a task id looks like. The DynamicItems in cogs/ (results.py,
+modlog.py) build their buttons with these ids and parse them back, so a click keeps working
+after a restart.
 """
 
 from __future__ import annotations

@@ -12,7 +12,6 @@ import time
 
 from bot import images
 from bot.config import Settings
-from bot.delivery import Delivery, DeliveryFailed
 from bot.kie import (
     GenerateRequest,
     KieAuthError,
@@ -41,10 +40,10 @@ from bot.lifecycle.events import (
     RecordMissing,
     RecordRefused,
     RecordUnavailable,
-    Refusal,
     Submitted,
 )
 from bot.metrics import Metrics
+from bot.ports import NotPublished, Publisher, ResultImage
 
 log = logging.getLogger(__name__)
 
@@ -134,11 +133,11 @@ class RecordReader:
 
 
 class ResultDeliverer:
-    """Publish the result: download it from KIE, check it is an image, post it to Discord."""
+    """Publish the result: download it from KIE, check it is an image, hand it to the Publisher."""
 
-    def __init__(self, kie: KieClient, delivery: Delivery, metrics: Metrics) -> None:
+    def __init__(self, kie: KieClient, publisher: Publisher, metrics: Metrics) -> None:
         self._kie = kie
-        self._delivery = delivery
+        self._publisher = publisher
         self._metrics = metrics
 
     async def deliver(self, task: Task) -> Event:
@@ -153,15 +152,14 @@ class ResultDeliverer:
             log.warning("result download of %s failed: %s", task.id, exc)
             return FetchFailed(permanent=isinstance(exc, KieError) and not exc.retryable)
         extension = "png" if fmt.lower() == "png" else "jpg"
-        try:
-            message_id = await self._delivery.post_result(
-                task, data, extension, spoiler=task.spoiler
-            )
-        except DeliveryFailed as exc:
-            log.warning("delivery of %s failed: %s", task.id, exc)
-            return DeliveryRefused(refusal(exc))
+        outcome = await self._publisher.post_result(
+            task, ResultImage(data, extension, spoiler=task.spoiler)
+        )
+        if isinstance(outcome, NotPublished):
+            log.warning("delivery of %s failed: %s (%s)", task.id, outcome.refusal, outcome.detail)
+            return DeliveryRefused(outcome.refusal)
         self._metrics.delivery_latency.observe(time.monotonic() - detected)
-        return Delivered(message_id)
+        return Delivered(outcome.message_id)
 
 
 class _InputMissing(Exception):
@@ -195,12 +193,3 @@ def record_event(record: TaskRecord) -> RecordInfo:
         url = record.result_image_url or record.origin_image_url
         return RecordInfo(Progress.SUCCESS, result_url=url)
     return RecordInfo(Progress.FAILED, error_code=record.error_code)
-
-
-def refusal(exc: DeliveryFailed) -> Refusal:
-    """Discord's refusal as the lifecycle sees it (until the Discord adapter types it itself)."""
-    if exc.too_late:
-        return Refusal.EXPIRED
-    if "permission" in str(exc):
-        return Refusal.FORBIDDEN
-    return Refusal.REFUSED if exc.permanent else Refusal.TRANSIENT

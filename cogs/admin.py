@@ -1,4 +1,4 @@
-"""/kontext-admin (server settings, blocks, credits), /usage, and the mod-log buttons."""
+"""/kontext-admin (server settings, blocks, credits), /usage; registers the mod-log buttons."""
 
 from __future__ import annotations
 
@@ -10,13 +10,9 @@ from discord import app_commands
 from discord.app_commands import Choice, Range
 from discord.ext import commands
 
-from bot import custom_ids
-from bot.client import send_ephemeral
 from bot.flux import DEFAULT_MODEL, MODEL_NAMES, model_name
 from bot.kie import KieError
-from bot.ledger import Task
 from bot.moderation import GuildSettings
-from bot.moderation import modlog as ml
 from bot.moderation.policy import (
     MAX_ALLOWED_CHANNELS,
     MAX_BLOCKED_ENTRIES,
@@ -25,25 +21,22 @@ from bot.moderation.policy import (
     relative,
 )
 from bot.validation import ASPECT_RATIOS
-from cogs.buttons import TaskButton
 from cogs.channel_options import (
     CommandChannel,
     ModlogChannel,
     command_channel_refusal,
     modlog_problem,
 )
+from cogs.client import send_ephemeral
+from cogs.modlog import DYNAMIC_ITEMS
 from cogs.requests import AnyInteraction, Interaction, server_id_of
 
 if TYPE_CHECKING:
-    from bot.client import KontextBot
+    from cogs.client import KontextBot
 
 log = logging.getLogger(__name__)
 
 NOT_A_MODERATOR = "Only moderators with the Manage Server permission can change the image bot."
-NOT_A_MODLOG_MODERATOR = (
-    "Only moderators (Manage Messages or Manage Server) can use the mod-log buttons."
-)
-GONE = "This task no longer exists."
 NO_MENTIONS = discord.AllowedMentions.none()
 
 NO_DEFAULT_MODEL = f"{model_name(DEFAULT_MODEL)} (none set)"
@@ -445,92 +438,6 @@ class Usage(commands.Cog):
         if operator_block is not None:
             lines.append(operator_block.message)
         await send_ephemeral(interaction, "\n".join(lines))
-
-
-# ---- mod-log buttons -------------------------------------------------------------------------
-
-
-async def _modlog_task(interaction: Interaction, task_id: str) -> Task | None:
-    perms = interaction.permissions
-    if not (perms.manage_messages or perms.manage_guild):
-        await send_ephemeral(interaction, NOT_A_MODLOG_MODERATOR)
-        return None
-    task = await interaction.client.service.get_task(task_id)
-    if task is None or task.guild_id != interaction.guild_id:
-        await send_ephemeral(interaction, GONE)
-        return None
-    return task
-
-
-class ModlogDelete(TaskButton, template=custom_ids.DELETE_TEMPLATE):
-    LABEL = custom_ids.DELETE_LABEL
-    STYLE = discord.ButtonStyle.danger
-    make_id = staticmethod(custom_ids.delete_id)
-
-    async def clicked(self, interaction: Interaction) -> None:
-        task = await _modlog_task(interaction, self.task_id)
-        if task is None:
-            return
-        if not task.result_message_id:
-            await send_ephemeral(interaction, "This task has no posted image to delete.")
-            return
-        channel = interaction.client.get_partial_messageable(
-            task.channel_id, guild_id=task.guild_id
-        )
-        try:
-            await channel.get_partial_message(task.result_message_id).delete()
-        except discord.NotFound:
-            pass  # already gone: the note below still records who cleared it
-        except discord.HTTPException as exc:
-            log.warning("deleting the output of task %s failed: %s", task.id, exc.status)
-            await send_ephemeral(
-                interaction, "The image couldn't be deleted (the bot may lack permission)."
-            )
-            return
-        await interaction.client.moderation.note_output_deleted(task, by=interaction.user.id)
-        embed = (
-            interaction.message.embeds[0]
-            if interaction.message and interaction.message.embeds
-            else ml.task_embed(task)
-        )
-        embed.add_field(name="Output deleted", value=f"by <@{interaction.user.id}>", inline=False)
-        embed.set_image(url=None)
-        await interaction.response.edit_message(
-            embed=embed, view=ml.task_buttons(task, deletable=False)
-        )
-
-
-class ModlogBlock(TaskButton, template=custom_ids.BLOCK_TEMPLATE):
-    LABEL = custom_ids.BLOCK_LABEL
-    make_id = staticmethod(custom_ids.block_id)
-
-    async def clicked(self, interaction: Interaction) -> None:
-        task = await _modlog_task(interaction, self.task_id)
-        if task is None or task.guild_id is None:
-            return
-        await interaction.client.moderation.block(
-            task.guild_id, task.requester_id, by=interaction.user.id
-        )
-        await send_ephemeral(
-            interaction,
-            f"<@{task.requester_id}> is now blocked from the image bot in this server. "
-            "Undo with /kontext-admin unblock.",
-        )
-
-
-class ModlogReset(TaskButton, template=custom_ids.RESET_TEMPLATE):
-    LABEL = custom_ids.RESET_LABEL
-    make_id = staticmethod(custom_ids.reset_id)
-
-    async def clicked(self, interaction: Interaction) -> None:
-        task = await _modlog_task(interaction, self.task_id)
-        if task is None or task.guild_id is None:
-            return
-        await interaction.client.moderation.reset_quota(task.guild_id, task.requester_id)
-        await send_ephemeral(interaction, f"<@{task.requester_id}>'s credits for today were reset.")
-
-
-DYNAMIC_ITEMS = (ModlogDelete, ModlogBlock, ModlogReset)
 
 
 async def setup(bot: KontextBot) -> None:

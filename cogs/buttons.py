@@ -11,11 +11,13 @@ from cogs.requests import AnyInteraction, Interaction, kontext
 
 
 class TaskButton(discord.ui.DynamicItem[discord.ui.Button[Any]], template=r"(?!)(?P<task_id>)"):
-    """Subclasses give their own `template=`, LABEL, STYLE, make_id and `clicked`; this base is
-    never registered (its template matches nothing)."""
+    """Subclasses give their own `template=`, LABEL, STYLE, EMOJI, make_id and `clicked`; this
+    base is never registered (its template matches nothing). An instance is also the button put
+    on a message: `view.add_item(RerollButton(task.id))`, so each button is defined once."""
 
     LABEL: ClassVar[str]
     STYLE: ClassVar[discord.ButtonStyle] = discord.ButtonStyle.secondary
+    EMOJI: ClassVar[str | None] = None
 
     @staticmethod
     def make_id(task_id: str) -> str:
@@ -23,7 +25,12 @@ class TaskButton(discord.ui.DynamicItem[discord.ui.Button[Any]], template=r"(?!)
 
     def __init__(self, task_id: str) -> None:
         super().__init__(
-            discord.ui.Button(label=self.LABEL, style=self.STYLE, custom_id=self.make_id(task_id))
+            discord.ui.Button(
+                label=self.LABEL,
+                style=self.STYLE,
+                emoji=self.EMOJI,
+                custom_id=self.make_id(task_id),
+            )
         )
         self.task_id = task_id
 

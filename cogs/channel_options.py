@@ -12,7 +12,7 @@ import discord
 from discord import app_commands
 from discord.app_commands import AppCommandChannel, AppCommandThread
 
-from bot.client import KontextBot
+from cogs.client import KontextBot
 from cogs.requests import Interaction
 
 ChannelType = discord.ChannelType

@@ -10,10 +10,10 @@ from discord.app_commands import Choice, Range
 from discord.ext import commands
 
 from bot import custom_ids
-from bot.client import send_ephemeral
 from bot.flux import MODEL_NAMES
 from bot.ledger import TaskKind
 from bot.validation import MAX_PROMPT_CHARS
+from cogs.client import send_ephemeral
 from cogs.requests import (
     Interaction,
     PromptModal,
@@ -23,7 +23,7 @@ from cogs.requests import (
 )
 
 if TYPE_CHECKING:
-    from bot.client import KontextBot
+    from cogs.client import KontextBot
 
 ASPECT_CHOICES = [
     Choice(name="21:9 — ultra-wide", value="21:9"),

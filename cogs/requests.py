@@ -9,11 +9,11 @@ from typing import Any, cast
 
 import discord
 
-from bot.client import KontextBot, send_ephemeral
 from bot.images import MAX_INPUT_BYTES, PreparedImage
 from bot.ledger import TaskKind, TaskParams
 from bot.service import Origin, Refused
 from bot.validation import MAX_PROMPT_CHARS, InputRejected
+from cogs.client import KontextBot, send_ephemeral
 
 log = logging.getLogger(__name__)
 
@@ -135,22 +135,9 @@ async def _take_request(
     except (InputRejected, Refused) as exc:
         await send_ephemeral(interaction, exc.user_message)
         return
-    try:
-        response = await interaction.response.defer(thinking=True)
-    except discord.HTTPException as exc:
-        # Discord refused the first answer (a Cloudflare 429 is not retried by discord.py):
-        # nothing is written or spent; the member may still be reachable with a private note.
-        log.warning(
-            "could not answer interaction %s (%s %s); nothing was started",
-            interaction.id,
-            exc.status,
-            exc.code,
-        )
-        await send_ephemeral(interaction, DEFER_REFUSED)
-        return
-    reply_id = response.message_id if response is not None else None
+    reply_id = await _defer_publicly(interaction)
     if reply_id is None:
-        reply_id = (await interaction.original_response()).id
+        return
     image = prepared_image
     if image_url is not None:
         try:
@@ -170,6 +157,27 @@ async def _take_request(
         )
     except Refused as exc:  # the daily quota ran out between the check and the charge
         await _withdraw(interaction, exc.user_message)
+
+
+async def _defer_publicly(interaction: Interaction) -> int | None:
+    """Answer with the public "thinking…" reply and return its message id; None when Discord
+    refused the answer (the member is then told privately, if still reachable)."""
+    try:
+        response = await interaction.response.defer(thinking=True)
+    except discord.HTTPException as exc:
+        # Discord refused the first answer (a Cloudflare 429 is not retried by discord.py):
+        # nothing is written or spent; the member may still be reachable with a private note.
+        log.warning(
+            "could not answer interaction %s (%s %s); nothing was started",
+            interaction.id,
+            exc.status,
+            exc.code,
+        )
+        await send_ephemeral(interaction, DEFER_REFUSED)
+        return None
+    if response is not None and response.message_id is not None:
+        return response.message_id
+    return (await interaction.original_response()).id
 
 
 async def _withdraw(interaction: Interaction, message: str) -> None:

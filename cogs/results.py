@@ -7,10 +7,10 @@ from typing import TYPE_CHECKING
 import discord
 
 from bot import custom_ids
-from bot.client import send_ephemeral
 from bot.ledger import Task, TaskKind
 from bot.validation import MAX_TOLERANCE_EDIT, InputRejected
 from cogs.buttons import TaskButton
+from cogs.client import send_ephemeral
 from cogs.requests import (
     Interaction,
     PromptModal,
@@ -19,7 +19,7 @@ from cogs.requests import (
 )
 
 if TYPE_CHECKING:
-    from bot.client import KontextBot
+    from cogs.client import KontextBot
 
 NOT_YOURS = (
     "This isn't yours: only the member who asked for this image "
@@ -44,6 +44,7 @@ async def _owned_task(interaction: Interaction, task_id: str) -> Task | None:
 
 class RerollButton(TaskButton, template=custom_ids.REROLL_TEMPLATE):
     LABEL = custom_ids.REROLL_LABEL
+    EMOJI = "🎲"
     make_id = staticmethod(custom_ids.reroll_id)
 
     async def clicked(self, interaction: Interaction) -> None:
@@ -69,6 +70,7 @@ class RerollButton(TaskButton, template=custom_ids.REROLL_TEMPLATE):
 class EditButton(TaskButton, template=custom_ids.EDIT_TEMPLATE):
     LABEL = custom_ids.EDIT_LABEL
     STYLE = discord.ButtonStyle.primary
+    EMOJI = "✏️"
     make_id = staticmethod(custom_ids.edit_id)
 
     async def clicked(self, interaction: Interaction) -> None:

@@ -9,6 +9,8 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass, field
 
+from bot.ports import Refusal
+
 
 class Event:
     """Base of every task event (a marker: the table matches on the subclass)."""
@@ -127,19 +129,10 @@ class FetchFailed(Event):
     permanent: bool
 
 
-class Refusal(enum.StrEnum):
-    """Why Discord did not take the result, as the Discord adapter reports it."""
-
-    EXPIRED = "expired"  # outside servers the interaction token ran out
-    DELETED = "deleted"  # the reply is gone and there is no channel to post in
-    TOO_LARGE = "too_large"  # over the upload limit even after re-encoding
-    FORBIDDEN = "forbidden"  # the bot may not post there (50013, 403)
-    REFUSED = "refused"  # any other 4xx
-    TRANSIENT = "transient"  # 5xx or 429: worth another try
-
-
 @dataclass(frozen=True)
 class DeliveryRefused(Event):
+    """Discord did not take the result; `kind` is the adapter's reading of why."""
+
     kind: Refusal
 
 

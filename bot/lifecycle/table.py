@@ -58,13 +58,13 @@ from bot.lifecycle.events import (
     RecordMissing,
     RecordRefused,
     RecordUnavailable,
-    Refusal,
     Restarted,
     Submitted,
     TokenExpiring,
 )
 from bot.outcomes import Outcome, failure, outcome_for_kie_code
 from bot.polling import next_poll_delay
+from bot.ports import Refusal
 
 RATE_LIMIT_PAUSE = 10.0  # KIE drops a create over the limit: wait out a whole window
 MAX_SUBMIT_ATTEMPTS = 3  # generate calls for one task (429s do not count)

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-from bot.moderation.modlog import DiscordModLog, ModLogSink
+from bot.moderation.modlog import ModLogSink
 from bot.moderation.policy import GuildSettings, Refusal
 from bot.moderation.service import Denied, Moderation, UsageSummary
 
 __all__ = [
     "Denied",
-    "DiscordModLog",
     "GuildSettings",
     "ModLogSink",
     "Moderation",

@@ -1,4 +1,4 @@
-"""Everything said to Discord about a task: status edits, the result post, and the fallbacks.
+"""The Publisher port on Discord: status edits, the result post, the failure, and the fallbacks.
 
 Paths, in order of preference:
 - while the interaction token is fresh (15 minutes), the interaction webhook edits the reply;
@@ -6,6 +6,8 @@ Paths, in order of preference:
 - if the reply was deleted, a new channel message mentions the requester;
 - a file over the upload limit is re-encoded to fit.
 Status edits are throttled per message; the final result is never held back.
+Discord's error codes for a post are read here: the core gets a `PublishOutcome`, never a
+discord exception.
 """
 
 from __future__ import annotations
@@ -15,18 +17,19 @@ import io
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
 import discord
 
-from bot import custom_ids, images
+from bot import images
 from bot.flux import model_name
 from bot.ledger import Task, TaskKind, TaskState, TaskStore
 from bot.logs import task_context
 from bot.metrics import Metrics
+from bot.ports import NotPublished, Published, PublishOutcome, Refusal, ResultImage
 from bot.status import StatusView, format_duration, prompt_excerpt, render_status
 from bot.supervisor import WorkSet
+from cogs.results import EditButton, RerollButton
 
 log = logging.getLogger(__name__)
 
@@ -38,22 +41,17 @@ FIRST_EDIT_DELAY = 0.5
 DEFAULT_UPLOAD_LIMIT = 10 * 1024 * 1024
 
 
-class DeliveryFailed(Exception):
-    """The result could not be posted; `permanent` says whether trying again is pointless;
-    `too_late`: outside servers, the interaction token ran out (nothing else reaches the member)."""
-
-    def __init__(self, reason: str, *, permanent: bool, too_late: bool = False) -> None:
-        super().__init__(reason)
-        self.permanent = permanent
-        self.too_late = too_late
+# Discord's JSON error codes this adapter reads (its REST reference, "JSON Error Codes").
+UNKNOWN_MESSAGE = 10008
+UNKNOWN_WEBHOOK = 10015
+REQUEST_TOO_LARGE = 40005
+MISSING_PERMISSIONS = 50013
+INVALID_WEBHOOK_TOKEN = 50027
 
 
-@dataclass
-class _Pending:
-    handle: asyncio.TimerHandle
+class DiscordPublisher:
+    """The core's Publisher (bot.ports), on Discord."""
 
-
-class Delivery:
     def __init__(
         self,
         client: discord.Client,
@@ -137,73 +135,67 @@ class Delivery:
 
     # ---- final messages --------------------------------------------------------------------
 
-    async def post_result(
-        self, task: Task, data: bytes, extension: str, *, spoiler: bool = False
-    ) -> int:
-        """Post the image with its details and buttons; return the id of the message that has it."""
+    async def post_result(self, task: Task, image: ResultImage) -> PublishOutcome:
+        """Post the image with its details and buttons, in the reply or a new message."""
         self._cancel_pending(task.id)
         limit = task.upload_limit or DEFAULT_UPLOAD_LIMIT
         # Leave room for the multipart envelope.
         budget = max(64 * 1024, limit - 16 * 1024)
+        data, extension = image.data, image.extension
         if len(data) > budget:
             data, extension = await images.in_worker(images.fit_to_limit, data, budget)
         async with self._lock(task.id):
             for attempt in range(2):
-                filename = f"{'SPOILER_' if spoiler else ''}kontext-{task.id}.{extension}"
+                filename = f"{'SPOILER_' if image.spoiler else ''}kontext-{task.id}.{extension}"
                 try:
-                    return await self._post_final(task, data, filename)
+                    return Published(await self._post_final(task, data, filename))
                 except ReplyUnreachable:
-                    raise DeliveryFailed(
-                        "the interaction token ran out", permanent=True, too_late=True
-                    ) from None
+                    return NotPublished(Refusal.EXPIRED, "the interaction token ran out")
+                except ReplyGone:
+                    return NotPublished(Refusal.DELETED, "the reply is gone; no channel to post in")
                 except discord.HTTPException as exc:
-                    if exc.code == 40005 and attempt == 0:
+                    if exc.code == REQUEST_TOO_LARGE and attempt == 0:
                         data, extension = await images.in_worker(
                             images.fit_to_limit, data, max(64 * 1024, budget // 2)
                         )
                         continue
-                    if exc.code == 50013 or exc.status == 403:
-                        raise DeliveryFailed("missing permission to post", permanent=True) from None
-                    if exc.status >= 500 or exc.status == 429:
-                        raise DeliveryFailed(
-                            f"Discord answered {exc.status}", permanent=False
-                        ) from None
-                    raise DeliveryFailed(
-                        f"Discord refused: {exc.status} {exc.code}", permanent=True
-                    ) from None
-            raise DeliveryFailed("the image is too large even after re-encoding", permanent=True)
+                    return refused(exc)
+            return NotPublished(Refusal.TOO_LARGE, "too large even after re-encoding")
 
-    async def post_failure(self, task: Task) -> None:
+    async def post_failure(self, task: Task) -> PublishOutcome:
         """Show a failed task's reason in its reply (or a new message if the reply is gone)."""
         self._cancel_pending(task.id)
         view = render_status(task, now=self._clock())
         buttons = _buttons(task, reroll=task.rerollable, edit=False)
         async with self._lock(task.id):
             try:
-                if not task.reply_gone:
-                    try:
-                        await self._edit_reply(
-                            task, embed=_embed(view), content=None, attachments=None, view=buttons
-                        )
-                        return
-                    except ReplyGone:
-                        pass
-                self._check_reachable(task)
-                await self._channel(task).send(
-                    content=f"<@{task.requester_id}>",
-                    embed=_embed(view),
-                    view=buttons,
-                    allowed_mentions=discord.AllowedMentions(
-                        users=[discord.Object(task.requester_id)]
-                    ),
-                    nonce=_nonce(task.id, "fail"),
-                )
+                return Published(await self._show_failure(task, _embed(view), buttons))
             except ReplyUnreachable:
                 log.warning("could not show the failure of task %s: out of reach", task.id)
+                return NotPublished(Refusal.EXPIRED, "out of reach")
             except discord.HTTPException as exc:
                 log.warning(
                     "could not show the failure of task %s: %s %s", task.id, exc.status, exc.code
                 )
+                return refused(exc)
+
+    async def _show_failure(self, task: Task, embed: discord.Embed, view: discord.ui.View) -> int:
+        if not task.reply_gone:
+            try:
+                return await self._edit_reply(
+                    task, embed=embed, content=None, attachments=None, view=view
+                )
+            except ReplyGone:
+                pass
+        self._check_reachable(task)
+        message = await self._channel(task).send(
+            content=f"<@{task.requester_id}>",
+            embed=embed,
+            view=view,
+            allowed_mentions=discord.AllowedMentions(users=[discord.Object(task.requester_id)]),
+            nonce=_nonce(task.id, "fail"),
+        )
+        return message.id
 
     async def _post_final(self, task: Task, data: bytes, filename: str) -> int:
         embed = _result_embed(task, filename, now=self._clock())
@@ -222,9 +214,7 @@ class Delivery:
                 )
             except ReplyGone:
                 if task.guild_id is None:
-                    raise DeliveryFailed(
-                        "the reply is gone and there is no channel to post in", permanent=True
-                    ) from None
+                    raise  # there is no channel to post in
                 log.info("reply of task %s was deleted; posting a new message", task.id)
         message = await self._channel(task).send(
             content=content,
@@ -285,7 +275,7 @@ class Delivery:
                     await webhook.edit_message(task.reply_message_id, **kwargs)
                     return task.reply_message_id
                 except discord.HTTPException as exc:
-                    if exc.code != 50027:  # Invalid Webhook Token: fall through to the channel
+                    if exc.code != INVALID_WEBHOOK_TOKEN:  # fall through to the channel
                         raise
                 # The failed attempt read the files to their end: rewind them, or the channel
                 # edit would upload empty attachments.
@@ -296,7 +286,7 @@ class Delivery:
             await message.edit(**kwargs)
             return task.reply_message_id
         except discord.NotFound as exc:
-            if exc.code in (10008, 10015, 0):
+            if exc.code in (UNKNOWN_MESSAGE, UNKNOWN_WEBHOOK, 0):
                 raise ReplyGone from None
             raise
 
@@ -323,6 +313,18 @@ class ReplyGone(Exception):
 
 class ReplyUnreachable(Exception):
     """Outside servers, with the interaction token spent: no way left to reach the member."""
+
+
+def refused(exc: discord.HTTPException) -> NotPublished:
+    """Discord's refusal of a post, as the core reads it."""
+    detail = f"Discord answered {exc.status} {exc.code}"
+    if exc.code == MISSING_PERMISSIONS or exc.status == 403:
+        return NotPublished(Refusal.FORBIDDEN, detail)
+    if exc.code == REQUEST_TOO_LARGE:
+        return NotPublished(Refusal.TOO_LARGE, detail)
+    if exc.status >= 500 or exc.status == 429:
+        return NotPublished(Refusal.TRANSIENT, detail)
+    return NotPublished(Refusal.REFUSED, detail)
 
 
 def _no_context(task: Task) -> dict[str, Any]:
@@ -363,24 +365,10 @@ def _result_embed(task: Task, filename: str, *, now: float) -> discord.Embed:
 def _buttons(task: Task, *, reroll: bool, edit: bool) -> discord.ui.View:
     view = discord.ui.View(timeout=None)
     if reroll:
-        view.add_item(
-            discord.ui.Button(
-                label=custom_ids.REROLL_LABEL,
-                style=discord.ButtonStyle.secondary,
-                emoji="🎲",
-                custom_id=custom_ids.reroll_id(task.id),
-            )
-        )
+        view.add_item(RerollButton(task.id))
     if edit:
-        view.add_item(
-            discord.ui.Button(
-                label=custom_ids.EDIT_LABEL,
-                style=discord.ButtonStyle.primary,
-                emoji="✏️",
-                custom_id=custom_ids.edit_id(task.id),
-            )
-        )
-    # The clicks are handled by the DynamicItems in cogs/results.py, which survive restarts;
+        view.add_item(EditButton(task.id))
+    # The clicks are handled by these DynamicItems (cogs/results.py), which survive restarts;
     # a finished view is sent without being stored in memory for every result ever posted.
     view.stop()
     return view

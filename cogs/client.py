@@ -1,5 +1,5 @@
-"""The Discord client: reaches Discord in serve, wires the core together in setup_hook and takes
-it apart in close."""
+"""The Discord client: wires the core to Discord when built, reaches Discord in serve, loads the
+cogs in setup_hook and takes the core apart in close."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import contextlib
 import hashlib
 import json
 import logging
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import aiohttp
@@ -17,12 +18,12 @@ from discord import app_commands
 from discord.ext import commands
 
 from bot.config import Settings
-from bot.delivery import Delivery
 from bot.kie import KieClient, KieError
 from bot.ledger import Ledger
 from bot.loop_lag import LagMonitor
 from bot.metrics import Metrics
-from bot.moderation import DiscordModLog, Moderation
+from bot.moderation import Moderation
+from bot.ports import ModLogSink, Publisher
 from bot.runner import Runner
 from bot.scheduler import Scheduler
 from bot.service import KontextService
@@ -41,6 +42,36 @@ DISCORD_PROBE_TIMEOUT = aiohttp.ClientTimeout(total=20)
 # Discord did not answer (network, time-out, its 5xx): worth another attempt later.
 DISCORD_UNREACHABLE = (aiohttp.ClientError, OSError, TimeoutError, discord.DiscordServerError)
 NO_PINGS = discord.AllowedMentions.none()
+
+
+GATEWAY_AUTHENTICATION_FAILED = 4004  # the gateway's close code for a refused token
+
+
+class TokenRefused(Exception):
+    """Discord refused the bot's token: at login (REST 401) or at the gateway (close 4004)."""
+
+    def __init__(self, *, at_gateway: bool) -> None:
+        super().__init__("gateway" if at_gateway else "login")
+        self.at_gateway = at_gateway
+
+
+class IntentsRefused(Exception):
+    """Discord refused the intents the bot asked for."""
+
+
+@contextlib.contextmanager
+def login_refusals() -> Iterator[None]:
+    """discord.py's refusals of the bot itself, as this adapter's exceptions."""
+    try:
+        yield
+    except discord.LoginFailure:
+        raise TokenRefused(at_gateway=False) from None
+    except discord.ConnectionClosed as exc:
+        if exc.code != GATEWAY_AUTHENTICATION_FAILED:
+            raise
+        raise TokenRefused(at_gateway=True) from None
+    except discord.PrivilegedIntentsRequired:
+        raise IntentsRefused from None
 
 
 class DiscordUnanswered(Exception):
@@ -101,6 +132,37 @@ async def probe_discord(base_url: str, token: str, user_agent: str) -> None:
             raise DiscordUnanswered(f"HTTP {resp.status}")
 
 
+def client_options(settings: Settings, metrics: Metrics) -> dict[str, Any]:
+    """discord.py's options for this bot: the guilds intent only, no pings, where commands reach."""
+    intents = discord.Intents.none()
+    intents.guilds = True
+    # No voice here: discord.py need not warn at every start that PyNaCl/davey are missing.
+    discord.VoiceClient.warn_nacl = False
+    discord.VoiceClient.warn_dave = False
+    contexts, installs = command_reach(settings)
+    return {
+        "command_prefix": commands.when_mentioned,
+        "intents": intents,
+        "allowed_mentions": discord.AllowedMentions.none(),
+        "tree_cls": KontextTree,
+        "allowed_contexts": contexts,
+        "allowed_installs": installs,
+        "help_command": None,
+        "http_trace": discord_error_trace(metrics),
+    }
+
+
+def scheduler_for(settings: Settings) -> Scheduler:
+    return Scheduler(
+        max_active=settings.max_open_tasks,
+        per_user=settings.user_max_active_tasks,
+        rate=settings.kie_max_create_per_10s,
+        # KIE counts creates as they arrive, some milliseconds after our take (a ledger write
+        # comes first): a window a little longer than 10 s keeps its count under.
+        window=10.5,
+    )
+
+
 class KontextTree(app_commands.CommandTree["KontextBot"]):
     """One error handler: a short message for the member, the traceback for the log."""
 
@@ -147,22 +209,13 @@ class KontextBot(commands.Bot):
         kie: KieClient,
         downloads: aiohttp.ClientSession,
         metrics: Metrics,
+        publisher: Callable[[KontextBot], Publisher],
+        modlog: Callable[[KontextBot], ModLogSink],
     ) -> None:
-        intents = discord.Intents.none()
-        intents.guilds = True
-        # No voice here: discord.py need not warn at every start that PyNaCl/davey are missing.
-        discord.VoiceClient.warn_nacl = False
-        discord.VoiceClient.warn_dave = False
-        super().__init__(
-            command_prefix=commands.when_mentioned,
-            intents=intents,
-            allowed_mentions=discord.AllowedMentions.none(),
-            tree_cls=KontextTree,
-            allowed_contexts=command_reach(settings)[0],
-            allowed_installs=command_reach(settings)[1],
-            help_command=None,
-            http_trace=discord_error_trace(metrics),
-        )
+        """`publisher` and `modlog` build the ports on this client (cogs.publisher,
+        cogs.modlog): they are handed in because they use the buttons the cogs define, and the
+        cogs use this client."""
+        super().__init__(**client_options(settings, metrics))
         self.settings = settings
         self.ledger = ledger
         self.kie = kie
@@ -171,33 +224,16 @@ class KontextBot(commands.Bot):
         self.supervisor = Supervisor(
             on_restart=lambda name: metrics.background_restarts.labels(task=name).inc()
         )
-        self.scheduler = Scheduler(
-            max_active=settings.max_open_tasks,
-            per_user=settings.user_max_active_tasks,
-            rate=settings.kie_max_create_per_10s,
-            # KIE counts creates as they arrive, some milliseconds after our take (a ledger
-            # write comes first): a window a little longer than 10 s keeps its count under.
-            window=10.5,
-        )
-        self.delivery = Delivery(self, ledger, metrics)
+        self.scheduler = scheduler_for(settings)
+        self.delivery = publisher(self)
         self.moderation = Moderation(
             settings=settings,
             ledger=ledger,
             metrics=metrics,
             read_credits=kie.credits,
-            modlog=DiscordModLog(self),
+            modlog=modlog(self),
         )
-        self.runner = Runner(
-            settings=settings,
-            ledger=ledger,
-            kie=kie,
-            scheduler=self.scheduler,
-            delivery=self.delivery,
-            metrics=metrics,
-            hooks=self.moderation,
-            supervisor=self.supervisor,
-        )
-        self.delivery.status_context = self.runner.status_context
+        self.runner = self._runner()
         self.service = KontextService(
             settings=settings,
             ledger=ledger,
@@ -206,20 +242,7 @@ class KontextBot(commands.Bot):
             metrics=metrics,
             moderation=self.moderation,
         )
-        self.web = WebServer(
-            host=settings.http_host,
-            port=settings.http_port,
-            ledger=ledger,
-            metrics=metrics,
-            lag=self.lag,
-            health=HealthSources(
-                discord=self.discord_health,
-                background=self.supervisor.health,
-                poll_loop_last_tick=lambda: self.runner.last_tick,
-            ),
-            on_callback=self._on_kie_callback,
-            hmac_key=settings.kie_webhook_hmac_key,
-        )
+        self.web = self._web_server()
         self._closing = False
         self._closing_now = asyncio.Event()
         self._stopping_core = asyncio.Lock()
@@ -229,6 +252,37 @@ class KontextBot(commands.Bot):
         self._http_started = False
         self._set_up = False
         self.sync_only = False  # `python -m bot sync`: load the commands, start nothing
+
+    def _runner(self) -> Runner:
+        runner = Runner(
+            settings=self.settings,
+            ledger=self.ledger,
+            kie=self.kie,
+            scheduler=self.scheduler,
+            delivery=self.delivery,
+            metrics=self.metrics,
+            hooks=self.moderation,
+            supervisor=self.supervisor,
+        )
+        self.delivery.status_context = runner.status_context
+        return runner
+
+    def _web_server(self) -> WebServer:
+        settings = self.settings
+        return WebServer(
+            host=settings.http_host,
+            port=settings.http_port,
+            ledger=self.ledger,
+            metrics=self.metrics,
+            lag=self.lag,
+            health=HealthSources(
+                discord=self.discord_health,
+                background=self.supervisor.health,
+                poll_loop_last_tick=lambda: self.runner.last_tick,
+            ),
+            on_callback=self._on_kie_callback,
+            hmac_key=settings.kie_webhook_hmac_key,
+        )
 
     @property
     def gateway_connected(self) -> bool:

@@ -1,0 +1,209 @@
+"""The mod-log on Discord: one compact entry per finished task, and the bot's credit alerts.
+
+The core's ModLogSink (bot.ports): it only sends new messages to a server's configured mod-log
+channel through the channel endpoints. Each entry's buttons are the DynamicItems defined here
+(registered by cogs/admin.py), so a click works after a restart. A refusal comes back as a
+`NotPublished`, logged here.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import discord
+
+from bot import custom_ids
+from bot.flux import model_name
+from bot.ledger import Task, TaskKind, TaskState
+from bot.moderation.policy import fmt_credits
+from bot.ports import NotPublished, Published, PublishOutcome
+from bot.status import prompt_excerpt
+from cogs.buttons import TaskButton
+from cogs.client import send_ephemeral
+from cogs.publisher import refused
+from cogs.requests import Interaction
+
+log = logging.getLogger(__name__)
+
+OUTCOME_TEXT = {
+    "done": "Delivered",
+    "content_policy": "Rejected by KIE's content filter",
+    "out_of_credits": "KIE is out of credits",
+}
+COLORS = {"done": 0x2ECC71, "content_policy": 0xE67E22}
+FAILED_COLOR = 0xE74C3C
+NOT_A_MODLOG_MODERATOR = (
+    "Only moderators (Manage Messages or Manage Server) can use the mod-log buttons."
+)
+GONE = "This task no longer exists."
+NO_PINGS = discord.AllowedMentions.none()
+
+
+def outcome_of(task: Task) -> str:
+    if task.state == TaskState.DONE:
+        return "done"
+    return task.error_code or "failed"
+
+
+def task_embed(task: Task) -> discord.Embed:
+    """The mod-log entry for a finished task (pure: no I/O)."""
+    outcome = outcome_of(task)
+    kind = "Edit" if task.kind == TaskKind.EDIT else "Image"
+    text = OUTCOME_TEXT.get(outcome, f"Failed ({outcome.replace('_', ' ')})")
+    embed = discord.Embed(
+        title=f"{kind} · {text}",
+        description=prompt_excerpt(task.params.prompt, 300),
+        color=COLORS.get(outcome, FAILED_COLOR),
+    )
+    embed.add_field(name="Requester", value=f"<@{task.requester_id}> ({task.requester_id})")
+    if task.guild_id is None:
+        where = f"Outside servers (DM or private channel {task.channel_id})"
+        embed.add_field(name="Channel", value=where)
+    else:
+        embed.add_field(name="Channel", value=f"<#{task.channel_id}>")
+    embed.add_field(name="Model", value=model_name(task.params.model))
+    cost = fmt_credits(task.cost)
+    if task.refunded:
+        cost += " (refunded)"
+    embed.add_field(name="Cost", value=f"{cost} credits")
+    embed.add_field(name="Outcome", value=outcome)
+    if task.input_image_url and task.input_image_url.startswith(("https://", "http://")):
+        embed.set_thumbnail(url=task.input_image_url)
+    if task.state == TaskState.DONE and task.result_url:
+        embed.set_image(url=task.result_url)
+    embed.set_footer(text=f"Task {task.id}")
+    return embed
+
+
+def task_buttons(task: Task, *, deletable: bool = True) -> discord.ui.View:
+    view = discord.ui.View(timeout=None)
+    if deletable and task.state == TaskState.DONE and task.result_message_id:
+        view.add_item(ModlogDelete(task.id))
+    view.add_item(ModlogBlock(task.id))
+    view.add_item(ModlogReset(task.id))
+    # Clicks go to the DynamicItems below; nothing is kept in memory per entry.
+    view.stop()
+    return view
+
+
+class DiscordModLog:
+    """Posts mod-log entries through the bot's channel endpoints."""
+
+    def __init__(self, client: discord.Client) -> None:
+        self._client = client
+
+    async def post_task(self, channel_id: int, guild_id: int | None, task: Task) -> PublishOutcome:
+        """`guild_id` None: a task from outside servers, to DM_MODLOG_CHANNEL_ID. Its entry has
+        no buttons (they act on a server); the operator uses `python -m bot block`."""
+        channel = self._client.get_partial_messageable(channel_id, guild_id=guild_id)
+        view = None if task.guild_id is None else task_buttons(task)
+        try:
+            if view is None:
+                message = await channel.send(embed=task_embed(task), allowed_mentions=NO_PINGS)
+            else:
+                message = await channel.send(
+                    embed=task_embed(task), view=view, allowed_mentions=NO_PINGS
+                )
+        except discord.HTTPException as exc:
+            return _not_posted(f"mod-log entry for task {task.id}", refused(exc))
+        return Published(message.id)
+
+    async def post_alert(self, channel_id: int, guild_id: int | None, text: str) -> PublishOutcome:
+        channel = self._client.get_partial_messageable(channel_id, guild_id=guild_id)
+        embed = discord.Embed(title="KIE credits", description=text, color=0xE67E22)
+        try:
+            message = await channel.send(embed=embed, allowed_mentions=NO_PINGS)
+        except discord.HTTPException as exc:
+            return _not_posted(f"credit alert to guild {guild_id}", refused(exc))
+        return Published(message.id)
+
+
+def _not_posted(what: str, outcome: NotPublished) -> NotPublished:
+    log.warning("%s failed: %s (%s)", what, outcome.refusal, outcome.detail)
+    return outcome
+
+
+# ---- mod-log buttons -------------------------------------------------------------------------
+
+
+async def _modlog_task(interaction: Interaction, task_id: str) -> Task | None:
+    perms = interaction.permissions
+    if not (perms.manage_messages or perms.manage_guild):
+        await send_ephemeral(interaction, NOT_A_MODLOG_MODERATOR)
+        return None
+    task = await interaction.client.service.get_task(task_id)
+    if task is None or task.guild_id != interaction.guild_id:
+        await send_ephemeral(interaction, GONE)
+        return None
+    return task
+
+
+class ModlogDelete(TaskButton, template=custom_ids.DELETE_TEMPLATE):
+    LABEL = custom_ids.DELETE_LABEL
+    STYLE = discord.ButtonStyle.danger
+    make_id = staticmethod(custom_ids.delete_id)
+
+    async def clicked(self, interaction: Interaction) -> None:
+        task = await _modlog_task(interaction, self.task_id)
+        if task is None:
+            return
+        if not task.result_message_id:
+            await send_ephemeral(interaction, "This task has no posted image to delete.")
+            return
+        channel = interaction.client.get_partial_messageable(
+            task.channel_id, guild_id=task.guild_id
+        )
+        try:
+            await channel.get_partial_message(task.result_message_id).delete()
+        except discord.NotFound:
+            pass  # already gone: the note below still records who cleared it
+        except discord.HTTPException as exc:
+            log.warning("deleting the output of task %s failed: %s", task.id, exc.status)
+            await send_ephemeral(
+                interaction, "The image couldn't be deleted (the bot may lack permission)."
+            )
+            return
+        await interaction.client.moderation.note_output_deleted(task, by=interaction.user.id)
+        embed = (
+            interaction.message.embeds[0]
+            if interaction.message and interaction.message.embeds
+            else task_embed(task)
+        )
+        embed.add_field(name="Output deleted", value=f"by <@{interaction.user.id}>", inline=False)
+        embed.set_image(url=None)
+        await interaction.response.edit_message(
+            embed=embed, view=task_buttons(task, deletable=False)
+        )
+
+
+class ModlogBlock(TaskButton, template=custom_ids.BLOCK_TEMPLATE):
+    LABEL = custom_ids.BLOCK_LABEL
+    make_id = staticmethod(custom_ids.block_id)
+
+    async def clicked(self, interaction: Interaction) -> None:
+        task = await _modlog_task(interaction, self.task_id)
+        if task is None or task.guild_id is None:
+            return
+        await interaction.client.moderation.block(
+            task.guild_id, task.requester_id, by=interaction.user.id
+        )
+        await send_ephemeral(
+            interaction,
+            f"<@{task.requester_id}> is now blocked from the image bot in this server. "
+            "Undo with /kontext-admin unblock.",
+        )
+
+
+class ModlogReset(TaskButton, template=custom_ids.RESET_TEMPLATE):
+    LABEL = custom_ids.RESET_LABEL
+    make_id = staticmethod(custom_ids.reset_id)
+
+    async def clicked(self, interaction: Interaction) -> None:
+        task = await _modlog_task(interaction, self.task_id)
+        if task is None or task.guild_id is None:
+            return
+        await interaction.client.moderation.reset_quota(task.guild_id, task.requester_id)
+        await send_ephemeral(interaction, f"<@{task.requester_id}>'s credits for today were reset.")
+
+
+DYNAMIC_ITEMS = (ModlogDelete, ModlogBlock, ModlogReset)
