@@ -119,3 +119,12 @@ def test_an_early_callback_is_forgotten_after_a_minute() -> None:
     record = tasks.open(task("t1", TaskState.SUBMITTING))
     tasks.note("t1", RememberNudge(), NOW)
     assert record.facts(NOW + EARLY_NUDGE_TTL + 1, POLICY).early_nudge is False
+
+
+def test_following_uses_up_an_early_callback() -> None:
+    """Once following began, a callback remembered before it no longer counts."""
+    tasks = OpenTasks(10)
+    record = tasks.open(task("t1", TaskState.SUBMITTING))
+    tasks.note("t1", RememberNudge(), NOW)
+    tasks.note("t1", Follow(0.0), NOW)
+    assert record.facts(NOW, POLICY).early_nudge is False
