@@ -19,6 +19,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+import aiohttp
 import discord
 
 from bot import images
@@ -118,6 +119,8 @@ class DiscordPublisher:
                     log.warning(
                         "status edit of task %s failed: %s %s", task_id, exc.status, exc.code
                     )
+                except CONNECTION_ERRORS as exc:
+                    log.warning("status edit of task %s failed: %s", task_id, unreachable(exc))
 
     def forget(self, task_id: str) -> None:
         handle = self._pending.pop(task_id, None)
@@ -160,6 +163,8 @@ class DiscordPublisher:
                         )
                         continue
                     return refused(exc)
+                except CONNECTION_ERRORS as exc:
+                    return NotPublished(Refusal.TRANSIENT, unreachable(exc))
             return NotPublished(Refusal.TOO_LARGE, "too large even after re-encoding")
 
     async def post_failure(self, task: Task) -> PublishOutcome:
@@ -178,6 +183,9 @@ class DiscordPublisher:
                     "could not show the failure of task %s: %s %s", task.id, exc.status, exc.code
                 )
                 return refused(exc)
+            except CONNECTION_ERRORS as exc:
+                log.warning("could not show the failure of task %s: %s", task.id, unreachable(exc))
+                return NotPublished(Refusal.TRANSIENT, unreachable(exc))
 
     async def _show_failure(self, task: Task, embed: discord.Embed, view: discord.ui.View) -> int:
         if not task.reply_gone:
@@ -313,6 +321,16 @@ class ReplyGone(Exception):
 
 class ReplyUnreachable(Exception):
     """Outside servers, with the interaction token spent: no way left to reach the member."""
+
+
+# No answer from Discord at all (a dropped connection, a reset, a timeout): discord.py passes
+# these through once its own retries are spent. A retried post is safe: an edit replaces, and a
+# channel post carries a nonce.
+CONNECTION_ERRORS = (aiohttp.ClientError, OSError, TimeoutError)
+
+
+def unreachable(exc: BaseException) -> str:
+    return f"no answer from Discord ({type(exc).__name__})"
 
 
 def refused(exc: discord.HTTPException) -> NotPublished:

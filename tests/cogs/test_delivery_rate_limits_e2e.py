@@ -91,3 +91,17 @@ async def test_cloudflare_429_on_the_defer_starts_nothing_and_says_so(
     assert "Nothing was started" in text
     assert ledger_rows(bot_env) == []
     assert kie_sim.count("generate") == 0
+
+
+async def test_a_dropped_connection_on_the_result_post_loses_nothing(
+    discord_fake: FakeDiscord, kie_sim: Any, bot_process: BotProcess, bot_env: Any
+) -> None:
+    """Discord's connection drops while the result is posted (no answer at all): the post is
+    tried again and the image arrives exactly once; the ledger says done."""
+    fault = discord_fake.fail_next("PATCH", REPLY, when=_result_post, reset=True)
+    inter, kie_task_id = await _generating(discord_fake, kie_sim, bot_env, "a cut cable")
+    kie_sim.complete(kie_task_id)
+    (row,) = await settled(discord_fake, bot_env, timeout=30)
+    assert row.state == "done"
+    assert len(fault.hits) == 1
+    assert discord_fake.conversation(inter).original.attachments

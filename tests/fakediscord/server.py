@@ -159,6 +159,7 @@ class Fault:
     message: str | None
     cloudflare: bool = False
     when: Callable[[Call], bool] | None = None
+    reset: bool = False
     hits: list[Call] = field(default_factory=list)
 
     def matches(self, call: Call) -> bool:
@@ -185,6 +186,10 @@ class Fault:
         if self.status >= 500 and self.code is None:
             return DiscordError(self.status, 0, self.message or f"{self.status}: Server Error")
         return DiscordError(self.status, self.code or 0, self.message)
+
+
+class _DropConnection(Exception):
+    """An injected fault: close the connection without an answer."""
 
 
 class _GatewayConn:
@@ -665,6 +670,7 @@ class FakeDiscord:
         message: str | None = None,
         cloudflare: bool = False,
         when: Callable[[Call], bool] | None = None,
+        reset: bool = False,
     ) -> Fault:
         """The next ``count`` matching REST calls answer ``status``.
 
@@ -675,6 +681,8 @@ class FakeDiscord:
         JSON ``retry_after``/``global``/``code``): discord.py waits and retries it.
         ``cloudflare=True`` answers Cloudflare's 429 instead (an HTML page, no ``Via``, no
         rate-limit headers): discord.py raises ``HTTPException`` without retrying.
+        ``reset=True`` drops the connection before handling the call (nothing is done, nothing
+        is answered): the client sees the server disconnect.
         """
         if cloudflare:
             status = 429
@@ -688,6 +696,7 @@ class FakeDiscord:
             message,
             cloudflare=cloudflare,
             when=when,
+            reset=reset,
         )
         self.faults.append(fault)
         return fault
@@ -697,6 +706,8 @@ class FakeDiscord:
             if fault.matches(call):
                 fault.remaining -= 1
                 fault.hits.append(call)
+                if fault.reset:
+                    raise _DropConnection
                 return fault.error(call, self.rate_limits)
         return None
 
@@ -795,6 +806,11 @@ class FakeDiscord:
         except DiscordError as err:
             await self._finish(call, err.status, err.html if err.html is not None else err.body)
             return _error_response(err, headers)
+        except _DropConnection:
+            await self._finish(call, 0, None)
+            if request.transport is not None:
+                request.transport.abort()
+            raise asyncio.CancelledError from None  # the handler ends; nothing is written back
         await self._finish(call, status, payload)
         return _json_response(status, payload, headers)
 
