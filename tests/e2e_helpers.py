@@ -8,7 +8,9 @@ import os
 import signal
 import socket
 import sys
+import tempfile
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 
@@ -30,6 +32,32 @@ def clean_env(env: Mapping[str, str]) -> dict[str, str]:
         "PYTHONPATH": str(REPO_ROOT),  # `bot` and `cogs` are imported from the checkout
     }
     return {**base, **env}
+
+
+@dataclass
+class Run:
+    code: int
+    stdout: str
+    stderr: str
+
+
+async def run_cli(env: dict[str, str], *args: str) -> Run:
+    """`python -m bot ARGS` with only ``env`` (clean_env), in an empty working directory."""
+    with tempfile.TemporaryDirectory(prefix="kontext-cli-") as workdir:
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "bot",
+            *args,
+            cwd=workdir,
+            env=clean_env(env),
+            stdin=asyncio.subprocess.DEVNULL,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+        )
+        out, err = await asyncio.wait_for(proc.communicate(), 60)
+    assert proc.returncode is not None
+    return Run(proc.returncode, out.decode(), err.decode())
 
 
 def free_port() -> int:

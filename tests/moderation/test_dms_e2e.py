@@ -4,47 +4,17 @@ Real bot, fake Discord, KIE simulator."""
 
 from __future__ import annotations
 
-import asyncio
 import sqlite3
-import sys
-import tempfile
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
 from typing import Any
 
 from e2e_checks import ledger_rows, settled
-from e2e_helpers import BotClock, BotProcess, clean_env
+from e2e_helpers import BotClock, BotProcess, run_cli
 from fakediscord import Conversation, FakeChannel, FakeDiscord, FakeUser
 
 BotFactory = Callable[..., Awaitable[BotProcess]]
 MEMBER_COMMANDS = {("imagine", 1), ("edit", 1), ("usage", 1), ("Edit with Flux Kontext", 3)}
 DMS = {"ALLOW_DMS": "true", "DM_DAILY_CREDITS": "5"}  # one Pro image (5 credits) a day
-
-
-@dataclass
-class Run:
-    code: int
-    stdout: str
-    stderr: str
-
-
-async def run_cli(env: dict[str, str], *args: str) -> Run:
-    """`python -m bot ARGS` against the same ledger as the running bot."""
-    with tempfile.TemporaryDirectory(prefix="kontext-cli-") as workdir:
-        proc = await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-m",
-            "bot",
-            *args,
-            cwd=workdir,
-            env=clean_env(env),
-            stdin=asyncio.subprocess.DEVNULL,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.PIPE,
-        )
-        out, err = await asyncio.wait_for(proc.communicate(), 60)
-    assert proc.returncode is not None
-    return Run(proc.returncode, out.decode(), err.decode())
 
 
 def synced(fake: FakeDiscord) -> dict[tuple[str, int], dict[str, Any]]:

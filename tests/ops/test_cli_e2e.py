@@ -2,48 +2,18 @@
 
 from __future__ import annotations
 
-import asyncio
 import sqlite3
-import sys
-import tempfile
 from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest_asyncio
-from e2e_helpers import COMMANDS_PUT, BotProcess, clean_env
+from e2e_helpers import COMMANDS_PUT, BotProcess, run_cli
 from fakediscord import FakeDiscord
 
 from bot.__main__ import INVITE_PERMISSIONS
 from bot.kie_sim import KieSimulator, SimConfig
 
 BotFactory = Callable[..., Awaitable[BotProcess]]
-
-
-@dataclass
-class Run:
-    code: int
-    stdout: str
-    stderr: str
-
-
-async def run_cli(env: dict[str, str], *args: str) -> Run:
-    """`python -m bot ARGS` with only ``env`` (clean_env), in an empty working directory."""
-    with tempfile.TemporaryDirectory(prefix="kontext-cli-") as workdir:
-        proc = await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-m",
-            "bot",
-            *args,
-            cwd=workdir,
-            env=clean_env(env),
-            stdin=asyncio.subprocess.DEVNULL,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.PIPE,
-        )
-        out, err = await asyncio.wait_for(proc.communicate(), 60)
-    assert proc.returncode is not None
-    return Run(proc.returncode, out.decode(), err.decode())
 
 
 @pytest_asyncio.fixture
