@@ -4,11 +4,14 @@ Public API:
 - ``FakeDiscord``: ``await fake.start()`` / ``await fake.stop()``; ``fake.api_url`` /
   ``fake.gateway_url``; world (``member``, ``moderator``, ``channel``, ``add_user``,
   ``add_channel``, ``inject_message``, ``add_cdn_file``); verbs (``slash``, ``message_command``,
-  ``click``, ``submit_modal``, ``inject``, ``drop_gateway``, ``fail_next`` (Discord's 429, or
+  ``click``, ``select`` (a string select's values), ``submit_modal`` (text inputs and
+  selects), ``inject``, ``drop_gateway``, ``fail_next`` (Discord's 429, or
   ``cloudflare=True``; ``when=`` narrows the match), ``clock.advance``);
   Discord's rules, on by default: the 3-second rule (``enforce_initial_response_deadline``),
   the rate-limit buckets (``rate_limits``, a ``DiscordRateLimits``; None turns them off),
-  IDENTIFY intents (``allowed_intents``); ``violations()`` lists what the client broke;
+  IDENTIFY intents (``allowed_intents``), message shapes (limits.py: 10 attachments, 5 action
+  rows, select options and values, custom ids; 400 50035 with Discord's error tree);
+  ``violations()`` lists what the client broke;
   waiting (``wait_until``, ``wait_for_call``, ``wait_for_identify``, ``wait_for_conversation``);
   views (``conversation``, ``channel_messages``, ``message``, ``calls``, ``unhandled``).
 """

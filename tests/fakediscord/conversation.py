@@ -6,6 +6,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from .limits import SELECT_TYPES
 from .model import CallbackRecord, FakeInteraction, FakeMessage
 
 if TYPE_CHECKING:
@@ -122,6 +123,28 @@ class MessageView:
         raise AssertionError(
             f"no button label={label!r} custom_id={custom_id!r} on message {self.id}; "
             f"buttons: {[(b.get('label'), b.get('custom_id')) for b in self.buttons]}"
+        )
+
+    @property
+    def selects(self) -> list[dict[str, Any]]:
+        """Every select menu (types 3, 5-8) on the message."""
+        return [c for c in iter_components(self.components) if c.get("type") in SELECT_TYPES]
+
+    def select(
+        self, custom_id: str | None = None, placeholder: str | None = None
+    ) -> dict[str, Any]:
+        """The select with this custom id or placeholder (the only one when both are None);
+        AssertionError when absent."""
+        for s in self.selects:
+            if (custom_id is None and placeholder is None and len(self.selects) == 1) or (
+                (custom_id is not None and s.get("custom_id") == custom_id)
+                or (placeholder is not None and s.get("placeholder") == placeholder)
+            ):
+                return s
+        found = [(s.get("custom_id"), s.get("placeholder")) for s in self.selects]
+        raise AssertionError(
+            f"no select custom_id={custom_id!r} placeholder={placeholder!r} on message "
+            f"{self.id}; selects: {found}"
         )
 
     @property

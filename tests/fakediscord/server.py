@@ -22,7 +22,13 @@ from urllib.parse import quote
 from aiohttp import BodyPartReader, WSMsgType, web
 
 from .conversation import Conversation, MessageView, iter_components
-from .limits import Errors, validate_command, validate_message, validate_modal
+from .limits import (
+    Errors,
+    check_attachment_count,
+    validate_command,
+    validate_message,
+    validate_modal,
+)
 from .model import (
     ATTACH_FILES,
     CONTEXT_BOT_DM,
@@ -200,6 +206,26 @@ class _GatewayConn:
 
 
 Handler = Callable[..., Awaitable[tuple[int, Any]]]
+
+
+def chosen_values(select: dict[str, Any], values: list[str]) -> list[str]:
+    """The values a member can submit in ``select``: its own options' values, as many as its
+    min_values..max_values (default 1..1) allow; AssertionError otherwise."""
+    offered = [o.get("value") for o in select.get("options") or []]
+    unknown = [v for v in values if v not in offered]
+    assert not unknown, (
+        f"{unknown} are not options of select {select.get('custom_id')!r}: {offered}"
+    )
+    low = select.get("min_values")
+    high = select.get("max_values")
+    low = 1 if low is None else low
+    high = 1 if high is None else high
+    if select.get("required") is False:
+        low = 0
+    assert low <= len(values) <= high, (
+        f"select {select.get('custom_id')!r} takes {low}..{high} values, not {values}"
+    )
+    return list(values)
 
 
 def _error_response(err: DiscordError, headers: dict[str, str]) -> web.Response:
@@ -959,17 +985,18 @@ class FakeDiscord:
             ctype = mimetypes.guess_type(name)[0] or "application/octet-stream"
         return self.add_cdn_file(name, f.data, ctype)
 
-    def _resolve_attachments(
+    def _plan_attachments(
         self,
         existing: list[dict[str, Any]],
         spec: Any,
         files: list[UploadedFile],
         *,
         editing: bool,
-    ) -> list[dict[str, Any]]:
+    ) -> list[dict[str, Any] | tuple[UploadedFile, str | None]]:
+        """The message's attachments after this body: kept ones, and uploads with their name."""
         uploads = {self._file_index(f): f for f in files}
         used: set[int | None] = set()
-        out: list[dict[str, Any]] = []
+        out: list[dict[str, Any] | tuple[UploadedFile, str | None]] = []
         if spec is None:
             out = list(existing) if editing else []
         else:
@@ -978,14 +1005,46 @@ class FakeDiscord:
                 aid = entry.get("id")
                 idx = int(aid) if isinstance(aid, int | str) and str(aid).isdigit() else None
                 if idx is not None and idx in uploads and idx < 10_000:
-                    out.append(self._upload(uploads[idx], entry.get("filename")))
+                    out.append((uploads[idx], entry.get("filename")))
                     used.add(idx)
                 elif str(aid) in by_id:
                     out.append(by_id[str(aid)])
         for idx, f in uploads.items():
             if idx not in used:
-                out.append(self._upload(f, None))
+                out.append((f, None))
         return out
+
+    def _resolve_attachments(
+        self,
+        existing: list[dict[str, Any]],
+        spec: Any,
+        files: list[UploadedFile],
+        *,
+        editing: bool,
+    ) -> list[dict[str, Any]]:
+        return [
+            self._upload(*item) if isinstance(item, tuple) else item
+            for item in self._plan_attachments(existing, spec, files, editing=editing)
+        ]
+
+    def _check_message(
+        self,
+        payload: dict[str, Any],
+        files: list[UploadedFile],
+        prefix: list[str | int] | None = None,
+        *,
+        editing: FakeMessage | None = None,
+    ) -> None:
+        """Discord's shape limits of a message body, and at most 10 attachments on the message
+        it leaves (kept ones plus uploads, listed or not); 400 50035 with the error tree."""
+        p: list[str | int] = list(prefix or [])
+        errors = validate_message(payload, p)
+        existing = editing.attachments if editing is not None else []
+        planned = self._plan_attachments(
+            existing, payload.get("attachments"), files, editing=editing is not None
+        )
+        check_attachment_count(errors, p, len(planned))
+        self._raise_invalid(errors)
 
     @staticmethod
     def _is_empty(payload: dict[str, Any], files: list[UploadedFile]) -> bool:
@@ -1131,7 +1190,7 @@ class FakeDiscord:
         ch = self._channel(cid)
         self._check_bot_can_post(ch, with_files=bool(call.files))
         payload = call.json if isinstance(call.json, dict) else {}
-        self._raise_invalid(validate_message(payload))
+        self._check_message(payload, call.files)
         if self._is_empty(payload, call.files):
             raise DiscordError(400, 50006)
         self._check_sizes(call.files, self.channel_attachment_size_limit)
@@ -1165,7 +1224,7 @@ class FakeDiscord:
         if msg.author.get("id") != str(self.bot_user.id):
             raise DiscordError(403, 50005)
         payload = call.json if isinstance(call.json, dict) else {}
-        self._raise_invalid(validate_message(payload))
+        self._check_message(payload, call.files, editing=msg)
         self._check_sizes(call.files, self.channel_attachment_size_limit)
         self._apply_edit(msg, payload, call.files)
         return 200, msg.to_wire()
@@ -1246,7 +1305,7 @@ class FakeDiscord:
         ephemeral = int(data.get("flags") or 0) & EPHEMERAL
         msg: FakeMessage | None = None
         if rtype == 4:
-            self._raise_invalid(validate_message(data, ["data"]))
+            self._check_message(data, call.files, ["data"])
             if self._is_empty(data, call.files):
                 raise DiscordError(400, 50006)
             self._check_sizes(call.files, inter.attachment_size_limit)
@@ -1267,7 +1326,7 @@ class FakeDiscord:
                 )
             msg = self._interaction_message(inter, inter.message_id)
             if rtype == 7:
-                self._raise_invalid(validate_message(data, ["data"]))
+                self._check_message(data, call.files, ["data"], editing=msg)
                 self._check_sizes(call.files, inter.attachment_size_limit)
                 self._apply_edit(msg, data, call.files)
             inter.original_id = msg.id
@@ -1293,7 +1352,7 @@ class FakeDiscord:
         inter = self._by_webhook(app, token)
         msg = self._interaction_message(inter, inter.original_id)
         payload = call.json if isinstance(call.json, dict) else {}
-        self._raise_invalid(validate_message(payload))
+        self._check_message(payload, call.files, editing=msg)
         self._check_sizes(call.files, inter.attachment_size_limit)
         self._apply_edit(msg, payload, call.files)
         return 200, msg.to_wire()
@@ -1308,7 +1367,7 @@ class FakeDiscord:
         if not inter.acknowledged:
             raise DiscordError(404, 10015)
         payload = call.json if isinstance(call.json, dict) else {}
-        self._raise_invalid(validate_message(payload))
+        self._check_message(payload, call.files)
         if self._is_empty(payload, call.files):
             raise DiscordError(400, 50006)
         self._check_sizes(call.files, inter.attachment_size_limit)
@@ -1343,7 +1402,7 @@ class FakeDiscord:
         inter = self._by_webhook(app, token)
         msg = self._owned(inter, mid)
         payload = call.json if isinstance(call.json, dict) else {}
-        self._raise_invalid(validate_message(payload))
+        self._check_message(payload, call.files, editing=msg)
         self._check_sizes(call.files, inter.attachment_size_limit)
         self._apply_edit(msg, payload, call.files)
         return 200, msg.to_wire()
@@ -1681,16 +1740,51 @@ class FakeDiscord:
         payload["message"] = msg.to_wire()
         return payload
 
+    def build_select(
+        self,
+        message: FakeMessage | MessageView | int,
+        values: list[str],
+        *,
+        custom_id: str | None = None,
+        placeholder: str | None = None,
+        user: FakeUser | None = None,
+        attachment_size_limit: int | None = None,
+        app_permissions: int | None = None,
+    ) -> dict[str, Any]:
+        """A string-select INTERACTION_CREATE on a stored message: the member picks ``values``
+        (option values) in the select with ``custom_id`` or ``placeholder`` (or the only one)."""
+        msg = self._as_message(message)
+        assert not msg.deleted, f"message {msg.id} was deleted; nothing to select"
+        select = MessageView(self, msg).select(custom_id=custom_id, placeholder=placeholder)
+        assert select.get("type") == 3, f"select {select} is not a string select"
+        assert not select.get("disabled"), f"select {select} is disabled"
+        data = {
+            "custom_id": select["custom_id"],
+            "component_type": 3,
+            "values": chosen_values(select, values),
+        }
+        payload = self._interaction_payload(
+            3,
+            data,
+            user=user,
+            channel=self.channels[msg.channel_id],
+            attachment_size_limit=attachment_size_limit,
+            app_permissions=app_permissions,
+        )
+        payload["message"] = msg.to_wire()
+        return payload
+
     def build_modal_submit(
         self,
         opened_by: FakeInteraction,
-        values: dict[str, str],
+        values: dict[str, str | list[str]],
         *,
         user: FakeUser | None = None,
     ) -> dict[str, Any]:
         """A modal-submit INTERACTION_CREATE answering the modal ``opened_by`` got (type 9).
 
-        ``values`` keys are text inputs' custom ids or labels.
+        ``values`` keys are inputs' custom ids or labels: a string for a text input, a list of
+        option values for a string select (unanswered selects submit their default options).
         """
         modal = opened_by.modal
         assert modal is not None, f"{opened_by} opened no modal (no type-9 callback recorded)"
@@ -1698,12 +1792,17 @@ class FakeDiscord:
 
         def answer(inp: dict[str, Any], label: str | None) -> dict[str, Any]:
             cid = inp.get("custom_id")
+            given: str | list[str] | None = None
             for key in (cid, inp.get("label"), label):
                 if key is not None and key in left:
-                    value = left.pop(key)
+                    given = left.pop(key)
                     break
-            else:
-                value = inp.get("value") or ""
+            if inp.get("type") == 3:
+                picked = [o["value"] for o in inp.get("options") or [] if o.get("default")]
+                chosen = chosen_values(inp, picked if given is None else list(given))
+                return {"type": 3, "id": inp.get("id"), "custom_id": cid, "values": chosen}
+            value = (inp.get("value") or "") if given is None else given
+            assert isinstance(value, str), f"text input {cid!r} takes a string, not {value!r}"
             if inp.get("required", True) and inp.get("type") == 4 and not value:
                 raise AssertionError(f"required text input {cid!r} has no value")
             return {
@@ -1841,14 +1940,39 @@ class FakeDiscord:
             )
         )
 
+    async def select(
+        self,
+        message: FakeMessage | MessageView | int,
+        values: list[str],
+        *,
+        custom_id: str | None = None,
+        placeholder: str | None = None,
+        user: FakeUser | None = None,
+        attachment_size_limit: int | None = None,
+        app_permissions: int | None = None,
+    ) -> FakeInteraction:
+        """Pick ``values`` in a string select on ``message`` (see ``build_select``)."""
+        return await self.inject(
+            self.build_select(
+                message,
+                values,
+                custom_id=custom_id,
+                placeholder=placeholder,
+                user=user,
+                attachment_size_limit=attachment_size_limit,
+                app_permissions=app_permissions,
+            )
+        )
+
     async def submit_modal(
         self,
         opened_by: FakeInteraction,
-        values: dict[str, str],
+        values: dict[str, str | list[str]],
         *,
         user: FakeUser | None = None,
     ) -> FakeInteraction:
-        """Submit the modal ``opened_by`` answered with (values by custom id or label)."""
+        """Submit the modal ``opened_by`` answered with (values by custom id or label; a list
+        of option values for a select)."""
         return await self.inject(self.build_modal_submit(opened_by, values, user=user))
 
     # ------------------------------------------------------------------ views

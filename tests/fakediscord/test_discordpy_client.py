@@ -224,3 +224,60 @@ async def test_gateway_drop_with_accept_resume_replays_queued_interaction(
     assert conv.original.content == "alice 2 True"
     assert len(discord_fake.resumes) == 1
     assert len(discord_fake.identifies) == 1
+
+
+class RatioModal(discord.ui.Modal, title="Reframe"):
+    ratio: discord.ui.Label[RatioModal] = discord.ui.Label(
+        text="Aspect ratio",
+        component=discord.ui.Select(
+            custom_id="ratio",
+            options=[discord.SelectOption(label=r, value=r) for r in ("1:1", "16:9", "9:16")],
+        ),
+    )
+    prompt: discord.ui.Label[RatioModal] = discord.ui.Label(
+        text="Prompt", component=discord.ui.TextInput(custom_id="prompt", default="extend")
+    )
+
+    async def on_submit(self, interaction: discord.Interaction) -> None:
+        assert isinstance(self.ratio.component, discord.ui.Select)
+        assert isinstance(self.prompt.component, discord.ui.TextInput)
+        await interaction.response.send_message(
+            f"{self.ratio.component.values} {self.prompt.component.value}", ephemeral=True
+        )
+
+
+class RatioView(discord.ui.View):
+    @discord.ui.select(
+        custom_id="pick",
+        placeholder="Reframe",
+        max_values=2,
+        options=[discord.SelectOption(label=r, value=r) for r in ("1:1", "16:9", "9:16")],
+    )
+    async def pick(
+        self, interaction: discord.Interaction, select: discord.ui.Select[RatioView]
+    ) -> None:
+        if select.values == ["1:1"]:
+            await interaction.response.send_modal(RatioModal())
+        else:
+            await interaction.response.edit_message(content=f"picked {select.values}")
+
+
+async def test_select_menu_and_modal_with_select_reach_discordpy(
+    discord_fake: FakeDiscord, start_bot: StartBot
+) -> None:
+    """discord.py gets a select's values from `fake.select` and a modal's select and text input
+    from `fake.submit_modal`."""
+    bot = await start_bot(make_bot())
+    sent = await bot.get_partial_messageable(discord_fake.channel.id).send(
+        "choose", view=RatioView()
+    )
+    picked = await discord_fake.select(sent.id, ["16:9", "9:16"], placeholder="Reframe")
+    await discord_fake.wait_for_conversation(picked, lambda c: c.response_types == [7])
+    assert discord_fake.message(sent.id).content == "picked ['16:9', '9:16']"
+
+    opened = await discord_fake.select(sent.id, ["1:1"], custom_id="pick")
+    await discord_fake.wait_until(lambda: discord_fake.conversation(opened).modal)
+    submit = await discord_fake.submit_modal(opened, {"Aspect ratio": ["9:16"]})
+    answer = await discord_fake.wait_for_conversation(submit, lambda c: c.original)
+    assert answer.original is not None
+    assert answer.original.content == "['9:16'] extend"

@@ -204,7 +204,7 @@ async def test_attachment_size_limit_is_40005(discord_fake: FakeDiscord) -> None
                     }
                 ],
             },
-            ["components", "0", "components"],
+            ["components", "0", "components", "5"],
         ),
         (
             {
