@@ -32,6 +32,10 @@ EDIT_TEMPLATE = _template("edit")
 REROLL_LABEL = "Re-roll"
 EDIT_LABEL = "Edit"
 
+# The queued status's button (cogs/results.py).
+CANCEL_TEMPLATE = _template("cancel")
+CANCEL_LABEL = "Cancel"
+
 # The mod-log entry's buttons (cogs/admin.py).
 DELETE_TEMPLATE = _template("modlog:delete")
 BLOCK_TEMPLATE = _template("modlog:block")
@@ -47,6 +51,10 @@ def reroll_id(task_id: str) -> str:
 
 def edit_id(task_id: str) -> str:
     return f"kontext:edit:{task_id}"
+
+
+def cancel_id(task_id: str) -> str:
+    return f"kontext:cancel:{task_id}"
 
 
 def delete_id(task_id: str) -> str:

@@ -36,6 +36,7 @@ class Outcome(enum.StrEnum):
     CANNOT_POST = "cannot_post"
     SHUTDOWN = "shutdown"
     NO_ANSWER = "no_answer"
+    CANCELLED = "cancelled"  # the member pressed Cancel while the task was queued
     TOO_LATE = "too_late"  # outside servers, the interaction token ran out before the image
 
 
@@ -71,6 +72,9 @@ MESSAGES: dict[Outcome, str] = {
     Outcome.NO_ANSWER: (
         "KIE did not answer in time, so the bot can't tell whether the request went through. "
         "Press Re-roll to try again."
+    ),
+    Outcome.CANCELLED: (
+        "You cancelled this task before it was sent to KIE. Your credits were given back."
     ),
     Outcome.TOO_LATE: (
         "The image could not be delivered in time: outside servers the bot can only answer "

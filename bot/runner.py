@@ -43,6 +43,7 @@ from bot.lifecycle.effects import (
 from bot.lifecycle.events import (
     Accepted,
     CallbackNudge,
+    CancelRequested,
     Delivered,
     DeliveryRetryDue,
     Dispatched,
@@ -144,6 +145,17 @@ class Runner:
         remember it until following begins), from the task's record alone."""
         self._apply_now(task_id, CallbackNudge())
         self._wake.set()
+
+    async def cancel(self, task_id: str) -> bool:
+        """The member pressed Cancel: True if the task ended as cancelled (it was still queued),
+        False if it had moved on (sent to KIE, or finished) and nothing changed."""
+        task = await self._ledger.get(task_id)
+        if task is None:
+            return False
+        with task_context(task.id, task.guild_id, task.requester_id):
+            written = await self._apply(task, CancelRequested())
+        self._wake.set()
+        return written is not None and written.state != task.state
 
     def status_context(self, task: Task) -> dict[str, Any]:
         """What the status renderer needs beyond the task itself."""
@@ -389,7 +401,7 @@ async def write_decision(
         why = decision.failure
         return await ledger.transition(
             task.id,
-            OPEN_STATES,
+            decision.expect or OPEN_STATES,
             state=TaskState.FAILED,
             error_code=why.outcome.value,
             error_message=why.message,
@@ -397,7 +409,7 @@ async def write_decision(
             rerollable=why.rerollable,
         )
     return await ledger.transition(
-        task.id, frozenset({task.state}), state=decision.to, **decision.changes
+        task.id, decision.expect or frozenset({task.state}), state=decision.to, **decision.changes
     )
 
 

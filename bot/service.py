@@ -296,6 +296,10 @@ class KontextService:
     async def get_task(self, task_id: str) -> Task | None:
         return await self._ledger.get(task_id)
 
+    async def cancel_task(self, task_id: str) -> bool:
+        """Cancel a task not yet sent to KIE (refunded); False if it had moved on."""
+        return await self._runner.cancel(task_id)
+
     @staticmethod
     def may_control(task: Task, user_id: int, *, can_manage_messages: bool) -> bool:
         return task.requester_id == user_id or can_manage_messages

@@ -30,6 +30,8 @@ STATE_COLORS: Final[dict[TaskState, int]] = {
 }
 
 DEFAULT_IMAGINE_RATIO: Final = "16:9"
+# bot.outcomes.Outcome.CANCELLED's value (this layer sits below bot.outcomes; a test ties them).
+CANCELLED: Final = "cancelled"
 GENERIC_FAILURE: Final = "Something went wrong while making this image."
 
 _MARKDOWN = frozenset("\\*_~`|>#-[]()<")
@@ -78,7 +80,7 @@ def render_status(
         finished = task.delivered_at or task.completed_at or task.updated_at
         title = f"Done in {format_duration(max(0.0, finished - task.created_at))}"
     else:
-        title = "Failed"
+        title = "Cancelled" if task.error_code == CANCELLED else "Failed"
         lines.append(task.error_message or GENERIC_FAILURE)
 
     lines.append(f"**Prompt:** {prompt_excerpt(task.params.prompt)}")

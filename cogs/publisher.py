@@ -30,7 +30,7 @@ from bot.metrics import Metrics
 from bot.ports import NotPublished, Published, PublishOutcome, Refusal, ResultImage
 from bot.status import StatusView, format_duration, prompt_excerpt, render_status
 from bot.supervisor import WorkSet
-from cogs.results import EditButton, RerollButton
+from cogs.results import CancelButton, EditButton, RerollButton
 
 log = logging.getLogger(__name__)
 
@@ -109,7 +109,13 @@ class DiscordPublisher:
             self._last_view[task_id] = view
             with task_context(task.id, task.guild_id, task.requester_id):
                 try:
-                    await self._edit_reply(task, embed=_embed(view), content=None, attachments=None)
+                    await self._edit_reply(
+                        task,
+                        embed=_embed(view),
+                        content=None,
+                        attachments=None,
+                        view=_status_buttons(task),
+                    )
                 except ReplyGone:
                     log.info("reply of task %s is gone; the result will be posted anew", task_id)
                     await self._ledger.update(task_id, reply_gone=True)
@@ -378,6 +384,15 @@ def _result_embed(task: Task, filename: str, *, now: float) -> discord.Embed:
     embed.set_image(url=f"attachment://{filename}")
     embed.set_footer(text=f"Task {task.id}")
     return embed
+
+
+def _status_buttons(task: Task) -> discord.ui.View:
+    """Cancel while the task is queued; once it is at KIE the next status edit drops it."""
+    view = discord.ui.View(timeout=None)
+    if task.state == TaskState.QUEUED:
+        view.add_item(CancelButton(task.id))
+    view.stop()
+    return view
 
 
 def _buttons(task: Task, *, reroll: bool, edit: bool) -> discord.ui.View:

@@ -1,4 +1,5 @@
-"""The persistent "Re-roll" and "Edit" buttons on every result, and the Edit modal."""
+"""The persistent "Re-roll" and "Edit" buttons on every result, the Edit modal, and "Cancel" on
+a queued task's status."""
 
 from __future__ import annotations
 
@@ -26,6 +27,8 @@ NOT_YOURS = (
     "(or a moderator) can use its buttons."
 )
 GONE = "This task no longer exists, so its buttons don't work any more."
+CANCELLED = "Cancelled. Your credits were given back."
+NOT_CANCELLABLE = "This task was already sent to KIE; it can't be cancelled."
 
 
 async def _owned_task(interaction: Interaction, task_id: str) -> Task | None:
@@ -110,9 +113,22 @@ class EditButton(TaskButton, template=custom_ids.EDIT_TEMPLATE):
         )
 
 
+class CancelButton(TaskButton, template=custom_ids.CANCEL_TEMPLATE):
+    LABEL = custom_ids.CANCEL_LABEL
+    STYLE = discord.ButtonStyle.danger
+    make_id = staticmethod(custom_ids.cancel_id)
+
+    async def clicked(self, interaction: Interaction) -> None:
+        task = await _owned_task(interaction, self.task_id)
+        if task is None:
+            return
+        cancelled = await interaction.client.service.cancel_task(task.id)
+        await send_ephemeral(interaction, CANCELLED if cancelled else NOT_CANCELLABLE)
+
+
 async def setup(bot: KontextBot) -> None:
-    bot.add_dynamic_items(RerollButton, EditButton)
+    bot.add_dynamic_items(RerollButton, EditButton, CancelButton)
 
 
 async def teardown(bot: KontextBot) -> None:
-    bot.remove_dynamic_items(RerollButton, EditButton)
+    bot.remove_dynamic_items(RerollButton, EditButton, CancelButton)

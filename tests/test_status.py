@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from bot.ledger.models import Task, TaskKind, TaskParams, TaskState
+from bot.outcomes import Outcome, failure
 from bot.status import (
     STATE_COLORS,
     ZWSP,
@@ -115,6 +116,16 @@ def test_failed_shows_error_message() -> None:
     assert view.color == STATE_COLORS[TaskState.FAILED]
     generic = render_status(make_task(state=TaskState.FAILED), now=T0)
     assert "Something went wrong" in generic.body
+
+
+def test_cancelled_says_cancelled() -> None:
+    """A task the member cancelled reads "Cancelled", not "Failed", with the outcome's words."""
+    why = failure(Outcome.CANCELLED)
+    task = make_task(
+        state=TaskState.FAILED, error_code=why.outcome.value, error_message=why.message
+    )
+    view = render_status(task, now=T0)
+    assert (view.title, view.body.splitlines()[0]) == ("Cancelled", why.message)
 
 
 def test_each_state_has_its_own_color() -> None:

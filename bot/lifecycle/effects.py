@@ -5,7 +5,9 @@ A `Decision` is carried out in this order:
 1. `first`: at once, whatever happens to the write;
 2. the write: when `to` is set, the state (with `changes`) as a compare-and-set from the state
    the decision was made in; a failure (`to` FAILED) from any open state, since any path may end
-   a task. Without `to`, `changes` alone are written as they are;
+   a task. `expect` narrows the states the write may move from (a cancel holds only while the
+   task is still queued, so of a cancel and a dispatch exactly one wins). Without `to`,
+   `changes` alone are written as they are;
 3. `then` once the write won (at once when there is no write), or `otherwise` when it lost:
    another path moved the task first, and what this decision meant to do is moot.
 """
@@ -145,6 +147,7 @@ class Decision:
     first: tuple[Effect, ...] = ()
     then: tuple[Effect, ...] = ()
     otherwise: tuple[Effect, ...] = ()
+    expect: frozenset[TaskState] | None = None  # with `to`: the states the write may move from
     rule: str = ""  # the rule that made it (logs, tests)
 
 

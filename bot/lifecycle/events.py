@@ -65,6 +65,11 @@ class CreateRefused(Event):
     retryable: bool
 
 
+@dataclass(frozen=True)
+class CancelRequested(Event):
+    """The member (or a moderator) pressed Cancel: only a task not yet sent to KIE can end so."""
+
+
 # ---- following --------------------------------------------------------------------------------
 
 
@@ -164,6 +169,7 @@ ALL_EVENTS: tuple[type[Event], ...] = (
     RateLimited,
     CreateAnswerLost,
     CreateRefused,
+    CancelRequested,
     PollDue,
     RecordInfo,
     RecordMissing,

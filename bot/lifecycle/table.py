@@ -39,6 +39,7 @@ from bot.lifecycle.effects import (
 from bot.lifecycle.events import (
     Accepted,
     CallbackNudge,
+    CancelRequested,
     CreateAnswerLost,
     CreateRefused,
     Delivered,
@@ -183,6 +184,12 @@ def start_submission(event: Dispatched, facts: Facts, now: float) -> Decision:
         then=(ShowStatus(), Submit()),
         otherwise=(ReleaseSlot(),),
     )
+
+
+def cancel_queued(event: CancelRequested, facts: Facts, now: float) -> Decision:
+    """Cancelled before KIE saw it: the write holds only if the task is still queued, so a
+    dispatch that moved it first wins instead (and the member is told it was sent)."""
+    return replace(_failed(Outcome.CANCELLED), expect=frozenset({Q}))
 
 
 def give_back_turn(event: Any, facts: Facts, now: float) -> Decision:
@@ -356,6 +363,7 @@ _ROWS: tuple[tuple[States, type[Event], Guard, Rule], ...] = (
     (Q,           Accepted,          always,             accept),
     (Q,           Dispatched,        always,             start_submission),
     (EVERY - {Q}, Dispatched,        always,             give_back_turn),
+    (Q,           CancelRequested,   always,             cancel_queued),
     (S,           InputMissing,      always,             fail(Outcome.INPUT_UNAVAILABLE)),
     (S,           Submitted,         always,             start_following),
     (S,           RateLimited,       always,             wait_out_rate_window),
