@@ -82,6 +82,15 @@ class _NoHooks:
         return None
 
 
+def policy_of(settings: Settings) -> Policy:
+    """The operator's settings the decision table reads (the estimate is refreshed later)."""
+    return Policy(
+        poll_interval=settings.poll_interval_seconds,
+        task_timeout=settings.task_timeout_seconds,
+        callbacks=settings.callbacks_enabled,
+    )
+
+
 class Runner:
     def __init__(
         self,
@@ -109,11 +118,7 @@ class Runner:
         self._submitter = Submitter(kie, ledger, ledger, settings)
         self._records = RecordReader(kie)
         self._deliverer = ResultDeliverer(kie, delivery, metrics)
-        self._policy = Policy(
-            poll_interval=settings.poll_interval_seconds,
-            task_timeout=settings.task_timeout_seconds,
-            callbacks=settings.callbacks_enabled,
-        )
+        self._policy = policy_of(settings)
         self._supervisor = supervisor or Supervisor()
         self._stopping = False
         self.last_tick = time.monotonic()
