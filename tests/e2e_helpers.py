@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import glob
+import importlib.util
 import os
 import signal
 import socket
@@ -220,12 +221,19 @@ FAKETIME_LIBRARY = "libfaketime.so.1"
 
 
 def faketime_library() -> Path:
-    """libfaketime (Debian package ``faketime``); a clear failure when it is not installed."""
-    found = sorted(glob.glob(f"/usr/lib/*/faketime/{FAKETIME_LIBRARY}"))
+    """libfaketime: the build shipped in the ``libfaketime`` package of the dev extra, else the
+    system's (Debian package ``faketime``); a clear failure when neither is there."""
+    found: list[str] = []
+    spec = importlib.util.find_spec("libfaketime")
+    if spec is not None and spec.origin is not None:
+        vendored = Path(spec.origin).parent / "vendor" / "libfaketime" / "src" / FAKETIME_LIBRARY
+        found += [str(vendored)] if vendored.is_file() else []
+    found += sorted(glob.glob(f"/usr/lib/*/faketime/{FAKETIME_LIBRARY}"))
     found += sorted(glob.glob(f"/usr/lib*/faketime/{FAKETIME_LIBRARY}"))
     assert found, (
         f"{FAKETIME_LIBRARY} is missing: this test moves the bot's wall clock with libfaketime. "
-        "Install it with `apt-get install faketime` (.ci/run does)."
+        "Install the dev extra (`pip install -e '.[dev]'`, which brings the libfaketime package) "
+        "or `apt-get install faketime`."
     )
     return Path(found[0])
 
