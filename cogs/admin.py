@@ -16,11 +16,13 @@ from bot.moderation import GuildSettings
 from bot.moderation.policy import (
     MAX_ALLOWED_CHANNELS,
     MAX_BLOCKED_ENTRIES,
+    MAX_COUNT,
     check_entry,
     fmt_credits,
     relative,
 )
 from bot.validation import ASPECT_RATIOS
+from cogs.admin_output import PRIVATE_CHOICES, OutputSettings
 from cogs.channel_options import (
     CommandChannel,
     ModlogChannel,
@@ -73,6 +75,8 @@ def describe(gs: GuildSettings, default_cooldown: float) -> str:
             f"**Max model:** {'allowed' if gs.max_model_allowed else 'off'}",
             f"**Highest safety tolerance:** {gs.max_tolerance} (edits: at most 2)",
             f"**Spoiler-tag results:** {'on' if gs.spoiler else 'off'}",
+            f"**Images per request:** {gs.default_count} by default, at most {gs.max_count}",
+            f"**Private results:** {_PRIVATE_NAMES[gs.private_results]}",
             f"**Member cooldown:** {cooldown:g} s"
             + ("" if gs.cooldown_seconds is not None else " (the bot's default)"),
             f"**Blocked words/expressions:** {words}",
@@ -81,6 +85,9 @@ def describe(gs: GuildSettings, default_cooldown: float) -> str:
             f"**Server daily budget:** {_limit(gs.server_daily_budget)}",
         ]
     )
+
+
+_PRIVATE_NAMES = {c.value: c.name.split(":")[0].lower() for c in PRIVATE_CHOICES}
 
 
 def _guild(interaction: Interaction) -> int:
@@ -94,6 +101,7 @@ def _guild(interaction: Interaction) -> int:
 @app_commands.allowed_contexts(guilds=True, dms=False, private_channels=False)
 @app_commands.allowed_installs(guilds=True, users=False)
 class Admin(
+    OutputSettings,
     commands.GroupCog,
     group_name="kontext-admin",
     group_description="Run the image bot in this server (moderators)",
@@ -184,53 +192,35 @@ class Admin(
             interaction, "The image bot now works in all channels.", allowed_channels=()
         )
 
-    @app_commands.command(name="defaults", description="Default model and aspect ratio")
+    @app_commands.command(name="defaults", description="Default model, aspect ratio and count")
     @app_commands.describe(
-        model="Used when a member doesn't pick one", aspect_ratio="Used for new images"
+        model="Used when a member doesn't pick one",
+        aspect_ratio="Used for new images",
+        count=f"Images per request when a member doesn't say (1 to {MAX_COUNT})",
     )
     @app_commands.choices(model=DEFAULT_MODEL_CHOICES, aspect_ratio=DEFAULT_RATIO_CHOICES)
     async def defaults(
-        self, interaction: Interaction, model: str | None = None, aspect_ratio: str | None = None
+        self,
+        interaction: Interaction,
+        model: str | None = None,
+        aspect_ratio: str | None = None,
+        count: Range[int, 1, MAX_COUNT] | None = None,
     ) -> None:
         changes: dict[str, Any] = {}
         if model is not None:
             changes["default_model"] = None if model == "none" else model
         if aspect_ratio is not None:
             changes["default_aspect_ratio"] = None if aspect_ratio == "none" else aspect_ratio
+        if count is not None:
+            changes["default_count"] = count
         gs = await self._settings(interaction)
         if changes:
             gs = await self.bot.moderation.update(_guild(interaction), **changes)
         await send_ephemeral(
             interaction,
             f"Default model: {_default_model(gs)}. "
-            f"Default aspect ratio: {gs.default_aspect_ratio or '16:9 (none set)'}.",
-        )
-
-    @app_commands.command(name="models", description="Allow or turn off the Max model")
-    @app_commands.describe(max="Whether members may use Flux Kontext Max (costs more)")
-    async def models(self, interaction: Interaction, max: bool) -> None:
-        await self._update(
-            interaction,
-            "Members may now use the Max model." if max else "The Max model is now off.",
-            max_model_allowed=max,
-        )
-
-    @app_commands.command(name="max-tolerance", description="Highest safety tolerance allowed")
-    @app_commands.describe(value="0 = strictest … 6 = most permissive (edits never exceed 2)")
-    async def max_tolerance(self, interaction: Interaction, value: Range[int, 0, 6]) -> None:
-        await self._update(
-            interaction,
-            f"Members may now ask for a safety tolerance of at most {value}.",
-            max_tolerance=value,
-        )
-
-    @app_commands.command(name="spoiler", description="Spoiler-tag every result")
-    @app_commands.describe(enabled="Post every image behind a spoiler")
-    async def spoiler(self, interaction: Interaction, enabled: bool) -> None:
-        await self._update(
-            interaction,
-            "Results are now posted as spoilers." if enabled else "Results are no longer spoilers.",
-            spoiler=enabled,
+            f"Default aspect ratio: {gs.default_aspect_ratio or '16:9 (none set)'}. "
+            f"Images per request: {gs.default_count}.",
         )
 
     @app_commands.command(name="cooldown", description="Seconds a member waits between images")

@@ -101,6 +101,17 @@ class Task:
     spoiler: bool = False  # the server posts results as spoilers
     refunded: bool = False  # the day's credits were given back (set once, compare-and-set)
     output_deleted_by: int | None = None  # the moderator who deleted the posted image
+    # Sets (schema 5): the images of one request with `count` > 1 share a set id (the first
+    # image's task id) and one message; `set_index` is the image's place in it (1-based).
+    set_id: str | None = None
+    set_index: int = 0  # 0: not part of a set
+    set_size: int = 1
+    private: bool = False  # every message of the task is ephemeral (only the member sees it)
+    result_channel_id: int | None = None  # where the result message is, when not channel_id
+
+    @property
+    def in_set(self) -> bool:
+        return self.set_id is not None
 
     @property
     def terminal(self) -> bool:

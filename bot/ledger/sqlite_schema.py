@@ -122,5 +122,26 @@ MIGRATIONS: Final[tuple[tuple[str, ...], ...]] = (
         """,
         "ALTER TABLE tasks DROP COLUMN extra",
     ),
+    (
+        # Sets, private results and recall (issue #13).
+        "ALTER TABLE tasks ADD COLUMN set_id TEXT",
+        "ALTER TABLE tasks ADD COLUMN set_index INTEGER NOT NULL DEFAULT 0",
+        "ALTER TABLE tasks ADD COLUMN set_size INTEGER NOT NULL DEFAULT 1",
+        "ALTER TABLE tasks ADD COLUMN private INTEGER NOT NULL DEFAULT 0",
+        "ALTER TABLE tasks ADD COLUMN result_channel_id INTEGER",
+        "CREATE INDEX tasks_set ON tasks (set_id) WHERE set_id IS NOT NULL",
+        "CREATE INDEX tasks_requester_created ON tasks (requester_id, created_at)",
+        # The bot's own copy of a result Discord cannot give back later (a private result's
+        # ephemeral message is out of reach once its interaction token has run out).
+        """
+        CREATE TABLE result_copies (
+            task_id       TEXT PRIMARY KEY,
+            data          BLOB NOT NULL,
+            filename      TEXT NOT NULL,
+            content_type  TEXT NOT NULL,
+            created_at    REAL NOT NULL
+        )
+        """,
+    ),
 )
 SCHEMA_VERSION: Final = len(MIGRATIONS)

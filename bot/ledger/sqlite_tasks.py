@@ -14,7 +14,7 @@ from bot.ledger.sqlite_connection import SqliteConnection
 
 TASK_FIELDS: Final = tuple(f.name for f in dataclasses.fields(Task))
 _UPDATABLE: Final = frozenset(TASK_FIELDS) - {"id"}
-_BOOLEAN_FIELDS: Final = ("rerollable", "reply_gone", "spoiler", "refunded")
+_BOOLEAN_FIELDS: Final = ("rerollable", "reply_gone", "spoiler", "refunded", "private")
 
 
 def _encode(name: str, value: Any) -> Any:

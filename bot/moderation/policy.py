@@ -30,6 +30,12 @@ MAX_ENTRY_CHARS: Final = 100  # words and regular expressions alike
 MAX_ALLOWED_CHANNELS: Final = 50
 CONTENT_POLICY_LIMIT: Final = 3  # content-policy rejections in one UTC day ...
 CONTENT_POLICY_COOLDOWN: Final = 3600.0  # ... earn this long a pause
+MAX_COUNT: Final = 4  # images per request (`count`): one message holds them together
+# /kontext-admin private: whether results may, must or may not be private (ephemeral).
+PRIVATE_FORCED: Final = "forced"
+PRIVATE_ALLOWED: Final = "allowed"
+PRIVATE_OFF: Final = "off"
+PRIVATE_MODES: Final = (PRIVATE_FORCED, PRIVATE_ALLOWED, PRIVATE_OFF)
 
 
 @dataclass(frozen=True)
@@ -53,6 +59,9 @@ class GuildSettings:
     modlog_channel_id: int | None = None
     member_daily_allowance: float | None = None  # credits; None: no limit
     server_daily_budget: float | None = None  # credits; None: no limit
+    default_count: int = 1  # images per request when a member leaves `count` unset
+    max_count: int = MAX_COUNT  # the most images a member may ask for at once
+    private_results: str = PRIVATE_ALLOWED  # forced / allowed / off (see PRIVATE_MODES)
     _patterns: tuple[re.Pattern[str], ...] = field(
         default=(), init=False, repr=False, compare=False
     )
@@ -124,7 +133,27 @@ class GuildSettings:
             modlog_channel_id=opt_int(data.get("modlog_channel_id")),
             member_daily_allowance=opt_float("member_daily_allowance"),
             server_daily_budget=opt_float("server_daily_budget"),
+            default_count=_clamp_count(opt_int(data.get("default_count")), base.default_count),
+            max_count=_clamp_count(opt_int(data.get("max_count")), base.max_count),
+            private_results=(
+                private
+                if (private := data.get("private_results")) in PRIVATE_MODES
+                else base.private_results
+            ),
         )
+
+    def count_for(self, asked: int | None) -> int:
+        """How many images a request makes: what was asked, else the server's default,
+        never above the server's maximum (a refusal of a larger `count` is `screen`'s)."""
+        return min(self.max_count, asked if asked is not None else self.default_count)
+
+    def private_for(self, asked: bool | None) -> bool:
+        """Whether a request's messages are private: forced, off, or the member's choice."""
+        if self.private_results == PRIVATE_FORCED:
+            return True
+        if self.private_results == PRIVATE_OFF:
+            return False
+        return bool(asked)
 
     def with_changes(self, **changes: Any) -> GuildSettings:
         return replace(self, **changes)
@@ -135,6 +164,10 @@ class GuildSettings:
 
     def model_allowed(self, model: str) -> bool:
         return model != MAX or self.max_model_allowed
+
+
+def _clamp_count(value: int | None, default: int) -> int:
+    return default if value is None else max(1, min(MAX_COUNT, value))
 
 
 # ---- blocked words ----------------------------------------------------------------------------
