@@ -23,14 +23,20 @@ import aiohttp
 import discord
 
 from bot import images
-from bot.flux import model_name
-from bot.ledger import Task, TaskKind, TaskState, TaskStore
+from bot.ledger import Task, TaskState, TaskStore
 from bot.logs import task_context
 from bot.metrics import Metrics
 from bot.ports import NotPublished, Published, PublishOutcome, Refusal, ResultImage
-from bot.status import StatusView, format_duration, prompt_excerpt, render_status
+from bot.status import StatusView, render_status
 from bot.supervisor import WorkSet
-from cogs.results import CancelButton, EditButton, RerollButton
+from cogs.result_message import (
+    failure_actions,
+    result_actions,
+    result_embed,
+    result_filename,
+    status_actions,
+    status_embed,
+)
 
 log = logging.getLogger(__name__)
 
@@ -111,10 +117,10 @@ class DiscordPublisher:
                 try:
                     await self._edit_reply(
                         task,
-                        embed=_embed(view),
+                        embed=status_embed(view),
                         content=None,
                         attachments=None,
-                        view=_status_buttons(task),
+                        view=status_actions(task),
                     )
                 except ReplyGone:
                     log.info("reply of task %s is gone; the result will be posted anew", task_id)
@@ -155,7 +161,7 @@ class DiscordPublisher:
             data, extension = await images.in_worker(images.fit_to_limit, data, budget)
         async with self._lock(task.id):
             for attempt in range(2):
-                filename = f"{'SPOILER_' if image.spoiler else ''}kontext-{task.id}.{extension}"
+                filename = result_filename(task, extension, spoiler=image.spoiler)
                 try:
                     return Published(await self._post_final(task, data, filename))
                 except ReplyUnreachable:
@@ -177,10 +183,10 @@ class DiscordPublisher:
         """Show a failed task's reason in its reply (or a new message if the reply is gone)."""
         self._cancel_pending(task.id)
         view = render_status(task, now=self._clock())
-        buttons = _buttons(task, reroll=task.rerollable, edit=False)
+        buttons = failure_actions(task)
         async with self._lock(task.id):
             try:
-                return Published(await self._show_failure(task, _embed(view), buttons))
+                return Published(await self._show_failure(task, status_embed(view), buttons))
             except ReplyUnreachable:
                 log.warning("could not show the failure of task %s: out of reach", task.id)
                 return NotPublished(Refusal.EXPIRED, "out of reach")
@@ -212,10 +218,10 @@ class DiscordPublisher:
         return message.id
 
     async def _post_final(self, task: Task, data: bytes, filename: str) -> int:
-        embed = _result_embed(task, filename, now=self._clock())
+        embed = result_embed(task, filename, now=self._clock())
         content = f"<@{task.requester_id}>"
         mentions = discord.AllowedMentions(users=[discord.Object(task.requester_id)])
-        view = _buttons(task, reroll=True, edit=True)
+        view = result_actions(task)
         if not task.reply_gone:
             try:
                 return await self._edit_reply(
@@ -358,50 +364,3 @@ def _no_context(task: Task) -> dict[str, Any]:
 def _nonce(task_id: str, kind: str) -> str:
     # Discord de-duplicates channel messages by nonce, so a retried post cannot appear twice.
     return f"{task_id}{kind[:1]}"
-
-
-def _embed(view: StatusView) -> discord.Embed:
-    embed = discord.Embed(title=view.title, description=view.body, color=view.color)
-    embed.set_footer(text=view.footer)
-    return embed
-
-
-def _result_embed(task: Task, filename: str, *, now: float) -> discord.Embed:
-    p = task.params
-    started = task.created_at
-    took = format_duration(max(0.0, now - started))
-    kind = "Edit" if task.kind == TaskKind.EDIT else "Image"
-    embed = discord.Embed(
-        title=f"{kind} ready", description=prompt_excerpt(p.prompt, 900), color=0x2ECC71
-    )
-    embed.add_field(name="Model", value=model_name(p.model))
-    embed.add_field(
-        name="Aspect ratio",
-        value=p.aspect_ratio or ("input's" if task.kind == TaskKind.EDIT else "16:9"),
-    )
-    embed.add_field(name="Requested by", value=f"<@{task.requester_id}>")
-    embed.add_field(name="Took", value=took)
-    embed.set_image(url=f"attachment://{filename}")
-    embed.set_footer(text=f"Task {task.id}")
-    return embed
-
-
-def _status_buttons(task: Task) -> discord.ui.View:
-    """Cancel while the task is queued; once it is at KIE the next status edit drops it."""
-    view = discord.ui.View(timeout=None)
-    if task.state == TaskState.QUEUED:
-        view.add_item(CancelButton(task.id))
-    view.stop()
-    return view
-
-
-def _buttons(task: Task, *, reroll: bool, edit: bool) -> discord.ui.View:
-    view = discord.ui.View(timeout=None)
-    if reroll:
-        view.add_item(RerollButton(task.id))
-    if edit:
-        view.add_item(EditButton(task.id))
-    # The clicks are handled by these DynamicItems (cogs/results.py), which survive restarts;
-    # a finished view is sent without being stored in memory for every result ever posted.
-    view.stop()
-    return view

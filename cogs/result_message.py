@@ -1,0 +1,76 @@
+"""What a task's messages look like: the status embed, the result's details and its actions.
+
+The one place that builds them, for every path that shows a task: the Publisher's edits and
+posts, a pick from a set, /show.
+"""
+
+from __future__ import annotations
+
+import discord
+
+from bot.flux import model_name
+from bot.ledger import Task, TaskKind, TaskState
+from bot.status import StatusView, format_duration, prompt_excerpt
+from cogs.results import CancelButton, EditButton, RerollButton
+
+
+def result_filename(task: Task, extension: str, *, spoiler: bool) -> str:
+    return f"{'SPOILER_' if spoiler else ''}kontext-{task.id}.{extension}"
+
+
+def status_embed(view: StatusView) -> discord.Embed:
+    embed = discord.Embed(title=view.title, description=view.body, color=view.color)
+    embed.set_footer(text=view.footer)
+    return embed
+
+
+def result_embed(task: Task, filename: str, *, now: float) -> discord.Embed:
+    """The details under a finished image (`filename`: its attachment in the same message)."""
+    p = task.params
+    started = task.created_at
+    took = format_duration(max(0.0, now - started))
+    kind = "Edit" if task.kind == TaskKind.EDIT else "Image"
+    embed = discord.Embed(
+        title=f"{kind} ready", description=prompt_excerpt(p.prompt, 900), color=0x2ECC71
+    )
+    embed.add_field(name="Model", value=model_name(p.model))
+    embed.add_field(
+        name="Aspect ratio",
+        value=p.aspect_ratio or ("input's" if task.kind == TaskKind.EDIT else "16:9"),
+    )
+    embed.add_field(name="Requested by", value=f"<@{task.requester_id}>")
+    embed.add_field(name="Took", value=took)
+    embed.set_image(url=f"attachment://{filename}")
+    embed.set_footer(text=f"Task {task.id}")
+    return embed
+
+
+def status_actions(task: Task) -> discord.ui.View:
+    """Cancel while the task is queued; once it is at KIE the next status edit drops it."""
+    view = discord.ui.View(timeout=None)
+    if task.state == TaskState.QUEUED:
+        view.add_item(CancelButton(task.id))
+    view.stop()
+    return view
+
+
+def result_actions(task: Task) -> discord.ui.View:
+    """Every action on a finished single result."""
+    return _actions(task, reroll=True, edit=True)
+
+
+def failure_actions(task: Task) -> discord.ui.View:
+    """A failed task offers a re-roll where trying again can help."""
+    return _actions(task, reroll=task.rerollable, edit=False)
+
+
+def _actions(task: Task, *, reroll: bool, edit: bool) -> discord.ui.View:
+    view = discord.ui.View(timeout=None)
+    if reroll:
+        view.add_item(RerollButton(task.id))
+    if edit:
+        view.add_item(EditButton(task.id))
+    # The clicks are handled by these DynamicItems (cogs/results.py), which survive restarts;
+    # a finished view is sent without being stored in memory for every result ever posted.
+    view.stop()
+    return view
