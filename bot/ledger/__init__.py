@@ -16,7 +16,15 @@ from bot.ledger.base import (
     TaskNotFound,
     TaskStore,
 )
-from bot.ledger.models import OPEN_STATES, TERMINAL_STATES, Task, TaskKind, TaskParams, TaskState
+from bot.ledger.models import (
+    OPEN_STATES,
+    TERMINAL_STATES,
+    ParentAction,
+    Task,
+    TaskKind,
+    TaskParams,
+    TaskState,
+)
 from bot.ledger.sqlite import SqliteLedger
 
 
@@ -38,6 +46,7 @@ __all__ = [
     "MetaStore",
     "ModerationStore",
     "OperatorBlock",
+    "ParentAction",
     "SqliteLedger",
     "StoredInput",
     "Task",

@@ -111,6 +111,15 @@ class InputStore(Protocol):
         """Delete stored inputs of finished tasks created before `older_than`; return how many."""
         ...
 
+    # The bot's own copy of a result (`task_id` is the result's task), for results Discord
+    # cannot give back later (a private result's ephemeral message).
+
+    async def put_result_copy(self, item: StoredInput) -> None: ...
+
+    async def get_result_copy(self, task_id: str) -> StoredInput | None: ...
+
+    async def delete_result_copy(self, task_id: str) -> None: ...
+
 
 class MetaStore(Protocol):
     """Small key/value facts of the bot itself (command sync hashes, alerts, health)."""

@@ -26,6 +26,15 @@ TERMINAL_STATES = frozenset({TaskState.DONE, TaskState.FAILED})
 OPEN_STATES = frozenset(TaskState) - TERMINAL_STATES
 
 
+class ParentAction(enum.StrEnum):
+    """How a task came from its parent (`parent_task_id`); its details link back to it."""
+
+    REROLL = "reroll"
+    EDIT = "edit"
+    REFRAME = "reframe"
+    PICK = "pick"  # one image of a set, posted alone
+
+
 class TaskKind(enum.StrEnum):
     IMAGINE = "imagine"
     EDIT = "edit"
@@ -108,6 +117,7 @@ class Task:
     set_size: int = 1
     private: bool = False  # every message of the task is ephemeral (only the member sees it)
     result_channel_id: int | None = None  # where the result message is, when not channel_id
+    parent_action: ParentAction | None = None  # how it came from parent_task_id
 
     @property
     def in_set(self) -> bool:

@@ -25,8 +25,24 @@ class SqliteInputStore(SqliteConnection):
         )
 
     async def get_input(self, task_id: str) -> StoredInput | None:
+        return await self._get_image("inputs", task_id)
+
+    async def put_result_copy(self, item: StoredInput) -> None:
+        await self._write(
+            "INSERT INTO result_copies (task_id, data, filename, content_type, created_at)"
+            " VALUES (?, ?, ?, ?, ?) ON CONFLICT (task_id) DO NOTHING",
+            (item.task_id, bytes(item.data), item.filename, item.content_type, self._clock()),
+        )
+
+    async def get_result_copy(self, task_id: str) -> StoredInput | None:
+        return await self._get_image("result_copies", task_id)
+
+    async def delete_result_copy(self, task_id: str) -> None:
+        await self._write("DELETE FROM result_copies WHERE task_id = ?", (task_id,))
+
+    async def _get_image(self, table: str, task_id: str) -> StoredInput | None:
         rows = await self._fetch(
-            "SELECT task_id, data, filename, content_type FROM inputs WHERE task_id = ?",
+            f"SELECT task_id, data, filename, content_type FROM {table} WHERE task_id = ?",
             (task_id,),
         )
         if not rows:

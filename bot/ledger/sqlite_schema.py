@@ -129,6 +129,7 @@ MIGRATIONS: Final[tuple[tuple[str, ...], ...]] = (
         "ALTER TABLE tasks ADD COLUMN set_size INTEGER NOT NULL DEFAULT 1",
         "ALTER TABLE tasks ADD COLUMN private INTEGER NOT NULL DEFAULT 0",
         "ALTER TABLE tasks ADD COLUMN result_channel_id INTEGER",
+        "ALTER TABLE tasks ADD COLUMN parent_action TEXT",
         "CREATE INDEX tasks_set ON tasks (set_id) WHERE set_id IS NOT NULL",
         "CREATE INDEX tasks_requester_created ON tasks (requester_id, created_at)",
         # The bot's own copy of a result Discord cannot give back later (a private result's

@@ -9,7 +9,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any, Final
 
 from bot.ledger.base import LedgerError, TaskNotFound
-from bot.ledger.models import OPEN_STATES, Task, TaskKind, TaskParams, TaskState
+from bot.ledger.models import OPEN_STATES, ParentAction, Task, TaskKind, TaskParams, TaskState
 from bot.ledger.sqlite_connection import SqliteConnection
 
 TASK_FIELDS: Final = tuple(f.name for f in dataclasses.fields(Task))
@@ -23,6 +23,8 @@ def _encode(name: str, value: Any) -> Any:
         return TaskState(value).value
     if name == "kind":
         return TaskKind(value).value
+    if name == "parent_action":
+        return None if value is None else ParentAction(value).value
     if name == "params":
         if not isinstance(value, TaskParams):
             raise ValueError("params must be a TaskParams")
@@ -35,6 +37,8 @@ def _decode(row: sqlite3.Row) -> Task:
         values: dict[str, Any] = {name: row[name] for name in TASK_FIELDS}
         values["state"] = TaskState(values["state"])
         values["kind"] = TaskKind(values["kind"])
+        if values["parent_action"] is not None:
+            values["parent_action"] = ParentAction(values["parent_action"])
         values["params"] = TaskParams.from_dict(json.loads(values["params"]))
         for name in _BOOLEAN_FIELDS:
             values[name] = bool(values[name])

@@ -12,6 +12,7 @@ import pytest
 from bot.ledger import (
     Ledger,
     LedgerError,
+    ParentAction,
     SqliteLedger,
     StoredInput,
     Task,
@@ -103,6 +104,12 @@ def full_task() -> Task:
         spoiler=True,
         refunded=True,
         output_deleted_by=2**62 + 9,
+        set_id="0123456789ab",
+        set_index=3,
+        set_size=4,
+        private=True,
+        result_channel_id=2**62 + 11,
+        parent_action=ParentAction.REFRAME,
     )
 
 
@@ -297,6 +304,17 @@ async def test_purge_inputs_only_old_finished_ones(ledger: SqliteLedger, clock: 
     assert await ledger.get_input(old_open.id) is not None  # still needed: not finished
     assert await ledger.get_input(new_done.id) is not None  # too recent
     assert await ledger.purge_inputs(cutoff) == 0
+
+
+async def test_result_copies_put_get_delete(ledger: SqliteLedger) -> None:
+    """A result's own copy: stored once (a second put keeps the first), read, deleted."""
+    await ledger.insert(make_task())
+    first = StoredInput("a1b2c3d4e5f6", b"\x89PNG first", "kontext.png", "image/png")
+    await ledger.put_result_copy(first)
+    await ledger.put_result_copy(StoredInput("a1b2c3d4e5f6", b"other", "x.jpg", "image/jpeg"))
+    kept = await ledger.get_result_copy("a1b2c3d4e5f6")
+    await ledger.delete_result_copy("a1b2c3d4e5f6")
+    assert (kept, await ledger.get_result_copy("a1b2c3d4e5f6")) == (first, None)
 
 
 async def test_meta_get_set(ledger: SqliteLedger) -> None:
