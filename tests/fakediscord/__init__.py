@@ -5,7 +5,8 @@ Public API:
   ``fake.gateway_url``; world (``member``, ``moderator``, ``channel``, ``add_user``,
   ``add_channel``, ``inject_message``, ``add_cdn_file``); verbs (``slash``, ``message_command``,
   ``click``, ``select`` (a string select's values), ``submit_modal`` (text inputs and
-  selects), ``inject``, ``drop_gateway``, ``fail_next`` (Discord's 429, or
+  selects), ``autocomplete`` (the choices for a focused option: at most 25, name 1-100,
+  value <= 100), ``inject``, ``drop_gateway``, ``fail_next`` (Discord's 429, or
   ``cloudflare=True``; ``when=`` narrows the match), ``clock.advance``);
   Discord's rules, on by default: the 3-second rule (``enforce_initial_response_deadline``),
   the rate-limit buckets (``rate_limits``, a ``DiscordRateLimits``; None turns them off),

@@ -289,3 +289,32 @@ def validate_command(cmd: Any, prefix: list[str | int] | None = None) -> Errors:
         errors, [*p, "integration_types"], cmd.get("integration_types"), INTEGRATION_TYPES
     )
     return errors
+
+
+AUTOCOMPLETE_CHOICES_MAX = 25
+CHOICE_NAME_MAX = 100
+CHOICE_STRING_VALUE_MAX = 100
+
+
+def validate_autocomplete(payload: Any, prefix: list[str | int] | None = None) -> Errors:
+    """A type-8 callback's choices: at most 25, each name 1-100 characters, a string value at
+    most 100 (Discord's application command option choice)."""
+    errors: Errors = {}
+    if not isinstance(payload, dict):
+        return errors
+    p: list[str | int] = [*(prefix or []), "choices"]
+    choices = payload.get("choices")
+    if choices is None:
+        return errors
+    if not isinstance(choices, list):
+        _set(errors, p, _err("BASE_TYPE_ARRAY", "Must be an array."))
+        return errors
+    _check_len(errors, p, choices, AUTOCOMPLETE_CHOICES_MAX)
+    for i, choice in enumerate(choices):
+        if not isinstance(choice, dict):
+            continue
+        name = choice.get("name")
+        if not isinstance(name, str) or not 1 <= len(name) <= CHOICE_NAME_MAX:
+            _set(errors, [*p, i, "name"], _bad_length(1, CHOICE_NAME_MAX))
+        _check_len(errors, [*p, i, "value"], choice.get("value"), CHOICE_STRING_VALUE_MAX)
+    return errors

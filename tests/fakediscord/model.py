@@ -119,6 +119,7 @@ class FakeUser:
     permissions: int
     roles: list[int] = field(default_factory=list)
     bot: bool = False
+    dms_closed: bool = False  # the member refuses DMs from the bot: sends there answer 50007
 
     def user_obj(self) -> dict[str, Any]:
         return {
@@ -350,7 +351,7 @@ class FakeMessage:
 
 @dataclass
 class CallbackRecord:
-    """One interaction callback (``type`` 4/5/6/7/9) and its ``data``."""
+    """One interaction callback (``type`` 4/5/6/7/8/9) and its ``data``."""
 
     type: int
     data: dict[str, Any]

@@ -25,6 +25,7 @@ from .conversation import Conversation, MessageView, iter_components
 from .limits import (
     Errors,
     check_attachment_count,
+    validate_autocomplete,
     validate_command,
     validate_message,
     validate_modal,
@@ -85,6 +86,7 @@ ERROR_MESSAGES: dict[int, str] = {
     50005: "Cannot edit a message authored by another user",
     50001: "Missing Access",
     50006: "Cannot send an empty message",
+    50007: "Cannot send messages to this user",
     50008: "Cannot send messages in a non-text channel",
     50013: "Missing Permissions",
     50027: "Invalid Webhook Token",
@@ -132,6 +134,7 @@ class DiscordError(Exception):
 
 GUILDS_INTENT = 1 << 0
 INITIAL_RESPONSE_DEADLINE = 3.0  # seconds Discord waits for an interaction's first callback
+AUTOCOMPLETE = 4  # APPLICATION_COMMAND_AUTOCOMPLETE, answered by callback 8 with its choices
 
 
 @dataclass
@@ -778,6 +781,7 @@ class FakeDiscord:
         r = self._route
         r("GET", r"/users/@me", self._get_me)
         r("GET", rf"/users/{sf}", self._get_user)
+        r("POST", r"/users/@me/channels", self._open_dm)
         r("GET", r"/oauth2/applications/@me", self._get_app)
         r("GET", r"/gateway", self._get_gateway, auth=False)
         r("GET", r"/gateway/bot", self._get_gateway)
@@ -1186,8 +1190,33 @@ class FakeDiscord:
         msgs = [v.message.to_wire() for v in self.channel_messages(int(cid), include_deleted=False)]
         return 200, list(reversed(msgs))[:limit]
 
+    async def _open_dm(self, call: Call) -> tuple[int, Any]:
+        """Create DM: the DM channel between the bot and ``recipient_id`` (the same one each
+        time). Opening always works; a member's closed DMs refuse the messages (50007)."""
+        body = call.json if isinstance(call.json, dict) else {}
+        recipient = str(body.get("recipient_id") or "")
+        user = self.users.get(int(recipient)) if recipient.isdigit() else None
+        if user is None or user.bot:
+            self._raise_invalid(
+                {"recipient_id": {"_errors": [{"code": "NUMBER_TYPE_COERCE", "message": (
+                    f"Value \"{recipient}\" is not snowflake.")}]}}
+                if not recipient.isdigit()
+                else {}
+            )
+            raise DiscordError(400, 50033, "Invalid Recipient(s)")
+        return 200, self.dm_channel(user).channel_obj(self.bot_user.id)
+
+    def _check_dms_open(self, ch: FakeChannel) -> None:
+        """A member who closed their DMs (``FakeUser.dms_closed``) refuses the bot's messages."""
+        if ch.type != DM_CHANNEL or not ch.bot_has_access:
+            return
+        recipient = self.users.get(int(ch.recipients[0]["id"]))
+        if recipient is not None and recipient.dms_closed:
+            raise DiscordError(403, 50007)
+
     async def _send(self, call: Call, cid: str) -> tuple[int, Any]:
         ch = self._channel(cid)
+        self._check_dms_open(ch)
         self._check_bot_can_post(ch, with_files=bool(call.files))
         payload = call.json if isinstance(call.json, dict) else {}
         self._check_message(payload, call.files)
@@ -1304,7 +1333,15 @@ class FakeDiscord:
         data = body.get("data") or {}
         ephemeral = int(data.get("flags") or 0) & EPHEMERAL
         msg: FakeMessage | None = None
-        if rtype == 4:
+        if (inter.type == AUTOCOMPLETE) != (rtype == 8):
+            # An autocomplete is answered with its choices (8) and nothing else; 8 answers
+            # nothing else.
+            raise DiscordError(
+                400, 50035, errors={"type": {"_errors": [{"code": "BASE_TYPE_CHOICES"}]}}
+            )
+        if rtype == 8:
+            self._raise_invalid(validate_autocomplete(data, ["data"]))
+        elif rtype == 4:
             self._check_message(data, call.files, ["data"])
             if self._is_empty(data, call.files):
                 raise DiscordError(400, 50006)
@@ -1673,6 +1710,25 @@ class FakeDiscord:
             app_permissions=app_permissions,
         )
 
+    def build_autocomplete(
+        self,
+        name: str,
+        options: dict[str, Any],
+        *,
+        focused: str,
+        user: FakeUser | None = None,
+        channel: FakeChannel | None = None,
+    ) -> dict[str, Any]:
+        """An APPLICATION_COMMAND_AUTOCOMPLETE payload for ``/name`` while the member types:
+        ``options`` as typed so far (see ``build_slash``), ``focused`` the one being typed."""
+        assert focused in options, f"the focused option {focused!r} is not among {options}"
+        payload = self.build_slash(name, options, user=user, channel=channel)
+        payload["type"] = AUTOCOMPLETE
+        for option in payload["data"]["options"]:
+            if option["name"] == focused:
+                option["focused"] = True
+        return payload
+
     def _as_message(self, message: FakeMessage | MessageView | int) -> FakeMessage:
         if isinstance(message, MessageView):
             return message.message
@@ -1897,6 +1953,25 @@ class FakeDiscord:
                 app_permissions=app_permissions,
             )
         )
+
+    async def autocomplete(
+        self,
+        name: str,
+        options: dict[str, Any],
+        *,
+        focused: str,
+        user: FakeUser | None = None,
+        channel: FakeChannel | None = None,
+        timeout: float = 10.0,
+    ) -> list[dict[str, Any]]:
+        """Type into ``/name``'s option ``focused`` and return the choices the bot answered
+        (a type-8 callback; the 3-second rule applies as to any interaction)."""
+        inter = await self.inject(
+            self.build_autocomplete(name, options, focused=focused, user=user, channel=channel)
+        )
+        await self.wait_until(lambda: inter.responses, timeout, what=f"choices for /{name}")
+        choices: list[dict[str, Any]] = inter.responses[0].data.get("choices") or []
+        return choices
 
     async def message_command(
         self,
