@@ -1196,13 +1196,13 @@ class FakeDiscord:
         body = call.json if isinstance(call.json, dict) else {}
         recipient = str(body.get("recipient_id") or "")
         user = self.users.get(int(recipient)) if recipient.isdigit() else None
+        if not recipient.isdigit():
+            bad = {
+                "code": "NUMBER_TYPE_COERCE",
+                "message": f"Value {recipient!r} is not snowflake.",
+            }
+            self._raise_invalid({"recipient_id": {"_errors": [bad]}})
         if user is None or user.bot:
-            self._raise_invalid(
-                {"recipient_id": {"_errors": [{"code": "NUMBER_TYPE_COERCE", "message": (
-                    f"Value \"{recipient}\" is not snowflake.")}]}}
-                if not recipient.isdigit()
-                else {}
-            )
             raise DiscordError(400, 50033, "Invalid Recipient(s)")
         return 200, self.dm_channel(user).channel_obj(self.bot_user.id)
 
