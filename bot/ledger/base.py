@@ -57,7 +57,13 @@ class OperatorBlock:
 class TaskStore(Protocol):
     """Tasks: every state change is written here before it is acted on."""
 
-    async def insert(self, task: Task) -> None: ...
+    async def insert(self, *tasks: Task) -> None:
+        """Write new tasks, all or none (the images of a set)."""
+        ...
+
+    async def set_members(self, set_id: str) -> list[Task]:
+        """The tasks of a set (`count` > 1), in their order in its message."""
+        ...
 
     async def get(self, task_id: str) -> Task | None: ...
 
@@ -96,6 +102,26 @@ class TaskStore(Protocol):
         ...
 
     async def last_submission_at(self, user_id: int) -> float | None: ...
+
+    async def recent_tasks(
+        self,
+        guild_id: int | None,
+        *,
+        requester_id: int | None = None,
+        search: str = "",
+        limit: int,
+    ) -> list[Task]:
+        """The latest tasks in one server (None: outside servers), newest first: a member's
+        (`requester_id`) or everyone's; `search` keeps those whose id or prompt contains it
+        (any case)."""
+        ...
+
+    async def recent_requests(
+        self, guild_id: int | None, requester_id: int, *, limit: int
+    ) -> list[Task]:
+        """The tasks of a member's latest `limit` requests in one server (None: outside
+        servers), newest request first; the images of a set are one request, in set order."""
+        ...
 
 
 class InputStore(Protocol):

@@ -63,11 +63,19 @@ class SqliteTaskStore(SqliteConnection):
         columns = ", ".join(f"{name} = ?" for name in values)
         return columns, [_encode(name, value) for name, value in values.items()]
 
-    async def insert(self, task: Task) -> None:
+    async def insert(self, *tasks: Task) -> None:
+        """One statement for all: the images of a set are written together or not at all."""
         columns = ", ".join(TASK_FIELDS)
-        marks = ", ".join("?" for _ in TASK_FIELDS)
-        values = [_encode(name, getattr(task, name)) for name in TASK_FIELDS]
-        await self._write(f"INSERT INTO tasks ({columns}) VALUES ({marks})", values)
+        row = "(" + ", ".join("?" for _ in TASK_FIELDS) + ")"
+        values = [_encode(name, getattr(task, name)) for task in tasks for name in TASK_FIELDS]
+        rows = ", ".join(row for _ in tasks)
+        await self._write(f"INSERT INTO tasks ({columns}) VALUES {rows}", values)
+
+    async def set_members(self, set_id: str) -> list[Task]:
+        rows = await self._fetch(
+            "SELECT * FROM tasks WHERE set_id = ? ORDER BY set_index", (set_id,)
+        )
+        return [_decode(row) for row in rows]
 
     async def get(self, task_id: str) -> Task | None:
         return await self._one("SELECT * FROM tasks WHERE id = ?", (task_id,))
@@ -160,6 +168,40 @@ class SqliteTaskStore(SqliteConnection):
         )
         value = rows[0][0]
         return None if value is None else float(value)
+
+    async def recent_tasks(
+        self,
+        guild_id: int | None,
+        *,
+        requester_id: int | None = None,
+        search: str = "",
+        limit: int,
+    ) -> list[Task]:
+        needle = search.strip().lower()
+        rows = await self._fetch(
+            "SELECT * FROM tasks WHERE guild_id IS ?"
+            " AND (? IS NULL OR requester_id = ?)"
+            " AND (? = '' OR instr(id, ?) > 0"
+            "      OR instr(lower(json_extract(params, '$.prompt')), ?) > 0)"
+            " ORDER BY created_at DESC, set_index LIMIT ?",
+            (guild_id, requester_id, requester_id, needle, needle, needle, max(0, limit)),
+        )
+        return [_decode(row) for row in rows]
+
+    async def recent_requests(
+        self, guild_id: int | None, requester_id: int, *, limit: int
+    ) -> list[Task]:
+        rows = await self._fetch(
+            "WITH latest AS ("
+            "  SELECT COALESCE(set_id, id) AS request, MAX(created_at) AS at FROM tasks"
+            "  WHERE requester_id = ? AND guild_id IS ?"
+            "  GROUP BY request ORDER BY at DESC LIMIT ?)"
+            " SELECT tasks.* FROM tasks JOIN latest ON COALESCE(set_id, id) = latest.request"
+            " WHERE requester_id = ? AND guild_id IS ?"
+            " ORDER BY latest.at DESC, tasks.set_index",
+            (requester_id, guild_id, max(0, limit), requester_id, guild_id),
+        )
+        return [_decode(row) for row in rows]
 
 
 def _open_state_values() -> list[str]:
