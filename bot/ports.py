@@ -89,3 +89,11 @@ class ModLogSink(Protocol):
 
     async def post_alert(self, channel_id: int, guild_id: int | None, text: str) -> PublishOutcome:
         """An alert to moderators (the bot's KIE credits)."""
+
+
+class ResultArchive(Protocol):
+    """Where a delivered result can be found again on the platform (for /show)."""
+
+    async def posted_image_url(self, task: Task) -> str | None:
+        """A URL of the task's image on the message that delivered it; None when that message
+        or its image is gone or out of the bot's reach (a private result, a DM)."""

@@ -32,7 +32,7 @@ from bot.web import HealthSources, WebServer
 
 log = logging.getLogger(__name__)
 
-EXTENSIONS = ("cogs.generate", "cogs.results", "cogs.admin")
+EXTENSIONS = ("cogs.generate", "cogs.results", "cogs.admin", "cogs.recall")
 COMMANDS_HASH_KEY = "commands_hash"
 DRAIN_SECONDS = 10.0  # at most this long for the poll loop's in-flight work to stop
 IN_FLIGHT_WAIT = 10.0  # at most this long for requests being taken (download, ledger write)
@@ -219,6 +219,7 @@ class KontextBot(commands.Bot):
         self.settings = settings
         self.ledger = ledger
         self.kie = kie
+        self.downloads = downloads
         self.metrics = metrics
         self.lag = LagMonitor()
         self.supervisor = Supervisor(

@@ -1,0 +1,249 @@
+"""Finding results again: the image /show posts, who may show what, and the lists of /show's
+choices and /history.
+
+A result is kept by whoever still has it, asked in this order: the bot's own copy (private
+results), the message that delivered it (through the `ResultArchive` port), then KIE while it
+keeps `resultImageUrl` (14 days).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Final
+
+import aiohttp
+
+from bot import images, net
+from bot.flux import model_name
+from bot.ledger import OPEN_STATES, Task, TaskAndInputStore, TaskState
+from bot.outcomes import Outcome
+from bot.ports import ResultArchive, ResultImage
+from bot.service import RESULT_REUSE_WINDOW
+from bot.status import prompt_excerpt
+
+log = logging.getLogger(__name__)
+
+RESULT_MAX_BYTES: Final = 50 * 1024 * 1024
+CHOICES_MAX: Final = 25  # Discord shows at most 25 autocomplete choices
+HISTORY_ENTRIES: Final = 10
+CHOICE_NAME_MAX: Final = 100
+
+UNKNOWN = (
+    "I can't find that task. Pick one from the list while you type, or copy the id from the "
+    "footer of a result."
+)
+NOT_YOURS = "Only the member who asked for this image (or a moderator) can show it."
+ELSEWHERE = "This task was made somewhere else; it can only be shown where it was made."
+DELETED = "A moderator deleted this image, so it can't be shown again."
+GONE = (
+    "This image can't be shown any more: its message was deleted and KIE no longer keeps it "
+    "(results expire after 14 days)."
+)
+HISTORY_FOR_MODERATORS = "Only moderators (Manage Messages) can see another member's history."
+
+
+@dataclass(frozen=True)
+class Viewer:
+    """Who asks to see tasks, and where."""
+
+    user_id: int
+    guild_id: int | None  # None: outside servers
+    moderator: bool = False  # may manage messages here
+
+
+def show_refusal(task: Task | None, viewer: Viewer) -> str | None:
+    """Why `viewer` may not see `task` posted again, or None when they may."""
+    if task is None:
+        return UNKNOWN
+    if task.guild_id != viewer.guild_id:
+        # A moderator's right ends at their server; a member's images stay where they were made.
+        return UNKNOWN if task.requester_id != viewer.user_id else ELSEWHERE
+    if task.requester_id != viewer.user_id and not viewer.moderator:
+        return NOT_YOURS
+    if task.output_deleted_by is not None:
+        return DELETED
+    if task.state in OPEN_STATES:
+        return f"This task isn't finished yet: it is {_state_words(task)}."
+    if task.state == TaskState.FAILED:
+        reason = task.error_message or "no image was made"
+        return f"This task has no image: it {_state_words(task)} — {reason}"
+    return None
+
+
+def _state_words(task: Task) -> str:
+    if task.state == TaskState.FAILED:
+        return "was cancelled" if task.error_code == Outcome.CANCELLED.value else "failed"
+    return {
+        TaskState.QUEUED: "queued",
+        TaskState.SUBMITTING: "being sent to KIE",
+        TaskState.GENERATING: "generating",
+        TaskState.DELIVERING: "being posted",
+    }.get(task.state, task.state.value)
+
+
+def _state_label(task: Task) -> str:
+    if task.state == TaskState.FAILED and task.error_code == Outcome.CANCELLED.value:
+        return "cancelled"
+    return task.state.value
+
+
+def ago(seconds: float) -> str:
+    """'just now', '12 min ago', '3 h ago', '5 d ago' (plain text: choice names show no markup)."""
+    seconds = max(0.0, seconds)
+    if seconds < 60:
+        return "just now"
+    for unit, size in (("d", 86400), ("h", 3600)):
+        if seconds >= size:
+            return f"{int(seconds // size)} {unit} ago"
+    return f"{int(seconds // 60)} min ago"
+
+
+def _plain(text: str, limit: int) -> str:
+    """One line of user text for a choice name (plain text: nothing to escape there)."""
+    line = " ".join(text.split())
+    return line if len(line) <= limit else line[: limit - 1].rstrip() + "…"
+
+
+def choice_name(task: Task, *, now: float) -> str:
+    """What /show's list says about a task: 'a red fox · done · 5 min ago' (≤ 100 characters)."""
+    tail = f" · {_state_label(task)} · {ago(now - task.created_at)}"
+    if task.in_set:
+        tail = f" · #{task.set_index} of {task.set_size}" + tail
+    return _plain(task.params.prompt, CHOICE_NAME_MAX - len(tail)) + tail
+
+
+def message_link(task: Task) -> str | None:
+    """A link to the message that shows the task (the result, else its reply); None when there
+    is none a link could open (a private result is ephemeral)."""
+    message = task.result_message_id if task.state == TaskState.DONE else None
+    message = message or task.reply_message_id
+    if message is None or task.private:
+        return None
+    channel = task.result_channel_id or task.channel_id
+    return f"https://discord.com/channels/{task.guild_id or '@me'}/{channel}/{message}"
+
+
+def group_requests(tasks: Sequence[Task]) -> list[list[Task]]:
+    """Tasks (in the ledger's order) grouped by request: a set's images together."""
+    groups: dict[str, list[Task]] = {}
+    for task in tasks:
+        groups.setdefault(task.set_id or task.id, []).append(task)
+    return list(groups.values())
+
+
+def history_line(number: int, request: Sequence[Task]) -> str:
+    """One /history entry: prompt, model, state, when, cost, link (a set is one entry)."""
+    first = request[0]
+    if len(request) > 1:
+        counts: dict[str, int] = {}
+        for task in request:
+            counts[_state_label(task)] = counts.get(_state_label(task), 0) + 1
+        state = f"set of {len(request)}: " + ", ".join(f"{n} {s}" for s, n in counts.items())
+    else:
+        state = _state_label(first)
+    cost = sum(t.cost for t in request if not t.refunded)
+    refunded = " (refunded)" if any(t.refunded for t in request) else ""
+    parts = [
+        f"**{number}.** {prompt_excerpt(first.params.prompt, 80)}",
+        model_name(first.params.model),
+        state,
+        f"<t:{int(first.created_at)}:R>",
+        f"{cost:g} credits{refunded}",
+    ]
+    if first.output_deleted_by is not None:
+        parts.append("deleted by a moderator")
+    elif (link := message_link(first)) is not None:
+        parts.append(f"[message]({link})")
+    elif first.private:
+        parts.append("private")
+    return " · ".join(parts)
+
+
+def history_text(tasks: Sequence[Task]) -> str:
+    """The /history list: one line per request, newest first."""
+    requests = group_requests(tasks)
+    if not requests:
+        return "No images yet."
+    return "\n".join(history_line(i, request) for i, request in enumerate(requests, 1))
+
+
+class Recall:
+    """Finds a member's tasks and a finished task's image again."""
+
+    def __init__(
+        self,
+        *,
+        ledger: TaskAndInputStore,
+        archive: ResultArchive,
+        downloads: aiohttp.ClientSession,
+        allow_private_urls: bool = False,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._ledger = ledger
+        self._archive = archive
+        self._downloads = downloads
+        self._allow_private = allow_private_urls
+        self._clock = clock
+
+    def now(self) -> float:
+        return self._clock()
+
+    async def task(self, task_id: str) -> Task | None:
+        return await self._ledger.get(task_id.strip().lower())
+
+    async def choices(self, viewer: Viewer, typed: str) -> list[tuple[str, str]]:
+        """/show's list while the member types: (name, task id), newest first; a moderator
+        sees everyone's tasks in this server."""
+        mine = None if viewer.moderator and viewer.guild_id is not None else viewer.user_id
+        tasks = await self._ledger.recent_tasks(
+            viewer.guild_id, requester_id=mine, search=typed, limit=CHOICES_MAX
+        )
+        now = self._clock()
+        return [(choice_name(task, now=now), task.id) for task in tasks]
+
+    async def history(self, guild_id: int | None, member_id: int) -> str:
+        """A member's last requests here, as /history lists them."""
+        tasks = await self._ledger.recent_requests(guild_id, member_id, limit=HISTORY_ENTRIES)
+        return history_text(tasks)
+
+    async def result_image(self, task: Task) -> ResultImage | None:
+        """The finished image of `task`: the bot's copy, else the delivered message's
+        attachment, else KIE's while it keeps it; None when nobody has it any more."""
+        copy = await self._ledger.get_result_copy(task.id)
+        if copy is not None:
+            found = await self._image(task, copy.data)
+            if found is not None:
+                return found
+        sources = [await self._archive.posted_image_url(task)]
+        finished = task.completed_at or task.created_at
+        if task.result_url and self._clock() - finished < RESULT_REUSE_WINDOW:
+            sources.append(task.result_url)
+        for url in sources:
+            if url is None:
+                continue
+            try:
+                fetched = await net.safe_fetch(
+                    self._downloads,
+                    url,
+                    max_bytes=RESULT_MAX_BYTES,
+                    allow_private=self._allow_private,
+                )
+            except net.DownloadError as exc:
+                log.info("the image of task %s could not be fetched again: %s", task.id, exc)
+                continue
+            found = await self._image(task, fetched.data)
+            if found is not None:
+                return found
+        return None
+
+    @staticmethod
+    async def _image(task: Task, data: bytes) -> ResultImage | None:
+        try:
+            _, _, kind = await images.in_worker(images.probe, data)
+        except images.ImageRejected:
+            log.warning("a stored image of task %s is not an image", task.id)
+            return None
+        return ResultImage(data, images.extension_for(kind), spoiler=task.spoiler)

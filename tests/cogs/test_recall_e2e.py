@@ -1,0 +1,177 @@
+"""/show and /history end to end: the real bot, the fake Discord (autocomplete included) and the
+KIE simulator (whose results expire after 14 days)."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import aiohttp
+from e2e_checks import ephemeral_texts, ledger_rows
+from fakediscord import FakeDiscord, FakeUser, MessageView
+
+PAST_KIE_EXPIRY = 15 * 86400.0
+LINK = re.compile(r"\(https://discord\.com/channels/(\d+)/(\d+)/(\d+)\)")
+
+
+async def image_of(fake: FakeDiscord, inter: Any) -> MessageView:
+    """The message with an image that answers `inter`."""
+    conv = fake.conversation(inter)
+    await fake.wait_until(
+        lambda: any(m.attachments for m in conv.messages), 30, what="an image in the answer"
+    )
+    return next(m for m in conv.messages if m.attachments)
+
+
+async def private_answer(fake: FakeDiscord, inter: Any) -> str:
+    texts = await fake.wait_until(lambda: ephemeral_texts(fake, inter), 20, what="the answer")
+    return " ".join(texts)
+
+
+def task_id_of(message: MessageView) -> str:
+    return str(message.embeds[0]["footer"]["text"]).removeprefix("Task ")
+
+
+async def imagine(fake: FakeDiscord, prompt: str, user: FakeUser | None = None) -> MessageView:
+    return await image_of(fake, await fake.slash("imagine", {"prompt": prompt}, user=user))
+
+
+async def kie_status(url: str) -> int:
+    async with aiohttp.ClientSession() as http, http.get(url) as resp:
+        return resp.status
+
+
+async def test_show_posts_the_result_again_with_its_buttons(discord_fake, kie_sim, bot_process):
+    """/show task:<id> answers publicly with the same image bytes, details and buttons."""
+    result = await imagine(discord_fake, "a lighthouse in a storm")
+    shown = await image_of(
+        discord_fake, await discord_fake.slash("show", {"task": task_id_of(result)})
+    )
+    labels = [b.get("label") for b in shown.buttons]
+    assert (
+        shown.attachments[0].data == result.attachments[0].data,
+        shown.ephemeral,
+        task_id_of(shown),
+        "Re-roll" in labels and "Edit" in labels,
+    ) == (True, False, task_id_of(result), True)
+
+
+async def test_show_works_past_kies_expiry(discord_fake, kie_sim, bot_process):
+    """15 days on, KIE answers 404 for the result; /show still posts the same bytes (read back
+    from the delivered message's attachment)."""
+    result = await imagine(discord_fake, "a teapot on a cliff")
+    task_id = task_id_of(result)
+    kie_sim.advance(PAST_KIE_EXPIRY)
+    row = next(r for r in ledger_rows(bot_process.env) if r.id == task_id)
+    expired = await kie_status(next(iter(kie_sim.tasks.values())).result_url)
+    shown = await image_of(discord_fake, await discord_fake.slash("show", {"task": task_id}))
+    assert (expired, row.state, shown.attachments[0].data == result.attachments[0].data) == (
+        404,
+        "done",
+        True,
+    )
+
+
+async def test_show_of_a_deleted_message_past_expiry_says_it_is_gone(
+    discord_fake, kie_sim, bot_process
+):
+    """The result message deleted and KIE's copy expired: a private "can't be shown any more",
+    and no image is posted."""
+    result = await imagine(discord_fake, "a paper boat")
+    result.message.deleted = True  # a moderator deleted it in Discord
+    kie_sim.advance(PAST_KIE_EXPIRY)
+    show = await discord_fake.slash("show", {"task": task_id_of(result)})
+    answer = await private_answer(discord_fake, show)
+    conv = discord_fake.conversation(show)
+    assert ("can't be shown any more" in answer, [m for m in conv.messages if m.attachments]) == (
+        True,
+        [],
+    )
+
+
+async def test_show_is_refused_to_others_and_allowed_to_moderators(
+    discord_fake, kie_sim, bot_process
+):
+    """Another member is told privately it isn't theirs; a moderator may show it."""
+    result = await imagine(discord_fake, "a green door")
+    stranger = discord_fake.add_user("bob")
+    refused = await discord_fake.slash("show", {"task": task_id_of(result)}, user=stranger)
+    answer = await private_answer(discord_fake, refused)
+    by_mod = await discord_fake.slash(
+        "show", {"task": task_id_of(result)}, user=discord_fake.moderator
+    )
+    shown = await image_of(discord_fake, by_mod)
+    assert (
+        answer.startswith("Only the member who asked"),
+        [m for m in discord_fake.conversation(refused).messages if m.attachments],
+        shown.attachments[0].data == result.attachments[0].data,
+    ) == (True, [], True)
+
+
+async def test_show_of_an_unknown_id_is_a_clear_private_answer(discord_fake, kie_sim, bot_process):
+    """An id no task has: a private answer that says so, nothing deferred or posted."""
+    show = await discord_fake.slash("show", {"task": "<@everyone> nope"})
+    answer = await private_answer(discord_fake, show)
+    assert (answer.startswith("I can't find that task"), show.response_type) == (True, 4)
+
+
+async def test_autocomplete_lists_the_members_own_recent_tasks(discord_fake, kie_sim, bot_factory):
+    """The member's choices are their own tasks, newest first, named by prompt and state;
+    another member's task is not among them, and a moderator sees all three."""
+    await bot_factory(USER_MAX_ACTIVE_TASKS="5")
+    first = task_id_of(await imagine(discord_fake, "a red fox"))
+    second = task_id_of(await imagine(discord_fake, "a blue whale"))
+    other = task_id_of(await imagine(discord_fake, "a parrot", user=discord_fake.add_user("bob")))
+    mine = await discord_fake.autocomplete("show", {"task": ""}, focused="task")
+    typed = await discord_fake.autocomplete("show", {"task": "FOX"}, focused="task")
+    moderator = await discord_fake.autocomplete(
+        "show", {"task": ""}, focused="task", user=discord_fake.moderator
+    )
+    assert (
+        [c["value"] for c in mine],
+        mine[0]["name"].startswith("a blue whale · done · "),
+        [c["value"] for c in typed],
+        [c["value"] for c in moderator],
+    ) == ([second, first], True, [first], [other, second, first])
+
+
+async def history_of(fake: FakeDiscord, user: FakeUser | None = None, **options: Any) -> Any:
+    inter = await fake.slash("history", options, user=user)
+    conv = fake.conversation(inter)
+    await fake.wait_until(lambda: conv.messages, 20, what="the history")
+    return conv
+
+
+async def test_history_lists_the_10_newest_with_links(discord_fake, kie_sim, bot_factory):
+    """Of 11 images, the 10 newest, newest first, each with a link to its result message;
+    the answer is private."""
+    await bot_factory(USER_MAX_ACTIVE_TASKS="12")
+    asked = [await discord_fake.slash("imagine", {"prompt": f"image {n}"}) for n in range(11)]
+    results = [await image_of(discord_fake, inter) for inter in asked]
+    conv = await history_of(discord_fake)
+    lines = conv.messages[0].embeds[0]["description"].split("\n")
+    linked = [int(m[3]) for line in lines for m in [LINK.search(line)] if m]
+    assert (
+        (
+            conv.ephemeral,
+            [re.search(r"image (\d+)", line)[1] for line in lines],  # type: ignore[index]
+            linked,
+            all("· done ·" in line for line in lines),
+        )
+        == (True, [str(n) for n in range(10, 0, -1)], [r.id for r in results[:0:-1]], True)
+    )
+
+
+async def test_history_of_another_member_is_for_moderators(discord_fake, kie_sim, bot_process):
+    """`member:` from a member is refused privately; a moderator sees that member's images."""
+    bob = discord_fake.add_user("bob")
+    await imagine(discord_fake, "bob's castle", user=bob)
+    refused = await discord_fake.slash("history", {"member": bob})
+    answer = await private_answer(discord_fake, refused)
+    conv = await history_of(discord_fake, user=discord_fake.moderator, member=bob)
+    description = conv.messages[0].embeds[0]["description"]
+    assert (answer.startswith("Only moderators"), "castle" in description, conv.ephemeral) == (
+        True,
+        True,
+        True,
+    )
