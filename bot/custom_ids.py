@@ -32,9 +32,18 @@ EDIT_TEMPLATE = _template("edit")
 REROLL_LABEL = "Re-roll"
 EDIT_LABEL = "Edit"
 
+# A single result's other actions (cogs/results.py): Compare on edits, the Reframe select.
+COMPARE_TEMPLATE = _template("compare")
+REFRAME_TEMPLATE = _template("reframe")
+COMPARE_LABEL = "Compare"
+REFRAME_PLACEHOLDER = "Reframe…"
+
 # The queued status's button (cogs/results.py).
 CANCEL_TEMPLATE = _template("cancel")
 CANCEL_LABEL = "Cancel"
+
+# A set's buttons 1-4: post that image alone (cogs/results.py); the label is its number.
+PICK_TEMPLATE = _template("pick")
 
 # The mod-log entry's buttons (cogs/admin.py).
 DELETE_TEMPLATE = _template("modlog:delete")
@@ -53,8 +62,20 @@ def edit_id(task_id: str) -> str:
     return f"kontext:edit:{task_id}"
 
 
+def compare_id(task_id: str) -> str:
+    return f"kontext:compare:{task_id}"
+
+
+def reframe_id(task_id: str) -> str:
+    return f"kontext:reframe:{task_id}"
+
+
 def cancel_id(task_id: str) -> str:
     return f"kontext:cancel:{task_id}"
+
+
+def pick_id(task_id: str) -> str:
+    return f"kontext:pick:{task_id}"
 
 
 def delete_id(task_id: str) -> str:

@@ -281,6 +281,39 @@ def fit_to_limit(data: bytes, limit: int) -> tuple[bytes, str]:
             return encoded, "jpg"
 
 
+COMPARE_GAP: Final = 16  # px between the two images of a comparison
+COMPARE_MAX_HEIGHT: Final = 1024
+COMPARE_BACKGROUND: Final = (32, 34, 37)
+
+
+def compare_height(left: tuple[int, int], right: tuple[int, int]) -> int:
+    """The common height of a comparison: the taller image's, at most COMPARE_MAX_HEIGHT."""
+    return min(max(left[1], right[1]), COMPARE_MAX_HEIGHT)
+
+
+def side_by_side(left: bytes, right: bytes) -> bytes:
+    """One JPEG with `left` and `right` next to each other, scaled to a common height, a small
+    gap between them. Raises ImageRejected if either is not a valid image."""
+    decoded = []
+    for data in (left, right):
+        img, _ = _decode(data)
+        with _strict():
+            decoded.append(_flatten(ImageOps.exif_transpose(img)))
+    height = compare_height(decoded[0].size, decoded[1].size)
+    scaled = [
+        img.resize(
+            (max(1, round(img.width * height / img.height)), height), Image.Resampling.LANCZOS
+        )
+        for img in decoded
+    ]
+    canvas = Image.new(
+        "RGB", (scaled[0].width + COMPARE_GAP + scaled[1].width, height), COMPARE_BACKGROUND
+    )
+    canvas.paste(scaled[0], (0, 0))
+    canvas.paste(scaled[1], (scaled[0].width + COMPARE_GAP, 0))
+    return _jpeg(canvas, 90)
+
+
 def _flatten(img: Image.Image) -> Image.Image:
     if not _has_alpha(img):
         return img.convert("RGB")

@@ -12,18 +12,29 @@ import logging
 import secrets
 import time
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import aiohttp
 
 from bot import custom_ids, images, net
+from bot.compare import Comparer
 from bot.config import Settings
 from bot.flux import DEFAULT_MODEL, MODELS
-from bot.ledger import StoredInput, Task, TaskAndInputStore, TaskKind, TaskParams, TaskState
+from bot.ledger import (
+    ParentAction,
+    StoredInput,
+    Task,
+    TaskAndInputStore,
+    TaskKind,
+    TaskParams,
+    TaskState,
+)
 from bot.logs import task_context
 from bot.metrics import Metrics
 from bot.moderation import Denied, GuildSettings, Moderation
+from bot.moderation.policy import PRIVATE_OFF
 from bot.runner import Runner
+from bot.service_tasks import RESULT_REUSE_WINDOW, UPLOAD_REUSE_WINDOW, ExistingTasks
 from bot.validation import (
     ASPECT_RATIOS,
     OUTPUT_FORMATS,
@@ -35,8 +46,7 @@ from bot.validation import (
 
 log = logging.getLogger(__name__)
 
-RESULT_REUSE_WINDOW = 13 * 86400  # KIE keeps resultImageUrl 14 days
-UPLOAD_REUSE_WINDOW = 20 * 3600  # KIE keeps uploads at least 24 h
+__all__ = ["RESULT_REUSE_WINDOW", "UPLOAD_REUSE_WINDOW", "KontextService", "Origin", "Refused"]
 
 
 class Refused(Exception):
@@ -77,9 +87,11 @@ class Admission:
 
     origin: Origin
     server: GuildSettings
+    open_tasks: int = 0  # the member's tasks in progress when admitted
+    private: bool = False  # the task's messages are ephemeral (see `with_privacy`)
 
 
-class KontextService:
+class KontextService(ExistingTasks):
     def __init__(
         self,
         *,
@@ -98,6 +110,7 @@ class KontextService:
         self._metrics = metrics
         self.moderation = moderation
         self._clock = clock
+        self.compare = _comparer(settings, ledger, downloads, clock)
         self.accepting = True
         self._in_flight = 0
         self._idle = asyncio.Event()
@@ -198,13 +211,50 @@ class KontextService:
                     f"Slow down a little — you can try again <t:{int(ready_at) + 1}:R>.",
                     reason="cooldown",
                 )
-        return Admission(origin, server)
+        return Admission(origin, server, open_count)
+
+    def images_for(self, admission: Admission, asked: int | None) -> int:
+        """How many images a request makes (`count`, else the server's default), within the
+        server's maximum and the member's open tasks (a set of 4 counts as 4). Raise Refused."""
+        server = admission.server
+        if asked is not None and asked > server.max_count:
+            self._refuse("count")
+            raise Refused(
+                f"This server allows at most {server.max_count} image(s) per request.",
+                reason="count",
+            )
+        count = server.count_for(asked)
+        cap = self._settings.user_max_active_tasks
+        if count > 1 and admission.open_tasks + count > cap:
+            self._refuse("active_tasks")
+            raise Refused(
+                f"A set of {count} would take you to {admission.open_tasks + count} images in "
+                f"progress (the limit is {cap}). Ask for fewer, or wait for one to finish.",
+                reason="active_tasks",
+            )
+        return count
+
+    async def with_privacy(
+        self, admission: Admission, *, asked: bool | None, parent_task_id: str | None = None
+    ) -> Admission:
+        """Whether the request's messages are private: always when made from a private result
+        (a re-roll, edit, reframe or pick of it); outside servers as asked; in a server as its
+        mode says (forced, the member's choice, or off: asking is refused)."""
+        origin, server = admission.origin, admission.server
+        parent = await self._ledger.get(parent_task_id) if parent_task_id else None
+        from_private = parent is not None and parent.private
+        if from_private or origin.guild_id is None:
+            return replace(admission, private=from_private or bool(asked))
+        if asked and server.private_results == PRIVATE_OFF:
+            self._refuse("private")
+            raise Refused("Private results are turned off in this server.", reason="private")
+        return replace(admission, private=server.private_for(asked))
 
     async def screen(
-        self, admission: Admission, params: TaskParams, *, kind: TaskKind
+        self, admission: Admission, params: TaskParams, *, kind: TaskKind, count: int = 1
     ) -> TaskParams:
         """The server's defaults and rules on what was asked (model, tolerance, blocked words,
-        daily credits). Returns the params to use; raise Refused."""
+        daily credits for `count` images). Returns the params to use; raise Refused."""
         defaulted = params.defaulted if isinstance(params, RequestParams) else frozenset()
         with self._moderated():
             screened = await self.moderation.screen(
@@ -214,6 +264,7 @@ class KontextService:
                 params=params,
                 kind=kind,
                 defaulted=defaulted,
+                count=count,
             )
         return TaskParams.from_dict(screened.to_dict())
 
@@ -252,16 +303,24 @@ class KontextService:
         image: images.PreparedImage | None = None,
         input_image_url: str | None = None,
         parent_task_id: str | None = None,
-    ) -> Task:
+        parent_action: ParentAction | None = None,
+        count: int = 1,
+    ) -> list[Task]:
         """Charge the day's credits, write the task (QUEUED), hand it to the scheduler.
 
+        `count` > 1 makes a set: one task per image, charged together (each holds its own
+        cost, refunded on its own), sharing the reply and the input image.
         Raise Refused when the daily credits ran out since `screen`."""
         origin, server = admission.origin, admission.server
         with self._moderated():
             cost = await self.moderation.charge(
-                server, guild_id=origin.guild_id, user_id=origin.user_id, model=params.model
+                server,
+                guild_id=origin.guild_id,
+                user_id=origin.user_id,
+                model=params.model,
+                count=count,
             )
-        task = _new_task(
+        first = _new_task(
             admission,
             now=self._clock(),
             callbacks_enabled=self._settings.callbacks_enabled,
@@ -271,68 +330,34 @@ class KontextService:
             reply_message_id=reply_message_id,
             input_image_url=input_image_url,
             parent_task_id=parent_task_id,
+            parent_action=parent_action,
         )
-        await self._ledger.insert(task)
+        tasks = [first] if count == 1 else _as_set(first, count, self._settings.callbacks_enabled)
+        await self._ledger.insert(*tasks)
         if image is not None:
             await self._ledger.put_input(
                 StoredInput(
-                    task_id=task.id,
+                    task_id=first.input_key,
                     data=image.data,
                     filename=f"input.{image.extension}",
                     content_type=image.content_type,
                 )
             )
+        for task in tasks:
+            self._enqueue(task)
+        return tasks
+
+    def _enqueue(self, task: Task) -> None:
         with task_context(task.id, task.guild_id, task.requester_id):
             log.info(
-                "task %s queued: %s by user %s in guild %s",
+                "task %s queued: %s by user %s in guild %s%s",
                 task.id,
-                kind.value,
-                origin.user_id,
-                origin.guild_id,
+                task.kind.value,
+                task.requester_id,
+                task.guild_id,
+                f" (image {task.set_index} of {task.set_size})" if task.in_set else "",
             )
             self._runner.enqueue(task)
-        return task
-
-    async def get_task(self, task_id: str) -> Task | None:
-        return await self._ledger.get(task_id)
-
-    async def cancel_task(self, task_id: str) -> bool:
-        """Cancel a task not yet sent to KIE (refunded); False if it had moved on."""
-        return await self._runner.cancel(task_id)
-
-    @staticmethod
-    def may_control(task: Task, user_id: int, *, can_manage_messages: bool) -> bool:
-        return task.requester_id == user_id or can_manage_messages
-
-    async def reroll_source(self, parent: Task) -> tuple[str | None, images.PreparedImage | None]:
-        """The input of a re-roll: the parent's upload while KIE keeps it, else its stored bytes."""
-        if parent.kind != TaskKind.EDIT:
-            return None, None
-        if (
-            parent.input_image_url
-            and parent.submitted_at
-            and (self._clock() - parent.submitted_at < UPLOAD_REUSE_WINDOW)
-        ):
-            return parent.input_image_url, None
-        stored = await self._ledger.get_input(parent.id)
-        if stored is None:
-            raise InputRejected(
-                "The input image of this task is no longer kept. Run /edit again with the image."
-            )
-        try:
-            return None, await images.in_worker(images.prepare_input, stored.data)
-        except images.ImageRejected as exc:
-            raise InputRejected(exc.user_message) from None
-
-    def result_as_input(self, parent: Task) -> str:
-        """The URL of a finished result, to edit it again (KIE keeps results 14 days)."""
-        if parent.state != TaskState.DONE or not parent.result_url:
-            raise InputRejected("This task has no finished image to edit.")
-        if self._clock() - (parent.completed_at or parent.created_at) > RESULT_REUSE_WINDOW:
-            raise InputRejected(
-                "This image is too old to edit directly. Save it and use /edit with it."
-            )
-        return parent.result_url
 
     @contextlib.contextmanager
     def _moderated(self) -> Iterator[None]:
@@ -347,6 +372,23 @@ class KontextService:
         self._metrics.refusals.labels(reason=reason).inc()
 
 
+def _comparer(
+    settings: Settings,
+    inputs: TaskAndInputStore,
+    downloads: aiohttp.ClientSession,
+    clock: Callable[[], float],
+) -> Comparer:
+    """Compare's sources: the stored input, else KIE's URLs while KIE still serves them."""
+    return Comparer(
+        inputs=inputs,
+        downloads=downloads,
+        allow_private_urls=settings.allow_private_urls,
+        upload_window=UPLOAD_REUSE_WINDOW,
+        result_window=RESULT_REUSE_WINDOW,
+        clock=clock,
+    )
+
+
 def _new_task(
     admission: Admission,
     *,
@@ -358,6 +400,7 @@ def _new_task(
     reply_message_id: int | None,
     input_image_url: str | None,
     parent_task_id: str | None,
+    parent_action: ParentAction | None,
 ) -> Task:
     """A QUEUED task for the admitted request, not written yet."""
     origin = admission.origin
@@ -377,8 +420,26 @@ def _new_task(
         reply_message_id=reply_message_id,
         input_image_url=input_image_url,
         parent_task_id=parent_task_id,
+        parent_action=parent_action,
         callback_secret=secrets.token_urlsafe(24) if callbacks_enabled else None,
         cost=cost,
         upload_limit=origin.upload_limit,
         spoiler=admission.server.spoiler,
+        private=admission.private,
     )
+
+
+def _as_set(first: Task, count: int, callbacks_enabled: bool) -> list[Task]:
+    """The `count` tasks of a set: `first` and its siblings, each its own KIE task."""
+    tasks = [first.with_changes(set_id=first.id, set_index=1, set_size=count)]
+    for index in range(2, count + 1):
+        tasks.append(
+            first.with_changes(
+                id=custom_ids.new_task_id(),
+                set_id=first.id,
+                set_index=index,
+                set_size=count,
+                callback_secret=secrets.token_urlsafe(24) if callbacks_enabled else None,
+            )
+        )
+    return tasks

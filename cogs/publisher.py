@@ -4,6 +4,9 @@ Paths, in order of preference:
 - while the interaction token is fresh (15 minutes), the interaction webhook edits the reply;
 - past that, the channel endpoints edit the same message (the bot authored it);
 - if the reply was deleted, a new channel message mentions the requester;
+- a private task (ephemeral messages) never goes to the channel: past the token, or with its
+  reply gone, its result or failure comes by direct message (cogs/direct_messages.py), and
+  the bot keeps a copy of its image (Discord cannot give an ephemeral one back);
 - a file over the upload limit is re-encoded to fit.
 Status edits are throttled per message; the final result is never held back.
 Discord's error codes for a post are read here: the core gets a `PublishOutcome`, never a
@@ -23,12 +26,14 @@ import aiohttp
 import discord
 
 from bot import images
-from bot.ledger import Task, TaskState, TaskStore
+from bot.ledger import StoredInput, Task, TaskAndInputStore, TaskState
 from bot.logs import task_context
 from bot.metrics import Metrics
 from bot.ports import NotPublished, Published, PublishOutcome, Refusal, ResultImage
 from bot.status import StatusView, render_status
 from bot.supervisor import WorkSet
+from cogs.direct_messages import DirectMessages
+from cogs.replies import Replies, ReplyGone, ReplyUnreachable
 from cogs.result_message import (
     failure_actions,
     result_actions,
@@ -37,23 +42,19 @@ from cogs.result_message import (
     status_actions,
     status_embed,
 )
+from cogs.set_message import SetMessages
 
 log = logging.getLogger(__name__)
 
-TOKEN_LIFETIME = 15 * 60
-TOKEN_MARGIN = 60  # switch to the channel endpoints a minute early
-TOKEN_SAFETY = 5  # outside servers the token is all there is: use it until just before its end
 STATUS_MIN_INTERVAL = 3.0
 FIRST_EDIT_DELAY = 0.5
 DEFAULT_UPLOAD_LIMIT = 10 * 1024 * 1024
 
 
 # Discord's JSON error codes this adapter reads (its REST reference, "JSON Error Codes").
-UNKNOWN_MESSAGE = 10008
-UNKNOWN_WEBHOOK = 10015
 REQUEST_TOO_LARGE = 40005
 MISSING_PERMISSIONS = 50013
-INVALID_WEBHOOK_TOKEN = 50027
+CANNOT_MESSAGE_USER = 50007  # the member's DMs are closed to the bot
 
 
 class DiscordPublisher:
@@ -62,7 +63,7 @@ class DiscordPublisher:
     def __init__(
         self,
         client: discord.Client,
-        ledger: TaskStore,
+        ledger: TaskAndInputStore,
         metrics: Metrics,
         *,
         status_context: Callable[[Task], dict[str, Any]] | None = None,
@@ -78,6 +79,11 @@ class DiscordPublisher:
         self._pending: dict[str, asyncio.TimerHandle] = {}
         self._locks: dict[str, asyncio.Lock] = {}
         self._work = WorkSet()
+        self._replies = Replies(client, clock)
+        self._dms = DirectMessages(client, ledger, clock)
+        self._sets = SetMessages(
+            ledger, edit_reply=self._replies.edit, fetch_reply=self._replies.fetch, clock=clock
+        )
 
     # ---- status ---------------------------------------------------------------------------
 
@@ -85,42 +91,47 @@ class DiscordPublisher:
         """Ask for the reply to show the task's current status, at most once per few seconds."""
         if task.terminal or task.reply_gone:
             return
-        if task.id in self._pending:
+        key = task.set_id or task.id  # a set has one message, so one status
+        if key in self._pending:
             return  # an edit is already scheduled; it reads the latest state when it fires
         now = time.monotonic()
-        if task.id not in self._last_edit:
+        if key not in self._last_edit:
             # A new task goes queued -> submitting -> generating within a fraction of a second:
             # hold the first edit briefly so the member sees where it landed, in one edit.
-            self._last_edit[task.id] = now - STATUS_MIN_INTERVAL + FIRST_EDIT_DELAY
-        wait = self._last_edit[task.id] + STATUS_MIN_INTERVAL - now
+            self._last_edit[key] = now - STATUS_MIN_INTERVAL + FIRST_EDIT_DELAY
+        wait = self._last_edit[key] + STATUS_MIN_INTERVAL - now
         if wait <= 0:
-            self._work.spawn(self._edit_status(task.id), what=f"status edit of task {task.id}")
+            self._work.spawn(self._edit_status(key), what=f"status edit of task {key}")
         else:
             loop = asyncio.get_running_loop()
-            self._pending[task.id] = loop.call_later(wait, self._fire_pending, task.id)
+            self._pending[key] = loop.call_later(wait, self._fire_pending, key)
 
     def _fire_pending(self, task_id: str) -> None:
         self._pending.pop(task_id, None)
         self._work.spawn(self._edit_status(task_id), what=f"status edit of task {task_id}")
 
     async def _edit_status(self, task_id: str) -> None:
+        """`task_id`: a task, or a set (its id is its first image's)."""
         async with self._lock(task_id):
             task = await self._ledger.get(task_id)
-            if task is None or task.terminal or task.reply_gone:
+            if task is None or task.reply_gone:
                 return
-            view = render_status(task, now=self._clock(), **self.status_context(task))
+            shown = await self._status_of(task)
+            if shown is None:
+                return
+            view, buttons = shown
             if self._last_view.get(task_id) == view and task.state != TaskState.GENERATING:
                 return
             self._last_edit[task_id] = time.monotonic()
             self._last_view[task_id] = view
             with task_context(task.id, task.guild_id, task.requester_id):
                 try:
-                    await self._edit_reply(
+                    await self._replies.edit(
                         task,
                         embed=status_embed(view),
                         content=None,
                         attachments=None,
-                        view=status_actions(task),
+                        view=buttons,
                     )
                 except ReplyGone:
                     log.info("reply of task %s is gone; the result will be posted anew", task_id)
@@ -133,6 +144,15 @@ class DiscordPublisher:
                     )
                 except CONNECTION_ERRORS as exc:
                     log.warning("status edit of task %s failed: %s", task_id, unreachable(exc))
+
+    async def _status_of(self, task: Task) -> tuple[StatusView, discord.ui.View] | None:
+        """What the reply shows now; None when there is no status to show any more."""
+        if task.in_set:
+            return await self._sets.status(task, estimate=self.status_context(task).get("estimate"))
+        if task.terminal:
+            return None
+        view = render_status(task, now=self._clock(), **self.status_context(task))
+        return view, status_actions(task)
 
     def forget(self, task_id: str) -> None:
         handle = self._pending.pop(task_id, None)
@@ -159,11 +179,15 @@ class DiscordPublisher:
         data, extension = image.data, image.extension
         if len(data) > budget:
             data, extension = await images.in_worker(images.fit_to_limit, data, budget)
-        async with self._lock(task.id):
+        if task.private:
+            await self._keep_copy(task, image)
+        async with self._lock(task.set_id or task.id):
             for attempt in range(2):
                 filename = result_filename(task, extension, spoiler=image.spoiler)
                 try:
-                    return Published(await self._post_final(task, data, filename))
+                    if self._replies.by_dm(task):
+                        return await self._dms.post_result(task, data, filename)
+                    return Published(await self._post_image(task, data, filename))
                 except ReplyUnreachable:
                     return NotPublished(Refusal.EXPIRED, "the interaction token ran out")
                 except ReplyGone:
@@ -184,8 +208,10 @@ class DiscordPublisher:
         self._cancel_pending(task.id)
         view = render_status(task, now=self._clock())
         buttons = failure_actions(task)
-        async with self._lock(task.id):
+        async with self._lock(task.set_id or task.id):
             try:
+                if task.in_set and not task.reply_gone:
+                    return Published(await self._sets.show_failure(task))
                 return Published(await self._show_failure(task, status_embed(view), buttons))
             except ReplyUnreachable:
                 log.warning("could not show the failure of task %s: out of reach", task.id)
@@ -200,15 +226,17 @@ class DiscordPublisher:
                 return NotPublished(Refusal.TRANSIENT, unreachable(exc))
 
     async def _show_failure(self, task: Task, embed: discord.Embed, view: discord.ui.View) -> int:
-        if not task.reply_gone:
+        if not self._replies.by_dm(task) and not task.reply_gone:
             try:
-                return await self._edit_reply(
+                return await self._replies.edit(
                     task, embed=embed, content=None, attachments=None, view=view
                 )
             except ReplyGone:
                 pass
-        self._check_reachable(task)
-        message = await self._channel(task).send(
+        if task.private:
+            return await self._dms.post_failure(task, embed, view)
+        self._replies.check_reachable(task)
+        message = await self._replies.channel(task).send(
             content=f"<@{task.requester_id}>",
             embed=embed,
             view=view,
@@ -217,14 +245,29 @@ class DiscordPublisher:
         )
         return message.id
 
+    async def _post_image(self, task: Task, data: bytes, filename: str) -> int:
+        """Into the set's message, or as the task's own result."""
+        if task.in_set and not task.reply_gone:
+            try:
+                return await self._sets.post_image(task, data, filename)
+            except ReplyGone:
+                if task.guild_id is None:
+                    raise
+                log.info(
+                    "reply of set %s was deleted; posting image %s alone", task.set_id, task.id
+                )
+                task = task.with_changes(reply_gone=True)
+        return await self._post_final(task, data, filename)
+
     async def _post_final(self, task: Task, data: bytes, filename: str) -> int:
-        embed = result_embed(task, filename, now=self._clock())
-        content = f"<@{task.requester_id}>"
+        parent = await self._ledger.get(task.parent_task_id) if task.parent_task_id else None
+        embed = result_embed(task, filename, now=self._clock(), parent=parent)
+        content = None if task.private else f"<@{task.requester_id}>"
         mentions = discord.AllowedMentions(users=[discord.Object(task.requester_id)])
         view = result_actions(task)
         if not task.reply_gone:
             try:
-                return await self._edit_reply(
+                return await self._replies.edit(
                     task,
                     embed=embed,
                     content=content,
@@ -233,10 +276,10 @@ class DiscordPublisher:
                     allowed_mentions=mentions,
                 )
             except ReplyGone:
-                if task.guild_id is None:
-                    raise  # there is no channel to post in
+                if task.guild_id is None or task.private:
+                    raise  # there is no channel to post in (or that may see it)
                 log.info("reply of task %s was deleted; posting a new message", task.id)
-        message = await self._channel(task).send(
+        message = await self._replies.channel(task).send(
             content=content,
             embed=embed,
             file=discord.File(io.BytesIO(data), filename=filename),
@@ -249,69 +292,18 @@ class DiscordPublisher:
     # ---- plumbing ----------------------------------------------------------------------------
 
     def token_fresh(self, task: Task) -> bool:
-        """Whether to use the interaction webhook: in a server until a minute before the token
-        expires (then the channel), outside servers until just before (there is nothing else)."""
-        created = discord.utils.snowflake_time(task.interaction_id).timestamp()
-        margin = TOKEN_MARGIN if task.guild_id is not None else TOKEN_SAFETY
-        return self._clock() - created < TOKEN_LIFETIME - margin
+        return self._replies.token_fresh(task)
 
     @staticmethod
     def token_deadline(task: Task) -> float:
-        """When a task outside servers must be given up, so the member can still be told."""
-        created = discord.utils.snowflake_time(task.interaction_id).timestamp()
-        return created + TOKEN_LIFETIME - TOKEN_MARGIN
+        return Replies.token_deadline(task)
 
-    @staticmethod
-    def _check_reachable(task: Task) -> None:
-        """Outside servers (the bot's DM, private channels) the bot has no channel access."""
-        if task.guild_id is None:
-            raise ReplyUnreachable
-
-    async def _edit_reply(
-        self,
-        task: Task,
-        *,
-        embed: discord.Embed,
-        content: str | None,
-        attachments: list[discord.File] | None,
-        view: discord.ui.View | None = None,
-        allowed_mentions: discord.AllowedMentions | None = None,
-    ) -> int:
-        """Edit the task's reply through the webhook while the token lives, else the channel."""
-        if task.reply_message_id is None:
-            raise ReplyGone
-        kwargs: dict[str, Any] = {"embed": embed, "content": content}
-        if attachments is not None:
-            kwargs["attachments"] = attachments
-        if view is not None:
-            kwargs["view"] = view
-        kwargs["allowed_mentions"] = allowed_mentions or discord.AllowedMentions.none()
-        try:
-            if self.token_fresh(task):
-                webhook = discord.Webhook.partial(
-                    task.application_id, task.interaction_token, client=self._client
-                )
-                try:
-                    await webhook.edit_message(task.reply_message_id, **kwargs)
-                    return task.reply_message_id
-                except discord.HTTPException as exc:
-                    if exc.code != INVALID_WEBHOOK_TOKEN:  # fall through to the channel
-                        raise
-                # The failed attempt read the files to their end: rewind them, or the channel
-                # edit would upload empty attachments.
-                for file in attachments or ():
-                    file.reset()
-            self._check_reachable(task)
-            message = self._channel(task).get_partial_message(task.reply_message_id)
-            await message.edit(**kwargs)
-            return task.reply_message_id
-        except discord.NotFound as exc:
-            if exc.code in (UNKNOWN_MESSAGE, UNKNOWN_WEBHOOK, 0):
-                raise ReplyGone from None
-            raise
-
-    def _channel(self, task: Task) -> discord.PartialMessageable:
-        return self._client.get_partial_messageable(task.channel_id, guild_id=task.guild_id)
+    async def _keep_copy(self, task: Task, image: ResultImage) -> None:
+        """The bot's own copy of a private result, to show it again later (/show)."""
+        content_type = "image/png" if image.extension == "png" else "image/jpeg"
+        await self._ledger.put_result_copy(
+            StoredInput(task.id, image.data, f"kontext-{task.id}.{image.extension}", content_type)
+        )
 
     def _lock(self, task_id: str) -> asyncio.Lock:
         lock = self._locks.get(task_id)
@@ -327,14 +319,6 @@ class DiscordPublisher:
     # Discord API errors are counted once, at the transport (KontextBot's http_trace).
 
 
-class ReplyGone(Exception):
-    """The task's reply no longer exists (deleted, or never recorded)."""
-
-
-class ReplyUnreachable(Exception):
-    """Outside servers, with the interaction token spent: no way left to reach the member."""
-
-
 # No answer from Discord at all (a dropped connection, a reset, a timeout): discord.py passes
 # these through once its own retries are spent. A retried post is safe: an edit replaces, and a
 # channel post carries a nonce.
@@ -348,6 +332,8 @@ def unreachable(exc: BaseException) -> str:
 def refused(exc: discord.HTTPException) -> NotPublished:
     """Discord's refusal of a post, as the core reads it."""
     detail = f"Discord answered {exc.status} {exc.code}"
+    if exc.code == CANNOT_MESSAGE_USER:
+        return NotPublished(Refusal.DM_CLOSED, detail)
     if exc.code == MISSING_PERMISSIONS or exc.status == 403:
         return NotPublished(Refusal.FORBIDDEN, detail)
     if exc.code == REQUEST_TOO_LARGE:

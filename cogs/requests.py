@@ -10,7 +10,7 @@ from typing import Any, cast
 import discord
 
 from bot.images import MAX_INPUT_BYTES, PreparedImage
-from bot.ledger import TaskKind, TaskParams
+from bot.ledger import ParentAction, TaskKind, TaskParams
 from bot.service import Origin, Refused
 from bot.validation import MAX_PROMPT_CHARS, InputRejected
 from cogs.client import KontextBot, send_ephemeral
@@ -117,9 +117,14 @@ async def _take_request(
     image_size: int | None = None,
     input_image_url: str | None = None,
     parent_task_id: str | None = None,
+    parent_action: ParentAction | None = None,
     prepared_image: PreparedImage | None = None,
+    count: int | None = None,
+    private: bool | None = None,
 ) -> None:
-    """Validate, admit, answer within 3 s, download the input, write the task; or say why not.
+    """Validate, admit, answer within 3 s, download the input, write the task(s); or say why not.
+    `count`: images asked for (None: the server's default); `private`: the member's option
+    (a task made from a private result is private whatever it says: `with_privacy`).
 
     Every refusal is ephemeral and costs nothing: no task, no KIE call, no cooldown.
     """
@@ -130,12 +135,15 @@ async def _take_request(
         if image_size is not None and image_size > MAX_INPUT_BYTES:
             raise InputRejected(f"The image is larger than {MAX_INPUT_BYTES // (1024 * 1024)} MB.")
         origin = origin_of(interaction)
-        admission = await service.admit(origin)
-        params = await service.screen(admission, params, kind=kind)
+        admission = await service.with_privacy(
+            await service.admit(origin), asked=private, parent_task_id=parent_task_id
+        )
+        image_count = service.images_for(admission, count)
+        params = await service.screen(admission, params, kind=kind, count=image_count)
     except (InputRejected, Refused) as exc:
         await send_ephemeral(interaction, exc.user_message)
         return
-    reply_id = await _defer_publicly(interaction)
+    reply_id = await _defer(interaction, private=admission.private)
     if reply_id is None:
         return
     image = prepared_image
@@ -154,16 +162,18 @@ async def _take_request(
             image=image,
             input_image_url=input_image_url,
             parent_task_id=parent_task_id,
+            parent_action=parent_action,
+            count=image_count,
         )
     except Refused as exc:  # the daily quota ran out between the check and the charge
         await _withdraw(interaction, exc.user_message)
 
 
-async def _defer_publicly(interaction: Interaction) -> int | None:
-    """Answer with the public "thinking…" reply and return its message id; None when Discord
-    refused the answer (the member is then told privately, if still reachable)."""
+async def _defer(interaction: Interaction, *, private: bool) -> int | None:
+    """Answer with the "thinking…" reply (ephemeral when `private`) and return its message id;
+    None when Discord refused the answer (the member is then told privately, if reachable)."""
     try:
-        response = await interaction.response.defer(thinking=True)
+        response = await interaction.response.defer(ephemeral=private, thinking=True)
     except discord.HTTPException as exc:
         # Discord refused the first answer (a Cloudflare 429 is not retried by discord.py):
         # nothing is written or spent; the member may still be reachable with a private note.
@@ -181,7 +191,7 @@ async def _defer_publicly(interaction: Interaction) -> int | None:
 
 
 async def _withdraw(interaction: Interaction, message: str) -> None:
-    """After the public "thinking…" reply: remove it and tell the member alone why."""
+    """After the "thinking…" reply: remove it and tell the member alone why."""
     with contextlib.suppress(discord.HTTPException):
         await interaction.delete_original_response()
     await send_ephemeral(interaction, message)
@@ -204,8 +214,11 @@ class PromptModal(discord.ui.Modal):
         title: str,
         on_prompt: Callable[[Interaction, str], Coroutine[Any, Any, None]],
         custom_id: str,
+        default: str | None = None,
     ) -> None:
+        """`default`: the prompt the box opens with (the member may change it)."""
         super().__init__(title=title, timeout=15 * 60, custom_id=custom_id)
+        self.prompt.default = default
         self._on_prompt = on_prompt
 
     async def on_submit(self, interaction: AnyInteraction, /) -> None:

@@ -6,16 +6,33 @@ posts, a pick from a set, /show.
 
 from __future__ import annotations
 
+import re
+
 import discord
 
+from bot import custom_ids
 from bot.flux import model_name
-from bot.ledger import Task, TaskKind, TaskState
+from bot.ledger import ParentAction, Task, TaskKind, TaskState
 from bot.status import StatusView, format_duration, prompt_excerpt
-from cogs.results import CancelButton, EditButton, RerollButton
+from cogs.results import (
+    CancelButton,
+    CompareButton,
+    EditButton,
+    ReframeSelect,
+    RerollButton,
+)
+
+_RESULT_FILE = re.compile(rf"^(?:SPOILER_)?kontext-({custom_ids.TASK_ID_PATTERN})\.\w+$")
 
 
 def result_filename(task: Task, extension: str, *, spoiler: bool) -> str:
     return f"{'SPOILER_' if spoiler else ''}kontext-{task.id}.{extension}"
+
+
+def attachment_task_id(filename: str) -> str | None:
+    """The task whose result an attachment is (see result_filename)."""
+    match = _RESULT_FILE.match(filename)
+    return match[1] if match else None
 
 
 def status_embed(view: StatusView) -> discord.Embed:
@@ -24,8 +41,11 @@ def status_embed(view: StatusView) -> discord.Embed:
     return embed
 
 
-def result_embed(task: Task, filename: str, *, now: float) -> discord.Embed:
-    """The details under a finished image (`filename`: its attachment in the same message)."""
+def result_embed(
+    task: Task, filename: str, *, now: float, parent: Task | None = None
+) -> discord.Embed:
+    """The details under a finished image (`filename`: its attachment in the same message;
+    `parent`: the task it came from, `task.parent_task_id`, when the ledger still has it)."""
     p = task.params
     started = task.created_at
     took = format_duration(max(0.0, now - started))
@@ -40,9 +60,29 @@ def result_embed(task: Task, filename: str, *, now: float) -> discord.Embed:
     )
     embed.add_field(name="Requested by", value=f"<@{task.requester_id}>")
     embed.add_field(name="Took", value=took)
+    if parent is not None:
+        embed.add_field(name="From", value=parent_link(task, parent), inline=False)
     embed.set_image(url=f"attachment://{filename}")
     embed.set_footer(text=f"Task {task.id}")
     return embed
+
+
+def parent_link(task: Task, parent: Task) -> str:
+    """Where a result came from: "Edit of [task abc](link to its message)"."""
+    labels = {
+        ParentAction.REROLL: "Re-roll of ",
+        ParentAction.EDIT: "Edit of ",
+        ParentAction.REFRAME: f"Reframe ({task.params.aspect_ratio or 'same frame'}) of ",
+        ParentAction.PICK: f"Pick {parent.set_index} of ",
+    }
+    how = labels[task.parent_action] if task.parent_action else "From "
+    name = f"set {parent.set_id}" if parent.in_set else f"task {parent.id}"
+    message_id = parent.result_message_id or parent.reply_message_id
+    if parent.private or message_id is None:
+        return f"{how}{name}"  # an ephemeral message has no link
+    channel_id = parent.result_channel_id or parent.channel_id
+    place = parent.guild_id or "@me"
+    return f"{how}[{name}](https://discord.com/channels/{place}/{channel_id}/{message_id})"
 
 
 def status_actions(task: Task) -> discord.ui.View:
@@ -55,8 +95,11 @@ def status_actions(task: Task) -> discord.ui.View:
 
 
 def result_actions(task: Task) -> discord.ui.View:
-    """Every action on a finished single result."""
-    return _actions(task, reroll=True, edit=True)
+    """Every action on a finished single result: Re-roll, Edit, Compare (edits), and the
+    Reframe select in a row of its own."""
+    view = _actions(task, reroll=True, edit=True, compare=task.kind == TaskKind.EDIT)
+    view.add_item(ReframeSelect(task.id))
+    return view
 
 
 def failure_actions(task: Task) -> discord.ui.View:
@@ -64,12 +107,14 @@ def failure_actions(task: Task) -> discord.ui.View:
     return _actions(task, reroll=task.rerollable, edit=False)
 
 
-def _actions(task: Task, *, reroll: bool, edit: bool) -> discord.ui.View:
+def _actions(task: Task, *, reroll: bool, edit: bool, compare: bool = False) -> discord.ui.View:
     view = discord.ui.View(timeout=None)
     if reroll:
         view.add_item(RerollButton(task.id))
     if edit:
         view.add_item(EditButton(task.id))
+    if compare:
+        view.add_item(CompareButton(task.id))
     # The clicks are handled by these DynamicItems (cogs/results.py), which survive restarts;
     # a finished view is sent without being stored in memory for every result ever posted.
     view.stop()
