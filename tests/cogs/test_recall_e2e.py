@@ -7,7 +7,7 @@ import re
 from typing import Any
 
 import aiohttp
-from e2e_checks import ephemeral_texts, ledger_rows
+from e2e_checks import ephemeral_texts, ledger_rows, wait_terminal
 from fakediscord import FakeDiscord, FakeUser, MessageView
 
 PAST_KIE_EXPIRY = 15 * 86400.0
@@ -175,3 +175,44 @@ async def test_history_of_another_member_is_for_moderators(discord_fake, kie_sim
         True,
         True,
     )
+
+
+async def test_show_of_a_private_result_is_private_from_the_bots_copy(
+    discord_fake, kie_sim, bot_process
+):
+    """A private result (ephemeral: Discord cannot give it back) is shown again privately, past
+    KIE's expiry, from the bot's own copy."""
+    asked = await discord_fake.slash("imagine", {"prompt": "a secret garden", "private": True})
+    result = await image_of(discord_fake, asked)
+    kie_sim.advance(PAST_KIE_EXPIRY)
+    show = await discord_fake.slash("show", {"task": task_id_of(result)})
+    shown = await image_of(discord_fake, show)
+    assert (
+        result.ephemeral,
+        shown.ephemeral,
+        shown.attachments[0].data == result.attachments[0].data,
+    ) == (True, True, True)
+
+
+async def test_show_outside_servers_shows_the_members_own_task(discord_fake, kie_sim, bot_factory):
+    """With ALLOW_DMS, /show in the bot's DM posts the member's DM result again (from KIE,
+    which still keeps it: the bot cannot read its DM messages back)."""
+    await bot_factory(ALLOW_DMS="true", DM_DAILY_CREDITS="10")
+    dm = discord_fake.dm_channel(discord_fake.member)
+    result = await image_of(
+        discord_fake, await discord_fake.slash("imagine", {"prompt": "a dm fox"}, channel=dm)
+    )
+    show = await discord_fake.slash("show", {"task": task_id_of(result)}, channel=dm)
+    shown = await image_of(discord_fake, show)
+    assert shown.attachments[0].data == result.attachments[0].data
+
+
+async def test_history_counts_a_set_of_4_as_one_entry(discord_fake, kie_sim, bot_factory):
+    """A request for 4 images is one entry "set of 4", after the single image before it."""
+    bot = await bot_factory(USER_MAX_ACTIVE_TASKS="5")
+    await imagine(discord_fake, "a single owl")
+    await discord_fake.slash("imagine", {"prompt": "four owls", "count": 4})
+    await wait_terminal(discord_fake, bot.env, count=5)
+    conv = await history_of(discord_fake)
+    lines = conv.messages[0].embeds[0]["description"].split("\n")
+    assert (len(lines), "four owls" in lines[0], "set of 4: 4 done" in lines[0]) == (2, True, True)

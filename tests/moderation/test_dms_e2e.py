@@ -13,7 +13,14 @@ from e2e_helpers import BotClock, BotProcess, run_cli
 from fakediscord import Conversation, FakeChannel, FakeDiscord, FakeUser
 
 BotFactory = Callable[..., Awaitable[BotProcess]]
-MEMBER_COMMANDS = {("imagine", 1), ("edit", 1), ("usage", 1), ("Edit with Flux Kontext", 3)}
+MEMBER_COMMANDS = {
+    ("imagine", 1),
+    ("edit", 1),
+    ("usage", 1),
+    ("show", 1),
+    ("history", 1),
+    ("Edit with Flux Kontext", 3),
+}
 DMS = {"ALLOW_DMS": "true", "DM_DAILY_CREDITS": "5"}  # one Pro image (5 credits) a day
 
 
@@ -63,7 +70,8 @@ async def image(fake: FakeDiscord, channel: FakeChannel, prompt: str) -> Convers
 async def test_member_commands_are_synced_server_only_by_default(
     discord_fake: FakeDiscord, kie_sim: Any, bot_process: BotProcess
 ) -> None:
-    """/imagine, /edit, /usage and the message command: contexts [0] (guild), guild install."""
+    """/imagine, /edit, /usage, /show, /history and the message command: contexts [0] (guild),
+    guild install."""
     commands = synced(discord_fake)
     reach = {
         key: (commands[key]["contexts"], commands[key]["integration_types"])
