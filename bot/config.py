@@ -80,7 +80,7 @@ class Settings:
     kie_webhook_hmac_key: Secret | None = None
     allow_private_urls: bool = False
     user_cooldown_seconds: float = 15.0
-    user_max_active_tasks: int = 2
+    user_max_active_tasks: int = 4
     kie_max_create_per_10s: int = 20
     poll_interval_seconds: float = 2.0
     task_timeout_seconds: float = 600.0
@@ -344,7 +344,7 @@ class _LimitSettings(TypedDict):
 def _limit_settings(r: _Reader) -> _LimitSettings:
     return _LimitSettings(
         user_cooldown_seconds=r.number("USER_COOLDOWN_SECONDS", 15.0, 0, 86400),
-        user_max_active_tasks=r.integer("USER_MAX_ACTIVE_TASKS", 2, 1, 100),
+        user_max_active_tasks=r.integer("USER_MAX_ACTIVE_TASKS", 4, 1, 100),
         max_open_tasks=r.integer("MAX_OPEN_TASKS", 200, 1, 100000),
         poll_interval_seconds=r.number("POLL_INTERVAL_SECONDS", 2.0, 0.05, 300),
         task_timeout_seconds=r.number("TASK_TIMEOUT_SECONDS", 600.0, 5, 86400),

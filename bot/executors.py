@@ -90,7 +90,7 @@ class Submitter:
             return None
         if task.input_image_url:
             return task.input_image_url
-        stored = await self._inputs.get_input(task.id)
+        stored = await self._inputs.get_input(task.input_key)
         if stored is None:
             raise _InputMissing
         ext = stored.filename.rsplit(".", 1)[-1] if "." in stored.filename else "png"
@@ -159,7 +159,7 @@ class ResultDeliverer:
             log.warning("delivery of %s failed: %s (%s)", task.id, outcome.refusal, outcome.detail)
             return DeliveryRefused(outcome.refusal)
         self._metrics.delivery_latency.observe(time.monotonic() - detected)
-        return Delivered(outcome.message_id)
+        return Delivered(outcome.message_id, outcome.channel_id)
 
 
 class _InputMissing(Exception):

@@ -33,6 +33,11 @@ DEFAULT_IMAGINE_RATIO: Final = "16:9"
 # bot.outcomes.Outcome.CANCELLED's value (this layer sits below bot.outcomes; a test ties them).
 CANCELLED: Final = "cancelled"
 GENERIC_FAILURE: Final = "Something went wrong while making this image."
+# A private reply is reachable for the interaction's 15 minutes only; then a DM brings it.
+PRIVATE_NOTE: Final = (
+    "Only you can see this. If the image takes longer than 15 minutes, it comes to you "
+    "by direct message."
+)
 
 _MARKDOWN = frozenset("\\*_~`|>#-[]()<")
 # Bidirectional embeddings, overrides and isolates can flip how the rest of a line reads.
@@ -85,12 +90,86 @@ def render_status(
 
     lines.append(f"**Prompt:** {prompt_excerpt(task.params.prompt)}")
     lines.append(f"**Model:** {_model_name(task.params.model)} · **Aspect ratio:** {_ratio(task)}")
+    if task.private and not task.terminal:
+        lines.append(PRIVATE_NOTE)
     return StatusView(
         title=title,
         body="\n".join(lines),
         color=STATE_COLORS[state],
         footer=f"Task {task.id}",
     )
+
+
+def render_set_status(
+    tasks: Sequence[Task],
+    *,
+    delivered: frozenset[str],
+    now: float,
+    estimate: float | None = None,
+) -> StatusView:
+    """The status of a set (`tasks`, in their order): how many of its images are in the
+    message (`delivered`: their task ids), each failure named, and what the rest are doing."""
+    first = tasks[0]
+    size = len(tasks)
+    ready = sum(1 for t in tasks if t.id in delivered)
+    failed = [t for t in tasks if t.state is TaskState.FAILED]
+    pending = [t for t in tasks if t.id not in delivered and not t.terminal]
+    if not pending and not ready:
+        cancelled = all(t.error_code == CANCELLED for t in failed)
+        title = "Cancelled" if cancelled else "No image could be made"
+        color = STATE_COLORS[TaskState.FAILED]
+    elif not pending:
+        title = f"{size} images ready" if ready == size else f"{ready} of {size} ready"
+        color = STATE_COLORS[TaskState.DONE]
+    else:
+        title = f"{ready} of {size} ready" if ready else f"Making {size} images…"
+        color = STATE_COLORS[min((t.state for t in pending), key=_STATE_ORDER.index)]
+    lines = [
+        f"Image {t.set_index}: "
+        + ("cancelled" if t.error_code == CANCELLED else "failed")
+        + f" — {t.error_message or GENERIC_FAILURE}"
+        for t in failed
+    ]
+    if pending:
+        lines.append(_pending_line(pending, now=now, estimate=estimate))
+    lines.append(f"**Prompt:** {prompt_excerpt(first.params.prompt)}")
+    lines.append(
+        f"**Model:** {_model_name(first.params.model)} · **Aspect ratio:** {_ratio(first)}"
+    )
+    return StatusView(
+        title=title, body="\n".join(lines), color=color, footer=f"Set {first.set_id or first.id}"
+    )
+
+
+_STATE_ORDER: Final = list(TaskState)
+
+
+def _pending_line(pending: Sequence[Task], *, now: float, estimate: float | None) -> str:
+    """What the images still to come are doing: 'Images 2, 4: generating — 12 s elapsed'."""
+    by_state: dict[TaskState, list[Task]] = {}
+    for task in pending:
+        by_state.setdefault(task.state, []).append(task)
+    parts = []
+    for state, group in by_state.items():
+        numbers = ", ".join(str(t.set_index) for t in group)
+        label = f"Image {numbers}" if len(group) == 1 else f"Images {numbers}"
+        parts.append(f"{label}: {_SET_STATE_WORDS[state]}")
+    generating = [t for t in pending if t.state is TaskState.GENERATING]
+    if generating:
+        started = min(t.submitted_at or t.created_at for t in generating)
+        elapsed = f"{format_duration(max(0.0, now - started))} elapsed"
+        if estimate is not None:
+            elapsed += f", usually about {format_duration(estimate)}"
+        parts.append(elapsed)
+    return " · ".join(parts)
+
+
+_SET_STATE_WORDS: Final = {
+    TaskState.QUEUED: "queued",
+    TaskState.SUBMITTING: "sending to KIE",
+    TaskState.GENERATING: "generating",
+    TaskState.DELIVERING: "posting",
+}
 
 
 def _model_name(model: str) -> str:

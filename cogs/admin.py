@@ -385,6 +385,13 @@ class Admin(
         )
 
 
+def _images_today(images: int, requests: int) -> str:
+    """'Today: 6 images in 2 requests' (a set of 4 is one request of 4 images)."""
+    noun = "image" if images == 1 else "images"
+    asks = "request" if requests == 1 else "requests"
+    return f"Today: {images} {noun} in {requests} {asks}."
+
+
 class Usage(commands.Cog):
     def __init__(self, bot: KontextBot) -> None:
         self.bot = bot
@@ -414,6 +421,7 @@ class Usage(commands.Cog):
         lines = [
             mine if guild_id is not None else f"Outside servers: {mine}",
             *([server] if guild_id is not None else []),
+            _images_today(summary.images_today, summary.requests_today),
             f"Images in progress: {summary.open_tasks}.",
             f"Credits reset {relative(summary.resets_at)} (00:00 UTC).",
         ]

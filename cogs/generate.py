@@ -12,6 +12,7 @@ from discord.ext import commands
 from bot import custom_ids
 from bot.flux import MODEL_NAMES
 from bot.ledger import TaskKind
+from bot.moderation.policy import MAX_COUNT
 from bot.validation import MAX_PROMPT_CHARS
 from cogs.client import send_ephemeral
 from cogs.requests import (
@@ -43,6 +44,8 @@ _DESCRIBE = {
     "model": "Pro (standard) or Max (better for complex scenes)",
     "output_format": "File format of the result",
     "enhance_prompt": "Let the model enrich your prompt (slower)",
+    "count": f"How many images, 1 to {MAX_COUNT}, in one message (each costs its own credits)",
+    "private": "Only you see the result",
 }
 
 
@@ -75,6 +78,8 @@ class Generate(commands.Cog):
         output_format: str | None = None,
         enhance_prompt: bool | None = None,
         safety_tolerance: Range[int, 0, 6] | None = None,
+        count: Range[int, 1, MAX_COUNT] | None = None,
+        private: bool | None = None,
     ) -> None:
         service = self.bot.service
         await submit_request(
@@ -89,6 +94,8 @@ class Generate(commands.Cog):
                 enhance_prompt=enhance_prompt,
                 safety_tolerance=safety_tolerance,
             ),
+            count=count,
+            private=private,
         )
 
     @app_commands.command(
@@ -112,6 +119,8 @@ class Generate(commands.Cog):
         output_format: str | None = None,
         enhance_prompt: bool | None = None,
         safety_tolerance: Range[int, 0, 2] | None = None,
+        count: Range[int, 1, MAX_COUNT] | None = None,
+        private: bool | None = None,
     ) -> None:
         service = self.bot.service
         await submit_request(
@@ -128,6 +137,8 @@ class Generate(commands.Cog):
             ),
             image_url=image.url,
             image_size=image.size,
+            count=count,
+            private=private,
         )
 
     async def edit_from_message(self, interaction: Interaction, message: discord.Message) -> None:

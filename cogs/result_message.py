@@ -13,6 +13,7 @@ import discord
 from bot import custom_ids
 from bot.flux import model_name
 from bot.ledger import ParentAction, Task, TaskKind, TaskState
+from bot.recall import message_link
 from bot.status import StatusView, format_duration, prompt_excerpt
 from cogs.results import (
     CancelButton,
@@ -77,12 +78,8 @@ def parent_link(task: Task, parent: Task) -> str:
     }
     how = labels[task.parent_action] if task.parent_action else "From "
     name = f"set {parent.set_id}" if parent.in_set else f"task {parent.id}"
-    message_id = parent.result_message_id or parent.reply_message_id
-    if parent.private or message_id is None:
-        return f"{how}{name}"  # an ephemeral message has no link
-    channel_id = parent.result_channel_id or parent.channel_id
-    place = parent.guild_id or "@me"
-    return f"{how}[{name}](https://discord.com/channels/{place}/{channel_id}/{message_id})"
+    link = message_link(parent)
+    return f"{how}{name}" if link is None else f"{how}[{name}]({link})"
 
 
 def status_actions(task: Task) -> discord.ui.View:

@@ -146,6 +146,10 @@ class InputStore(Protocol):
 
     async def delete_result_copy(self, task_id: str) -> None: ...
 
+    async def purge_result_copies(self, older_than: float) -> int:
+        """Delete result copies kept since before `older_than`; return how many."""
+        ...
+
 
 class MetaStore(Protocol):
     """Small key/value facts of the bot itself (command sync hashes, alerts, health)."""
@@ -208,6 +212,13 @@ class ModerationStore(Protocol):
     ) -> int:
         """Tasks of this member in this server (None: outside servers) that ended with
         `error_code` since `since`."""
+        ...
+
+    async def count_images(
+        self, guild_id: int | None, user_id: int, since: float
+    ) -> tuple[int, int]:
+        """Images this member asked for in this server (None: outside servers) since `since`,
+        and in how many requests (a set counts once); picks and cancelled images not counted."""
         ...
 
     # -- the operator's blocks (`python -m bot block`): every server, DMs, private channels --

@@ -124,6 +124,11 @@ class Task:
         return self.set_id is not None
 
     @property
+    def input_key(self) -> str:
+        """Under which task id the input image is stored: a set stores it once, for all."""
+        return self.set_id or self.id
+
+    @property
     def terminal(self) -> bool:
         return self.state.terminal
 

@@ -122,6 +122,18 @@ class SqliteModerationStore(SqliteConnection):
         )
         return int(rows[0][0])
 
+    async def count_images(
+        self, guild_id: int | None, user_id: int, since: float
+    ) -> tuple[int, int]:
+        rows = await self._fetch(
+            "SELECT COUNT(*), COUNT(DISTINCT COALESCE(set_id, id)) FROM tasks"
+            " WHERE guild_id IS ? AND requester_id = ? AND created_at >= ?"
+            " AND (parent_action IS NULL OR parent_action != 'pick')"
+            " AND (error_code IS NULL OR error_code != 'cancelled')",
+            (guild_id, user_id, since),
+        )
+        return int(rows[0][0]), int(rows[0][1])
+
     # -- the operator's blocks -----------------------------------------------------------
 
     async def get_operator_block(self, user_id: int) -> OperatorBlock | None:

@@ -323,7 +323,7 @@ def check_quota(
     if allowance is not None and member_used + cost > allowance + 1e-9:
         return Refusal(
             f"You've used {fmt_credits(member_used)} of your {fmt_credits(allowance)} daily "
-            f"credits {place} and this image costs {fmt_credits(cost)}. "
+            f"credits {place} and this request costs {fmt_credits(cost)}. "
             f"Your allowance resets {reset}.",
             "allowance",
         )

@@ -52,6 +52,8 @@ class UsageSummary:
     server_budget: float | None
     open_tasks: int
     resets_at: float
+    images_today: int = 0
+    requests_today: int = 0  # a set of several images is one request
 
 
 class ModerationLedger(ModerationStore, TaskStore, MetaStore, Protocol):
@@ -142,8 +144,10 @@ class Moderation:
         params: TaskParams,
         kind: TaskKind,
         defaulted: frozenset[str],
+        count: int = 1,
     ) -> TaskParams:
-        """Server defaults, then the model, tolerance, word and quota checks. Raise Denied."""
+        """Server defaults, then the model, tolerance, word and quota checks (for `count`
+        images). Raise Denied."""
         params = policy.apply_defaults(gs, params, kind, defaulted)
         refusal = policy.check_params(gs, params, kind, place=_place(guild_id))
         if refusal is None:
@@ -154,7 +158,7 @@ class Moderation:
                 gs,
                 member_used=member,
                 server_used=server,
-                cost=self.cost_for(params.model),
+                cost=self.cost_for(params.model) * count,
                 now=now,
                 place=_place(guild_id),
             )
@@ -163,13 +167,15 @@ class Moderation:
         return params
 
     async def charge(
-        self, gs: GuildSettings, *, guild_id: int | None, user_id: int, model: str
+        self, gs: GuildSettings, *, guild_id: int | None, user_id: int, model: str, count: int = 1
     ) -> float:
-        """Charge the day's quota for a new task under the server's settings `gs` (read once
-        per request, at admission); return the cost. Raise Denied when over."""
-        cost = self.cost_for(model)
-        if cost <= 0:
+        """Charge the day's quota for `count` new images under the server's settings `gs` (read
+        once per request, at admission), all or none; return the cost of one. Raise Denied
+        when over."""
+        each = self.cost_for(model)
+        if each <= 0:
             return 0.0  # free models cost nothing
+        cost = each * count
         now = self._clock()
         day = policy.day_key(now)
         scope = scope_of(guild_id)
@@ -192,7 +198,7 @@ class Moderation:
                 place=_place(guild_id),
             ) or Refusal("The daily credit limit was just reached. Try again later.", "allowance")
             raise Denied(refusal)
-        return cost
+        return each
 
     # ---- after a task --------------------------------------------------------------------------
 
@@ -306,7 +312,10 @@ class Moderation:
         now = self._clock()
         gs = await self.settings_for(guild_id)
         member, server = await self._ledger.usage(scope_of(guild_id), user_id, policy.day_key(now))
+        images, requests = await self._ledger.count_images(guild_id, user_id, policy.day_start(now))
         return UsageSummary(
+            images_today=images,
+            requests_today=requests,
             member_used=member,
             member_allowance=gs.member_daily_allowance,
             server_used=server,

@@ -1,0 +1,129 @@
+"""What the cogs ask about tasks that already exist: look one up, who may act on it, where a
+re-roll or an edit of it gets its input, cancel it, post one image of a set alone.
+
+A part of KontextService (bot/service.py), kept apart so each class stays readable.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from bot import custom_ids, images
+from bot.ledger import ParentAction, Task, TaskAndInputStore, TaskKind, TaskState
+from bot.outcomes import Outcome
+from bot.runner import Runner
+from bot.validation import InputRejected
+
+RESULT_REUSE_WINDOW = 13 * 86400  # KIE keeps resultImageUrl 14 days
+UPLOAD_REUSE_WINDOW = 20 * 3600  # KIE keeps uploads at least 24 h
+
+
+class ExistingTasks:
+    """Mixed into KontextService, which sets these."""
+
+    _ledger: TaskAndInputStore
+    _runner: Runner
+    _clock: Callable[[], float]
+
+    async def get_task(self, task_id: str) -> Task | None:
+        return await self._ledger.get(task_id)
+
+    async def cancel_task(self, task_id: str) -> bool:
+        """Cancel a task not yet sent to KIE (refunded); False if it had moved on. For a set
+        (`task_id` its id), every image still queued; True if any was."""
+        task = await self._ledger.get(task_id)
+        if task is None or not task.in_set:
+            return await self._runner.cancel(task_id)
+        members = await self._ledger.set_members(task.set_id or task.id)
+        cancelled = [await self._runner.cancel(m.id) for m in members]
+        return any(cancelled)
+
+    async def record_pick(
+        self, picked: Task, *, interaction: tuple[int, int, str], channel_id: int
+    ) -> Task:
+        """One image of a set, about to be posted alone as a result of its own (`interaction`:
+        application id, interaction id and token of the click that posts it). Written DONE:
+        nothing goes to KIE and nothing is charged; `delivered` records where it went."""
+        application_id, interaction_id, token = interaction
+        now = self._clock()
+        pick = picked.with_changes(
+            id=custom_ids.new_task_id(),
+            channel_id=channel_id,
+            application_id=application_id,
+            interaction_id=interaction_id,
+            interaction_token=token,
+            created_at=now,
+            updated_at=now,
+            state=TaskState.DONE,
+            kie_task_id=None,
+            callback_secret=None,
+            parent_task_id=picked.id,
+            parent_action=ParentAction.PICK,
+            cost=0.0,
+            refunded=False,
+            set_id=None,
+            set_index=0,
+            set_size=1,
+            reply_message_id=None,
+            result_message_id=None,
+            result_channel_id=None,
+            delivered_at=None,
+            delivery_attempts=0,
+        )
+        await self._ledger.insert(pick)
+        return pick
+
+    async def pick_failed(self, task: Task) -> None:
+        """A pick that could not be posted: it ends as failed (it cost nothing)."""
+        await self._ledger.update(
+            task.id,
+            state=TaskState.FAILED,
+            error_code=Outcome.CANNOT_POST.value,
+            error_message="The image could not be posted.",
+        )
+
+    async def delivered(self, task: Task, message_id: int) -> None:
+        """A task posted outside the lifecycle (a pick) is out, as message `message_id`."""
+        await self._ledger.update(
+            task.id,
+            reply_message_id=message_id,
+            result_message_id=message_id,
+            delivered_at=self._clock(),
+        )
+
+    @staticmethod
+    def may_control(task: Task, user_id: int, *, can_manage_messages: bool) -> bool:
+        return task.requester_id == user_id or can_manage_messages
+
+    async def reroll_source(self, parent: Task) -> tuple[str | None, images.PreparedImage | None]:
+        """The input of a re-roll: the parent's upload while KIE keeps it, else its stored bytes
+        (a pick's input is its set's)."""
+        if parent.kind != TaskKind.EDIT:
+            return None, None
+        if parent.parent_action is ParentAction.PICK and parent.parent_task_id:
+            parent = await self._ledger.get(parent.parent_task_id) or parent
+        if (
+            parent.input_image_url
+            and parent.submitted_at
+            and (self._clock() - parent.submitted_at < UPLOAD_REUSE_WINDOW)
+        ):
+            return parent.input_image_url, None
+        stored = await self._ledger.get_input(parent.input_key)
+        if stored is None:
+            raise InputRejected(
+                "The input image of this task is no longer kept. Run /edit again with the image."
+            )
+        try:
+            return None, await images.in_worker(images.prepare_input, stored.data)
+        except images.ImageRejected as exc:
+            raise InputRejected(exc.user_message) from None
+
+    def result_as_input(self, parent: Task) -> str:
+        """The URL of a finished result, to edit it again (KIE keeps results 14 days)."""
+        if parent.state != TaskState.DONE or not parent.result_url:
+            raise InputRejected("This task has no finished image to edit.")
+        if self._clock() - (parent.completed_at or parent.created_at) > RESULT_REUSE_WINDOW:
+            raise InputRejected(
+                "This image is too old to edit directly. Save it and use /edit with it."
+            )
+        return parent.result_url

@@ -1,0 +1,128 @@
+"""A set's one message (`count` > 1): its status, its images as they arrive, failures named.
+
+Every image of a set is its own task with its own lifecycle; they share the reply. Each
+delivery reads the message as Discord has it, keeps the images already there (by attachment
+id, in the set's order) and adds its own, so an image whose post went out before a restart is
+found in the message and never posted twice. The DiscordPublisher holds the set's lock around
+every call here.
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any, Protocol
+
+import discord
+
+from bot.ledger import Task, TaskState, TaskStore
+from bot.status import StatusView, render_set_status
+from cogs.picks import set_actions
+from cogs.result_message import attachment_task_id, status_embed
+
+
+class EditReply(Protocol):
+    async def __call__(
+        self,
+        task: Task,
+        *,
+        embed: discord.Embed,
+        content: str | None,
+        attachments: Sequence[discord.File | discord.Attachment] | None,
+        view: discord.ui.View | None = None,
+        allowed_mentions: discord.AllowedMentions | None = None,
+    ) -> int: ...
+
+
+class SetMessages:
+    def __init__(
+        self,
+        ledger: TaskStore,
+        *,
+        edit_reply: EditReply,
+        fetch_reply: Callable[[Task], Awaitable[discord.Message]],
+        clock: Callable[[], float],
+    ) -> None:
+        self._ledger = ledger
+        self._edit_reply = edit_reply
+        self._fetch_reply = fetch_reply
+        self._clock = clock
+        # Set id -> the tasks whose image is in the message (as this process last saw it).
+        self._delivered: dict[str, set[str]] = {}
+
+    async def status(
+        self, task: Task, *, estimate: float | None
+    ) -> tuple[StatusView, discord.ui.View] | None:
+        """The set's status and buttons now; None once every image is finished (the last
+        delivery or failure showed the final state)."""
+        members, delivered = await self._members(task)
+        if all(m.terminal for m in members):
+            return None
+        view = render_set_status(members, delivered=delivered, now=self._clock(), estimate=estimate)
+        return view, set_actions(members, delivered)
+
+    async def post_image(self, task: Task, data: bytes, filename: str) -> int:
+        """Add the image of `task` to the set's message; its id. The Publisher's exceptions."""
+        members, _ = await self._members(task)
+        message = await self._fetch_reply(task)
+        present = _results_in(message)
+        delivered = self._delivered.setdefault(self._key(task), set())
+        delivered.update(present)
+        if task.id in present:
+            return message.id  # posted before a restart: never twice
+        files: list[discord.File | discord.Attachment] = []
+        for member in members:
+            if member.id == task.id:
+                files.append(discord.File(io.BytesIO(data), filename=filename))
+            elif member.id in present:
+                files.append(present[member.id])
+        now_in = frozenset(delivered | {task.id} | _done(members))
+        await self._edit_reply(
+            task,
+            embed=self._embed(members, now_in),
+            content=f"<@{task.requester_id}>",
+            attachments=files,
+            view=set_actions(members, now_in),
+            allowed_mentions=discord.AllowedMentions(users=[discord.Object(task.requester_id)]),
+        )
+        delivered.add(task.id)
+        return message.id
+
+    async def show_failure(self, task: Task) -> int:
+        """Name the failed image in the set's message; the images there stay."""
+        members, delivered = await self._members(task)
+        return await self._edit_reply(
+            task,
+            embed=self._embed(members, delivered),
+            content=None,
+            attachments=None,
+            view=set_actions(members, delivered),
+        )
+
+    def forget(self, set_id: str) -> None:
+        self._delivered.pop(set_id, None)
+
+    async def _members(self, task: Task) -> tuple[list[Task], frozenset[str]]:
+        members = await self._ledger.set_members(self._key(task))
+        seen = self._delivered.get(self._key(task), set())
+        return members, frozenset(seen | _done(members))
+
+    def _embed(self, members: Sequence[Task], delivered: frozenset[str]) -> discord.Embed:
+        return status_embed(render_set_status(members, delivered=delivered, now=self._clock()))
+
+    @staticmethod
+    def _key(task: Task) -> str:
+        return task.set_id or task.id
+
+
+def _done(members: Sequence[Task]) -> set[str]:
+    return {m.id for m in members if m.state is TaskState.DONE}
+
+
+def _results_in(message: discord.Message) -> dict[str, discord.Attachment]:
+    found: dict[str, Any] = {}
+    for attachment in message.attachments:
+        task_id = attachment_task_id(attachment.filename)
+        if task_id is not None:
+            found[task_id] = attachment
+    return found
