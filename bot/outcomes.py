@@ -38,6 +38,7 @@ class Outcome(enum.StrEnum):
     NO_ANSWER = "no_answer"
     CANCELLED = "cancelled"  # the member pressed Cancel while the task was queued
     TOO_LATE = "too_late"  # outside servers, the interaction token ran out before the image
+    DM_CLOSED = "dm_closed"  # a private result outlived the token; the member's DMs are closed
 
 
 @dataclass(frozen=True)
@@ -79,6 +80,10 @@ MESSAGES: dict[Outcome, str] = {
     Outcome.TOO_LATE: (
         "The image could not be delivered in time: outside servers the bot can only answer "
         "within 15 minutes of a command. Your credits were given back; please try again."
+    ),
+    Outcome.DM_CLOSED: (
+        "Your private image took longer than 15 minutes, so it had to come by direct message, "
+        "but your DMs are closed to the bot. Your credits were given back; please try again."
     ),
 }
 

@@ -23,15 +23,18 @@ class Refusal(enum.StrEnum):
     DELETED = "deleted"  # the reply is gone and there is no channel to post in
     TOO_LARGE = "too_large"  # over the upload limit even after re-encoding
     FORBIDDEN = "forbidden"  # the bot may not post there
+    DM_CLOSED = "dm_closed"  # the member does not take direct messages from the bot
     REFUSED = "refused"  # any other refusal: trying again cannot help
     TRANSIENT = "transient"  # the platform did not answer properly: worth another try
 
 
 @dataclass(frozen=True)
 class Published:
-    """The message is out; `message_id` is the message that shows it."""
+    """The message is out; `message_id` is the message that shows it, in `channel_id` when
+    that is not the task's channel (a private result sent by direct message)."""
 
     message_id: int
+    channel_id: int | None = None
 
 
 @dataclass(frozen=True)

@@ -422,14 +422,17 @@ async def purge_inputs_hourly(
     ledger: TaskAndInputStore, settings: Settings, clock: Callable[[], float]
 ) -> None:
     """Forget input images of finished tasks after INPUT_RETENTION_DAYS (they are what
-    members sent, up to 20 MB each; re-rolls of older edits then ask for the image again)."""
+    members sent, up to 20 MB each; re-rolls of older edits then ask for the image again),
+    and the bot's copies of private results after the same time."""
     while True:
         cutoff = clock() - settings.input_retention_days * 86400
         purged = await ledger.purge_inputs(cutoff)
-        if purged:
+        copies = await ledger.purge_result_copies(cutoff)
+        if purged or copies:
             log.info(
-                "purged %d stored input image(s) older than %g days",
+                "purged %d stored input image(s) and %d private result copies older than %g days",
                 purged,
+                copies,
                 settings.input_retention_days,
             )
         await asyncio.sleep(HOUSEKEEPING_INTERVAL)

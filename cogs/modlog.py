@@ -67,6 +67,8 @@ def task_embed(task: Task) -> discord.Embed:
         cost += " (refunded)"
     embed.add_field(name="Cost", value=f"{cost} credits")
     embed.add_field(name="Outcome", value=outcome)
+    if task.private:
+        embed.add_field(name="Private", value="yes: only the member saw it")
     if task.input_image_url and task.input_image_url.startswith(("https://", "http://")):
         embed.set_thumbnail(url=task.input_image_url)
     if task.state == TaskState.DONE and task.result_url:
@@ -77,7 +79,9 @@ def task_embed(task: Task) -> discord.Embed:
 
 def task_buttons(task: Task, *, deletable: bool = True) -> discord.ui.View:
     view = discord.ui.View(timeout=None)
-    if deletable and task.state == TaskState.DONE and task.result_message_id:
+    # An ephemeral result is beyond the bot's reach; a private one sent by DM is not.
+    ephemeral = task.private and task.result_channel_id is None
+    if deletable and task.state == TaskState.DONE and task.result_message_id and not ephemeral:
         view.add_item(ModlogDelete(task.id))
     view.add_item(ModlogBlock(task.id))
     view.add_item(ModlogReset(task.id))
@@ -151,7 +155,8 @@ class ModlogDelete(TaskButton, template=custom_ids.DELETE_TEMPLATE):
             await send_ephemeral(interaction, "This task has no posted image to delete.")
             return
         channel = interaction.client.get_partial_messageable(
-            task.channel_id, guild_id=task.guild_id
+            task.result_channel_id or task.channel_id,
+            guild_id=None if task.result_channel_id else task.guild_id,
         )
         try:
             await channel.get_partial_message(task.result_message_id).delete()

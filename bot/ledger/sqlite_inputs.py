@@ -40,6 +40,12 @@ class SqliteInputStore(SqliteConnection):
     async def delete_result_copy(self, task_id: str) -> None:
         await self._write("DELETE FROM result_copies WHERE task_id = ?", (task_id,))
 
+    async def purge_result_copies(self, older_than: float) -> int:
+        rows = await self._write(
+            "DELETE FROM result_copies WHERE created_at < ? RETURNING task_id", (older_than,)
+        )
+        return len(rows)
+
     async def _get_image(self, table: str, task_id: str) -> StoredInput | None:
         rows = await self._fetch(
             f"SELECT task_id, data, filename, content_type FROM {table} WHERE task_id = ?",

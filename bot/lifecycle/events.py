@@ -121,7 +121,7 @@ class CallbackNudge(Event):
 
 @dataclass(frozen=True)
 class TokenExpiring(Event):
-    """Outside servers, the interaction token (the only way to the member) is nearly spent."""
+    """The interaction token (outside servers the only way to the member) is nearly spent."""
 
 
 # ---- delivery ---------------------------------------------------------------------------------
@@ -143,9 +143,11 @@ class DeliveryRefused(Event):
 
 @dataclass(frozen=True)
 class Delivered(Event):
-    """The result was posted as message `message_id`."""
+    """The result was posted as message `message_id` (in `channel_id`, when that is not the
+    task's channel: a private result sent by direct message)."""
 
     message_id: int
+    channel_id: int | None = None
 
 
 @dataclass(frozen=True)
@@ -210,5 +212,6 @@ class Facts:
     poll_errors: int = 0  # record-info failures in a row while following
     status_age: float = 0.0  # seconds since the status was last shown while following
     early_nudge: bool = False  # a callback arrived before following began
+    private: bool = False  # the task's messages are ephemeral; past the token, a DM brings it
     jitter: float = 1.0  # the runner's random factor in [0.5, 1.5) for retry delays
     policy: Policy = field(default_factory=Policy)

@@ -63,6 +63,7 @@ class OpenTask:
             poll_errors=following.errors if following else 0,
             status_age=now - following.status_shown_at if following else 0.0,
             early_nudge=early,
+            private=bool(task and task.private),
             jitter=jitter,
             policy=policy,
         )

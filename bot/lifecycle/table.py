@@ -147,6 +147,14 @@ def forbidden(event: DeliveryRefused, facts: Facts, now: float) -> bool:
     return event.kind == Refusal.FORBIDDEN
 
 
+def dms_closed(event: DeliveryRefused, facts: Facts, now: float) -> bool:
+    return event.kind == Refusal.DM_CLOSED
+
+
+def private(event: Any, facts: Facts, now: float) -> bool:
+    return facts.private
+
+
 # ---- rules ------------------------------------------------------------------------------------
 
 
@@ -296,11 +304,15 @@ def remember_nudge(event: CallbackNudge, facts: Facts, now: float) -> Decision:
 
 
 def finish_done(event: Delivered, facts: Facts, now: float) -> Decision:
-    return Decision(
-        to=TaskState.DONE,
-        changes={"delivered_at": now, "result_message_id": event.message_id},
-        then=(Settle("done"), RunHooks()),
-    )
+    changes: dict[str, Any] = {"delivered_at": now, "result_message_id": event.message_id}
+    if event.channel_id is not None:
+        changes["result_channel_id"] = event.channel_id
+    return Decision(to=TaskState.DONE, changes=changes, then=(Settle("done"), RunHooks()))
+
+
+def leave_to_dm(event: TokenExpiring, facts: Facts, now: float) -> Decision:
+    """A private task is not given up with its token: its result will come by DM."""
+    return IGNORE
 
 
 def retry_delivery(event: Any, facts: Facts, now: float) -> Decision:
@@ -386,11 +398,13 @@ _ROWS: tuple[tuple[States, type[Event], Guard, Rule], ...] = (
     (EVERY - {G}, RecordAnswer,      always,             stop_following),
     (G,           CallbackNudge,     always,             poll_now),
     (BEFORE_KIE,  CallbackNudge,     always,             remember_nudge),
+    (UNDELIVERED, TokenExpiring,     private,            leave_to_dm),
     (UNDELIVERED, TokenExpiring,     always,             fail(Outcome.TOO_LATE)),
     (D,           FetchFailed,       fetch_retry_left,   retry_delivery),
     (D,           FetchFailed,       always,             fail(Outcome.RESULT_UNAVAILABLE)),
     (D,           DeliveryRefused,   expired,            fail(Outcome.TOO_LATE)),
     (D,           DeliveryRefused,   forbidden,          fail(Outcome.CANNOT_POST)),
+    (D,           DeliveryRefused,   dms_closed,         fail(Outcome.DM_CLOSED)),
     (D,           DeliveryRefused,   post_retry_left,    retry_delivery),
     (D,           DeliveryRefused,   always,             fail(Outcome.RESULT_UNAVAILABLE)),
     (D,           Delivered,         always,             finish_done),

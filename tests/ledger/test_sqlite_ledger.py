@@ -317,6 +317,17 @@ async def test_result_copies_put_get_delete(ledger: SqliteLedger) -> None:
     assert (kept, await ledger.get_result_copy("a1b2c3d4e5f6")) == (first, None)
 
 
+async def test_purge_result_copies_only_old_ones(ledger: SqliteLedger, clock: FakeClock) -> None:
+    """purge_result_copies deletes the copies kept before the cutoff (the inputs' retention)."""
+    await ledger.put_result_copy(StoredInput("000000000001", b"old", "a.png", "image/png"))
+    cutoff = clock.now + 1
+    clock.now += 10
+    await ledger.put_result_copy(StoredInput("000000000002", b"new", "b.png", "image/png"))
+    purged = await ledger.purge_result_copies(cutoff)
+    left = [await ledger.get_result_copy(t) for t in ("000000000001", "000000000002")]
+    assert (purged, [c and c.data for c in left]) == (1, [None, b"new"])
+
+
 async def test_meta_get_set(ledger: SqliteLedger) -> None:
     """meta is a key/value store: missing is None, set overwrites."""
     assert await ledger.get_meta("commands_hash") is None

@@ -1,0 +1,236 @@
+"""Private results end to end (real bot, fake Discord, KIE simulator): the `private` option and
+the server's mode, ephemeral replies from the "thinking…" to the image, buttons on them, the DM
+past the interaction token's 15 minutes (or a refund where DMs are closed), the mod-log."""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from e2e_checks import ledger_rows, settled
+from e2e_helpers import BotClock, BotProcess
+from fakediscord import Conversation, FakeDiscord, FakeInteraction, MessageView
+
+BotFactory = Callable[..., Awaitable[BotProcess]]
+EPHEMERAL = 1 << 6
+NEVER = 3600.0  # the simulator's delay: a task finishes when the test completes it
+# The bot's wall clock (task age) moves 16 minutes: the task must not time out meanwhile.
+LONG_TASKS = {"TASK_TIMEOUT_SECONDS": "7200"}
+
+
+def task_columns(env: dict[str, str], *names: str) -> list[tuple[Any, ...]]:
+    """Columns of every task, oldest first, read from the bot's ledger."""
+    path = env["DATABASE_URL"].removeprefix("sqlite:///")
+    with sqlite3.connect(f"file:{path}?mode=ro", uri=True) as db:
+        return db.execute(f"SELECT {', '.join(names)} FROM tasks ORDER BY created_at").fetchall()
+
+
+def result_copies(env: dict[str, str]) -> list[str]:
+    """Task ids of the bot's own copies of results."""
+    path = env["DATABASE_URL"].removeprefix("sqlite:///")
+    with sqlite3.connect(f"file:{path}?mode=ro", uri=True) as db:
+        return [r[0] for r in db.execute("SELECT task_id FROM result_copies")]
+
+
+def channel_calls(fake: FakeDiscord) -> list[str]:
+    """Every message the bot created or edited through the channel endpoints."""
+    return [
+        f"{c.method} {c.path}"
+        for c in fake.calls
+        if c.method in ("POST", "PATCH") and c.path.startswith("/channels/")
+    ]
+
+
+async def admin(fake: FakeDiscord, sub: str, options: dict[str, Any]) -> Conversation:
+    inter = await fake.slash("kontext-admin", options, subcommand=sub, user=fake.moderator)
+    return await fake.wait_for_conversation(inter, lambda c: c.text, timeout=10)
+
+
+async def private_image(fake: FakeDiscord, inter: FakeInteraction) -> MessageView:
+    """The interaction's reply once it carries the image."""
+    conv = await fake.wait_for_conversation(
+        inter, lambda c: c.original is not None and c.original.attachments, timeout=20
+    )
+    assert conv.original is not None
+    return conv.original
+
+
+async def generating(fake: FakeDiscord, env: dict[str, str]) -> str:
+    """The KIE task id of the (only) task, once it is generating."""
+    rows = await fake.wait_until(
+        lambda: [r for r in ledger_rows(env) if r.state == "generating"], 20, what="generating"
+    )
+    assert rows[0].kie_task_id is not None
+    return rows[0].kie_task_id
+
+
+async def test_private_imagine_is_ephemeral_from_thinking_to_image(
+    discord_fake: FakeDiscord, kie_sim: Any, bot_process: BotProcess
+) -> None:
+    """`private:true`: an ephemeral defer, every status edit and the result in that one
+    ephemeral message (no mention), nothing in the channel, and the bot keeps a copy."""
+    kie_sim.config.delay = 2.0
+    inter = await discord_fake.slash("imagine", {"prompt": "a quiet harbour", "private": True})
+    reply = await private_image(discord_fake, inter)
+    (row,) = await settled(discord_fake, bot_process.env)
+    conv = discord_fake.conversation(inter)
+    first_callback = conv.responses[0]
+    statuses = [h for h in reply.history if h.get("embeds")]
+    assert (
+        first_callback.type,
+        first_callback.data.get("flags", 0) & EPHEMERAL,
+        reply.ephemeral,
+        reply.content,
+        bool(statuses) and all(h["flags"] & EPHEMERAL for h in statuses),
+        row.state,
+        row.result_message_id == reply.id,
+        discord_fake.channel_messages(),
+        channel_calls(discord_fake),
+        task_columns(bot_process.env, "private"),
+        result_copies(bot_process.env),
+    ) == (5, EPHEMERAL, True, "", True, "done", True, [], [], [(1,)], [row.id])
+
+
+async def test_private_status_says_a_late_image_comes_by_dm(
+    discord_fake: FakeDiscord, kie_sim: Any, bot_process: BotProcess
+) -> None:
+    """While it runs, a private task's status tells the member where a late image will go."""
+    kie_sim.config.delay = NEVER
+    inter = await discord_fake.slash("imagine", {"prompt": "a slow one", "private": True})
+    conv = discord_fake.conversation(inter)
+    await discord_fake.wait_until(
+        lambda: "Generating" in conv.text, 20, what="the private status while generating"
+    )
+    assert "by direct message" in conv.text and conv.ephemeral
+
+
+async def test_forced_mode_makes_a_plain_imagine_private(
+    discord_fake: FakeDiscord, kie_sim: Any, bot_process: BotProcess
+) -> None:
+    await admin(discord_fake, "private", {"mode": "forced"})
+    inter = await discord_fake.slash("imagine", {"prompt": "a forced secret"})
+    reply = await private_image(discord_fake, inter)
+    assert (reply.ephemeral, discord_fake.channel_messages()) == (True, [])
+
+
+async def test_off_mode_refuses_private_privately_and_spends_nothing(
+    discord_fake: FakeDiscord, kie_sim: Any, bot_process: BotProcess
+) -> None:
+    await admin(discord_fake, "private", {"mode": "off"})
+    inter = await discord_fake.slash("imagine", {"prompt": "a secret", "private": True})
+    conv = await discord_fake.wait_for_conversation(inter, lambda c: c.text, timeout=10)
+    assert (
+        conv.ephemeral,
+        "Private results are turned off in this server" in conv.text,
+        ledger_rows(bot_process.env),
+        kie_sim.count("generate"),
+    ) == (True, True, [], 0)
+
+
+async def test_reroll_of_a_private_result_by_its_owner_stays_private(
+    discord_fake: FakeDiscord, kie_sim: Any, bot_process: BotProcess
+) -> None:
+    """Re-roll on the ephemeral result works for its owner; the new task is private too."""
+    first = await discord_fake.slash("imagine", {"prompt": "a hidden garden", "private": True})
+    reply = await private_image(discord_fake, first)
+    await settled(discord_fake, bot_process.env)
+
+    click = await discord_fake.click(reply, label="Re-roll")
+    rerolled = await private_image(discord_fake, click)
+    await settled(discord_fake, bot_process.env, count=2)
+    assert (
+        rerolled.ephemeral,
+        discord_fake.channel_messages(),
+        task_columns(bot_process.env, "private", "parent_task_id IS NOT NULL"),
+        kie_sim.count("generate"),
+    ) == (True, [], [(1, 0), (1, 1)], 2)
+
+
+async def test_private_result_past_the_token_comes_by_dm(
+    discord_fake: FakeDiscord,
+    kie_sim: Any,
+    bot_env: dict[str, str],
+    bot_clock: BotClock,
+    bot_factory: BotFactory,
+) -> None:
+    """Finished 16 minutes after the command (no token left for the ephemeral reply), the
+    image comes in the member's DM with its details and buttons; the ledger says where."""
+    kie_sim.config.delay = NEVER
+    await bot_factory(**bot_clock.env, **LONG_TASKS)
+    inter = await discord_fake.slash("imagine", {"prompt": "a late letter", "private": True})
+    kie_task = await generating(discord_fake, bot_env)
+    bot_clock.advance(16 * 60)
+    kie_sim.complete(kie_task)
+    (row,) = await settled(discord_fake, bot_env)
+
+    dm = discord_fake.dm_channel(discord_fake.member)
+    (message,) = discord_fake.channel_messages(dm.id)
+    (where,) = task_columns(bot_env, "result_channel_id", "result_message_id")
+    assert (
+        row.state,
+        where,
+        len(message.attachments),
+        "Re-roll" in [b.get("label") for b in message.buttons],
+        "a late letter" in message.embeds[0]["description"],
+        discord_fake.channel_messages(),
+        discord_fake.conversation(inter).original.attachments,
+    ) == ("done", (dm.id, message.id), 1, True, True, [], [])
+
+
+async def test_private_result_past_the_token_with_dms_closed_fails_refunded(
+    discord_fake: FakeDiscord,
+    kie_sim: Any,
+    bot_env: dict[str, str],
+    bot_clock: BotClock,
+    bot_factory: BotFactory,
+) -> None:
+    """The member's DMs are closed: the task fails with its own plain message (the mod-log
+    shows it) and its credits come back; no image anywhere."""
+    discord_fake.member.dms_closed = True
+    modlog = discord_fake.add_channel("mod-log")
+    kie_sim.config.delay = NEVER
+    await bot_factory(**bot_clock.env, **LONG_TASKS)
+    await admin(discord_fake, "modlog", {"channel": modlog})
+    await discord_fake.slash("imagine", {"prompt": "a lost letter", "private": True})
+    kie_task = await generating(discord_fake, bot_env)
+    bot_clock.advance(16 * 60)
+    kie_sim.complete(kie_task)
+    (row,) = await settled(discord_fake, bot_env)
+    entries = await discord_fake.wait_until(
+        lambda: discord_fake.channel_messages(modlog.id), 10, what="the mod-log entry"
+    )
+
+    dm = discord_fake.dm_channel(discord_fake.member)
+    refused = discord_fake.find_calls("POST", rf"^/channels/{dm.id}/messages$")
+    assert (
+        row.state,
+        row.error_code,
+        "DMs are closed" in (row.error_message or ""),
+        task_columns(bot_env, "refunded"),
+        [c.status for c in refused][:1],
+        discord_fake.channel_messages(dm.id),
+        "dm_closed" in entries[0].text and "(refunded)" in entries[0].text,
+    ) == ("failed", "dm_closed", True, [(1,)], [403], [], True)
+
+
+async def test_modlog_records_a_private_task(
+    discord_fake: FakeDiscord, kie_sim: Any, bot_factory: BotFactory
+) -> None:
+    """A private result still gets its mod-log entry (said to be private, with the image);
+    its ephemeral message is out of the bot's reach, so the entry offers no Delete output."""
+    modlog = discord_fake.add_channel("mod-log")
+    await bot_factory()
+    await admin(discord_fake, "modlog", {"channel": modlog})
+    inter = await discord_fake.slash("imagine", {"prompt": "a private view", "private": True})
+    await private_image(discord_fake, inter)
+    (entry,) = await discord_fake.wait_until(
+        lambda: discord_fake.channel_messages(modlog.id), 10, what="the mod-log entry"
+    )
+    labels = [b.get("label") for b in entry.buttons]
+    assert (
+        "a private view" in entry.text,
+        "Private" in entry.text,
+        bool(entry.embeds[0].get("image")),
+        "Delete output" in labels,
+    ) == (True, True, True, False)
