@@ -1,8 +1,9 @@
 """Compare: an edit's input and its result side by side, in one image (bot.images.side_by_side).
 
-The input comes from the ledger's stored copy (kept INPUT_RETENTION_DAYS after the task) or,
-while KIE still serves it, the URL KIE was given; the result from the message the member
-clicked (Discord's fresh attachment URL), else from KIE's result URL or the bot's own copy.
+The input of an Edit or a Reframe of a result is that result (found like the result itself);
+otherwise the ledger's stored copy (kept INPUT_RETENTION_DAYS after the task) or, while KIE
+still serves it, the URL KIE was given. The result comes from the message the member clicked
+(Discord's fresh attachment URL), else from KIE's result URL or the bot's own copy.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ INPUT_GONE = (
 RESULT_GONE = "This result's image can't be read any more, so it can't be compared."
 NOT_AN_EDIT = "Only an edit has an input image to compare with."
 MAX_RESULT_BYTES = 50 * 1024 * 1024
+RESULT_AS_INPUT = frozenset({ParentAction.EDIT, ParentAction.REFRAME})  # made from a result
 
 
 class Comparer:
@@ -63,9 +65,14 @@ class Comparer:
             raise InputRejected(RESULT_GONE) from None
 
     async def _input(self, task: Task) -> bytes:
-        if task.parent_action is ParentAction.PICK and task.parent_task_id:
-            # A pick of a set shows the image its set made: the set's input is the input.
-            task = await self._inputs.get(task.parent_task_id) or task
+        parent = await self._inputs.get(task.parent_task_id) if task.parent_task_id else None
+        if parent is not None and task.parent_action is ParentAction.PICK:
+            task = parent  # a pick shows the image its set made: the set's input is the input
+        elif parent is not None and task.parent_action in RESULT_AS_INPUT:
+            # The input was the parent's result, which outlives KIE's copy of the upload.
+            data = await self._finished_image(parent, shown_url=None)
+            if data is not None:
+                return data
         stored = await self._inputs.get_input(task.input_key)
         if stored is not None:
             return stored.data
@@ -77,7 +84,14 @@ class Comparer:
         raise InputRejected(INPUT_GONE)
 
     async def _result(self, task: Task, shown_result_url: str | None) -> bytes:
-        urls = [shown_result_url]
+        data = await self._finished_image(task, shown_url=shown_result_url)
+        if data is None:
+            raise InputRejected(RESULT_GONE)
+        return data
+
+    async def _finished_image(self, task: Task, *, shown_url: str | None) -> bytes | None:
+        """A finished task's image: where it is shown, else KIE's while kept, else our copy."""
+        urls = [shown_url]
         finished_at = task.completed_at or task.created_at
         if task.result_url and self._clock() - finished_at < self._result_window:
             urls.append(task.result_url)
@@ -87,9 +101,7 @@ class Comparer:
                 if data is not None:
                     return data
         copy = await self._inputs.get_result_copy(task.id)
-        if copy is not None:
-            return copy.data
-        raise InputRejected(RESULT_GONE)
+        return copy.data if copy is not None else None
 
     async def _fetch(self, url: str, *, max_bytes: int) -> bytes | None:
         try:

@@ -230,3 +230,38 @@ async def test_reroll_and_edit_results_link_their_parent(discord_fake, kie_sim, 
         f"Re-roll of {parent}",
         f"Edit of {parent}",
     )
+
+
+async def test_compare_of_an_edited_result_a_day_later(
+    discord_fake, kie_sim, bot_factory, bot_clock
+):
+    """Edit on a result makes an edit whose input is that result: a day later (KIE's upload
+    copies are gone by then, its results are not), Compare still shows both, the parent's
+    result on the left."""
+    await bot_factory(**bot_clock.env)
+    first = await image_of(
+        discord_fake, await discord_fake.slash("imagine", {"prompt": "a yellow kite"})
+    )
+    opened = await discord_fake.click(first, label="Edit")
+    await modal_of(discord_fake, opened)
+    edited = await image_of(
+        discord_fake, await discord_fake.submit_modal(opened, {"Prompt": "add a tail"})
+    )
+    bot_clock.advance(24 * 3600)
+    click = await discord_fake.click(edited, label="Compare")
+    conv = discord_fake.conversation(click)
+    await discord_fake.wait_until(
+        lambda: any(m.text for m in conv.ephemeral_messages), 20, what="the answer"
+    )
+    sizes = []
+    for message in (first, edited):
+        with Image.open(io.BytesIO(message.attachments[0].data or b"")) as shown:
+            sizes.append(shown.size)
+    height = min(max(sizes[0][1], sizes[1][1]), MAX_HEIGHT)
+    widths = [round(w * height / h) for w, h in sizes]
+    shown_sizes = []
+    for message in conv.ephemeral_messages:
+        for attachment in message.attachments:
+            with Image.open(io.BytesIO(attachment.data or b"")) as composite:
+                shown_sizes.append(composite.size)
+    assert shown_sizes == [(widths[0] + GAP + widths[1], height)]
