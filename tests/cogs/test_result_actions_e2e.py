@@ -265,3 +265,18 @@ async def test_compare_of_an_edited_result_a_day_later(
             with Image.open(io.BytesIO(attachment.data or b"")) as composite:
                 shown_sizes.append(composite.size)
     assert shown_sizes == [(widths[0] + GAP + widths[1], height)]
+
+
+async def test_reframe_works_after_a_restart(discord_fake, kie_sim, bot_process):
+    """The Reframe select is persistent: after a restart a choice still opens its modal."""
+    result = await image_of(
+        discord_fake, await discord_fake.slash("imagine", {"prompt": "a quiet pier"})
+    )
+    await bot_process.stop()
+    await bot_process.start()
+    chosen = await discord_fake.select(result, ["21:9"], placeholder="Reframe…")
+    modal = await modal_of(discord_fake, chosen)
+    assert (modal["title"], [i.get("value") for i in text_inputs(modal)]) == (
+        "Reframe to 21:9",
+        [REFRAME_PROMPT],
+    )
