@@ -17,6 +17,7 @@ from typing import Final
 import aiohttp
 
 from bot import images, net
+from bot.custom_ids import is_task_id
 from bot.flux import model_name
 from bot.ledger import OPEN_STATES, Task, TaskAndInputStore, TaskState
 from bot.outcomes import Outcome
@@ -117,9 +118,8 @@ def choice_name(task: Task, *, now: float) -> str:
 
 def message_link(task: Task) -> str | None:
     """A link to the message that shows the task (the result, else its reply); None when there
-    is none a link could open (a private result is ephemeral)."""
-    message = task.result_message_id if task.state == TaskState.DONE else None
-    message = message or task.reply_message_id
+    is none a link could open (a private task's messages are ephemeral)."""
+    message = task.result_message_id or task.reply_message_id
     if message is None or task.private:
         return None
     channel = task.result_channel_id or task.channel_id
@@ -192,7 +192,9 @@ class Recall:
         return self._clock()
 
     async def task(self, task_id: str) -> Task | None:
-        return await self._ledger.get(task_id.strip().lower())
+        """The task with this id (as typed, or pasted with a result's "Task " footer)."""
+        typed = task_id.strip().lower().removeprefix("task").strip()
+        return await self._ledger.get(typed) if is_task_id(typed) else None
 
     async def choices(self, viewer: Viewer, typed: str) -> list[tuple[str, str]]:
         """/show's list while the member types: (name, task id), newest first; a moderator
