@@ -280,3 +280,21 @@ async def test_reframe_works_after_a_restart(discord_fake, kie_sim, bot_process)
         "Reframe to 21:9",
         [REFRAME_PROMPT],
     )
+
+
+async def test_reframe_of_a_private_result_is_private_and_names_its_parent_unlinked(
+    discord_fake, kie_sim, bot_process
+):
+    """Reframe on an ephemeral result works for its owner; the new result is ephemeral too and
+    names its parent without a link (an ephemeral message has none anyone could open)."""
+    first = await discord_fake.slash("imagine", {"prompt": "a hidden path", "private": True})
+    result = await image_of(discord_fake, first)
+    chosen = await discord_fake.select(result, ["3:4"], placeholder="Reframe…")
+    await modal_of(discord_fake, chosen)
+    reframed = await image_of(discord_fake, await discord_fake.submit_modal(chosen, {}))
+    assert (
+        result.ephemeral,
+        reframed.ephemeral,
+        from_field(reframed),
+        list(kie_sim.tasks.values())[1].request["aspectRatio"],
+    ) == (True, True, f"Reframe (3:4) of task {task_id_of(result)}", "3:4")
