@@ -11,11 +11,13 @@ import pytest
 from PIL import Image
 
 from bot.images import (
+    COMPARE_GAP,
     MAX_INPUT_BYTES,
     ImageRejected,
     fit_to_limit,
     prepare_input,
     probe,
+    side_by_side,
     sniff,
 )
 
@@ -307,3 +309,22 @@ def test_recognised_but_unsupported_format_is_refused() -> None:
     err = rejected(data)
     assert err.reason == "unsupported"
     assert "format isn't supported" in err.user_message
+
+
+def test_side_by_side_uses_displayed_orientation_and_flattens_alpha() -> None:
+    """A phone photo stored sideways (EXIF 6) is compared upright; a transparent input is put
+    on white, next to the result at the same height."""
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    sideways = encode(Image.new("RGB", (40, 20), (0, 0, 200)), "JPEG", exif=exif)
+    clear = encode(Image.new("RGBA", (30, 40), (0, 0, 0, 0)), "PNG")
+    with Image.open(io.BytesIO(side_by_side(clear, sideways))) as composite:
+        size = composite.size
+        left = composite.convert("RGB").getpixel((15, 20))
+    assert isinstance(left, tuple)
+    assert (size, all(c > 240 for c in left)) == ((30 + COMPARE_GAP + 20, 40), True)
+
+
+def test_side_by_side_refuses_what_is_not_an_image() -> None:
+    with pytest.raises(ImageRejected):
+        side_by_side(b"not an image", encode(gradient(), "PNG"))
