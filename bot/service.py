@@ -88,7 +88,7 @@ class Admission:
     origin: Origin
     server: GuildSettings
     open_tasks: int = 0  # the member's tasks in progress when admitted
-    private: bool = False  # the task's messages are ephemeral (see `with_privacy`)
+    private: bool = False  # the task's messages are ephemeral (see `_with_privacy`)
 
 
 class KontextService(ExistingTasks):
@@ -179,9 +179,14 @@ class KontextService(ExistingTasks):
             reason="bot_permissions",
         )
 
-    async def admit(self, origin: Origin) -> Admission:
+    async def admit(
+        self, origin: Origin, *, private: bool | None = None, parent_task_id: str | None = None
+    ) -> Admission:
         """Checks that cost nothing: shutting down, blocks, channels, the bot's credits,
-        open tasks, the cooldown. Raise Refused."""
+        open tasks, the cooldown, privacy (`private`: the member's option; `parent_task_id`:
+        the result the request is made from). Raise Refused."""
+        parent = await self._ledger.get(parent_task_id) if parent_task_id else None
+        origin = where_counted(origin, parent)
         if not self.accepting:
             self._refuse("shutdown")
             raise Refused("The bot is restarting. Please try again in a minute.", reason="shutdown")
@@ -211,7 +216,7 @@ class KontextService(ExistingTasks):
                     f"Slow down a little — you can try again <t:{int(ready_at) + 1}:R>.",
                     reason="cooldown",
                 )
-        return Admission(origin, server, open_count)
+        return self._with_privacy(Admission(origin, server, open_count), private, parent)
 
     def images_for(self, admission: Admission, asked: int | None) -> int:
         """How many images a request makes (`count`, else the server's default), within the
@@ -234,14 +239,13 @@ class KontextService(ExistingTasks):
             )
         return count
 
-    async def with_privacy(
-        self, admission: Admission, *, asked: bool | None, parent_task_id: str | None = None
+    def _with_privacy(
+        self, admission: Admission, asked: bool | None, parent: Task | None
     ) -> Admission:
         """Whether the request's messages are private: always when made from a private result
         (a re-roll, edit, reframe or pick of it); outside servers as asked; in a server as its
         mode says (forced, the member's choice, or off: asking is refused)."""
         origin, server = admission.origin, admission.server
-        parent = await self._ledger.get(parent_task_id) if parent_task_id else None
         from_private = parent is not None and parent.private
         if from_private or origin.guild_id is None:
             return replace(admission, private=from_private or bool(asked))
@@ -387,6 +391,17 @@ def _comparer(
         result_window=RESULT_REUSE_WINDOW,
         clock=clock,
     )
+
+
+def where_counted(origin: Origin, parent: Task | None) -> Origin:
+    """A click in the bot's DM on a private result it sent there (past the token) counts where
+    the result was made: that server's rules, credits and mod-log. The answer is the click's own
+    ephemeral reply, so nothing is posted in that server's channel."""
+    if parent is None or not parent.private or parent.guild_id is None:
+        return origin
+    if origin.guild_id is not None or origin.channel_id != parent.result_channel_id:
+        return origin
+    return replace(origin, guild_id=parent.guild_id, channel_id=parent.channel_id, parent_id=None)
 
 
 def _new_task(

@@ -124,7 +124,7 @@ async def _take_request(
 ) -> None:
     """Validate, admit, answer within 3 s, download the input, write the task(s); or say why not.
     `count`: images asked for (None: the server's default); `private`: the member's option
-    (a task made from a private result is private whatever it says: `with_privacy`).
+    (a task made from a private result is private whatever it says: `admit`).
 
     Every refusal is ephemeral and costs nothing: no task, no KIE call, no cooldown.
     """
@@ -135,9 +135,7 @@ async def _take_request(
         if image_size is not None and image_size > MAX_INPUT_BYTES:
             raise InputRejected(f"The image is larger than {MAX_INPUT_BYTES // (1024 * 1024)} MB.")
         origin = origin_of(interaction)
-        admission = await service.with_privacy(
-            await service.admit(origin), asked=private, parent_task_id=parent_task_id
-        )
+        admission = await service.admit(origin, private=private, parent_task_id=parent_task_id)
         image_count = service.images_for(admission, count)
         params = await service.screen(admission, params, kind=kind, count=image_count)
     except (InputRejected, Refused) as exc:

@@ -178,6 +178,42 @@ async def test_private_result_past_the_token_comes_by_dm(
     ) == ("done", (dm.id, message.id), 1, True, True, [], [])
 
 
+async def test_reroll_in_the_dm_counts_in_the_server_and_stays_private(
+    discord_fake: FakeDiscord,
+    kie_sim: Any,
+    bot_env: dict[str, str],
+    bot_clock: BotClock,
+    bot_factory: BotFactory,
+) -> None:
+    """Re-roll on the result the bot sent by DM is the server's request (its rules and
+    credits, not the operator's refusal of DMs): private, answered in the DM ephemerally."""
+    kie_sim.config.delay = NEVER
+    await bot_factory(**bot_clock.env, **LONG_TASKS)
+    await discord_fake.slash("imagine", {"prompt": "a late letter", "private": True})
+    kie_task = await generating(discord_fake, bot_env)
+    bot_clock.advance(16 * 60)
+    kie_sim.config.delay = 0.3
+    kie_sim.complete(kie_task)
+    await settled(discord_fake, bot_env)
+    dm = discord_fake.dm_channel(discord_fake.member)
+    (message,) = discord_fake.channel_messages(dm.id)
+
+    click = await discord_fake.click(message, label="Re-roll")
+    rerolled = await private_image(discord_fake, click)
+    await settled(discord_fake, bot_env, count=2)
+    assert (
+        rerolled.ephemeral,
+        rerolled.channel_id,
+        task_columns(bot_env, "guild_id", "channel_id", "private"),
+        discord_fake.channel_messages(),
+    ) == (
+        True,
+        dm.id,
+        [(discord_fake.guild_id, discord_fake.channel.id, 1)] * 2,
+        [],
+    )
+
+
 async def test_private_result_past_the_token_with_dms_closed_fails_refunded(
     discord_fake: FakeDiscord,
     kie_sim: Any,
