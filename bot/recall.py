@@ -103,8 +103,9 @@ def ago(seconds: float) -> str:
 
 
 def _plain(text: str, limit: int) -> str:
-    """One line of user text for a choice name (plain text: nothing to escape there)."""
-    line = " ".join(text.split())
+    """One line of user text for a choice name (plain text: nothing to escape there, but
+    control and bidi-override characters are dropped)."""
+    line = " ".join("".join(ch if ch.isprintable() else " " for ch in text).split())
     return line if len(line) <= limit else line[: limit - 1].rstrip() + "…"
 
 

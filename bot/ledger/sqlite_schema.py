@@ -143,6 +143,8 @@ MIGRATIONS: Final[tuple[tuple[str, ...], ...]] = (
             created_at    REAL NOT NULL
         )
         """,
+        # A server's latest tasks, for a moderator's /show choices.
+        "CREATE INDEX tasks_guild_created ON tasks (guild_id, created_at)",
     ),
 )
 SCHEMA_VERSION: Final = len(MIGRATIONS)

@@ -177,14 +177,24 @@ class SqliteTaskStore(SqliteConnection):
         search: str = "",
         limit: int,
     ) -> list[Task]:
+        # Only the conditions asked for, so that SQLite walks one index in time order: the
+        # member's (tasks_requester_created; the unary + keeps it off the server's index) or
+        # the server's (tasks_guild_created).
+        conditions: list[str] = ["guild_id IS ?"]
+        params: list[object] = [guild_id]
+        if requester_id is not None:
+            conditions = ["+guild_id IS ?", "requester_id = ?"]
+            params.append(requester_id)
         needle = search.strip().lower()
+        if needle:
+            conditions.append(
+                "(instr(id, ?) > 0 OR instr(lower(json_extract(params, '$.prompt')), ?) > 0)"
+            )
+            params += [needle, needle]
         rows = await self._fetch(
-            "SELECT * FROM tasks WHERE guild_id IS ?"
-            " AND (? IS NULL OR requester_id = ?)"
-            " AND (? = '' OR instr(id, ?) > 0"
-            "      OR instr(lower(json_extract(params, '$.prompt')), ?) > 0)"
+            f"SELECT * FROM tasks WHERE {' AND '.join(conditions)}"
             " ORDER BY created_at DESC, set_index LIMIT ?",
-            (guild_id, requester_id, requester_id, needle, needle, needle, max(0, limit)),
+            [*params, max(0, limit)],
         )
         return [_decode(row) for row in rows]
 
