@@ -182,15 +182,18 @@ class DiscordPublisher:
         if task.private:
             await self._keep_copy(task, image)
         async with self._lock(task.set_id or task.id):
-            for attempt in range(2):
+            for attempt in range(3):  # a re-encoding, and a private reply's switch to a DM
                 filename = result_filename(task, extension, spoiler=image.spoiler)
                 try:
                     if self._replies.by_dm(task):
                         return await self._dms.post_result(task, data, filename)
                     return Published(await self._post_image(task, data, filename))
-                except ReplyUnreachable:
-                    return NotPublished(Refusal.EXPIRED, "the interaction token ran out")
-                except ReplyGone:
+                except (ReplyUnreachable, ReplyGone) as exc:
+                    if task.private:  # Discord refused the token earlier than the bot's clock
+                        task = task.with_changes(reply_gone=True)
+                        continue
+                    if isinstance(exc, ReplyUnreachable):
+                        return NotPublished(Refusal.EXPIRED, "the interaction token ran out")
                     return NotPublished(Refusal.DELETED, "the reply is gone; no channel to post in")
                 except discord.HTTPException as exc:
                     if exc.code == REQUEST_TOO_LARGE and attempt == 0:
@@ -233,6 +236,9 @@ class DiscordPublisher:
                 )
             except ReplyGone:
                 pass
+            except ReplyUnreachable:
+                if not task.private:
+                    raise
         if task.private:
             return await self._dms.post_failure(task, embed, view)
         self._replies.check_reachable(task)

@@ -9,7 +9,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from e2e_checks import ledger_rows, settled
-from e2e_helpers import BotClock, BotProcess
+from e2e_helpers import COMMANDS_PUT, BotClock, BotProcess
 from fakediscord import Conversation, FakeDiscord, FakeInteraction, MessageView
 
 BotFactory = Callable[..., Awaitable[BotProcess]]
@@ -90,6 +90,71 @@ async def test_private_imagine_is_ephemeral_from_thinking_to_image(
         task_columns(bot_process.env, "private"),
         result_copies(bot_process.env),
     ) == (5, EPHEMERAL, True, "", True, "done", True, [], [], [(1,)], [row.id])
+
+
+async def test_imagine_and_edit_offer_the_private_option(
+    discord_fake: FakeDiscord, kie_sim: Any, bot_process: BotProcess
+) -> None:
+    put = discord_fake.find_calls("PUT", COMMANDS_PUT)[-1]
+    options = {
+        c["name"]: next((o for o in c.get("options", []) if o["name"] == "private"), None)
+        for c in put.json
+        if c["name"] in ("imagine", "edit")
+    }
+    assert {name: (o or {}).get("type") for name, o in options.items()} == {
+        "imagine": 5,
+        "edit": 5,
+    }
+    assert {(o or {}).get("description") for o in options.values()} == {"Only you see the result"}
+
+
+async def test_a_private_failure_is_told_in_the_ephemeral_reply(
+    discord_fake: FakeDiscord, kie_sim: Any, bot_process: BotProcess
+) -> None:
+    inter = await discord_fake.slash("imagine", {"prompt": "a flop [sim:fail]", "private": True})
+    conv = await discord_fake.wait_for_conversation(
+        inter, lambda c: "could not generate" in c.text, timeout=20
+    )
+    (row,) = await settled(discord_fake, bot_process.env)
+    assert (conv.ephemeral, row.state, discord_fake.channel_messages()) == (True, "failed", [])
+
+
+async def test_a_private_set_arrives_in_one_ephemeral_message(
+    discord_fake: FakeDiscord, kie_sim: Any, bot_process: BotProcess
+) -> None:
+    inter = await discord_fake.slash("imagine", {"prompt": "twins", "count": 2, "private": True})
+    conv = await discord_fake.wait_for_conversation(
+        inter, lambda c: c.original is not None and len(c.original.attachments) == 2, timeout=30
+    )
+    await settled(discord_fake, bot_process.env, count=2)
+    assert (
+        conv.ephemeral,
+        discord_fake.channel_messages(),
+        task_columns(bot_process.env, "private"),
+        sorted(result_copies(bot_process.env))
+        == sorted(r.id for r in ledger_rows(bot_process.env)),
+    ) == (True, [], [(1,), (1,)], True)
+
+
+async def test_private_result_goes_by_dm_when_discord_refuses_the_token_first(
+    discord_fake: FakeDiscord, kie_sim: Any, bot_env: dict[str, str], bot_factory: BotFactory
+) -> None:
+    """Discord's clock is past 15 minutes while the bot's is not (the webhook answers 50027):
+    the private result still never goes to the channel; it comes by DM."""
+    kie_sim.config.delay = NEVER
+    await bot_factory(**LONG_TASKS)
+    await discord_fake.slash("imagine", {"prompt": "a skewed clock", "private": True})
+    kie_task = await generating(discord_fake, bot_env)
+    discord_fake.clock.advance(16 * 60)
+    kie_sim.complete(kie_task)
+    (row,) = await settled(discord_fake, bot_env)
+    dm = discord_fake.dm_channel(discord_fake.member)
+    assert (
+        row.state,
+        len(discord_fake.channel_messages(dm.id)),
+        discord_fake.channel_messages(),
+        [c for c in channel_calls(discord_fake) if str(dm.id) not in c],
+    ) == ("done", 1, [], [])
 
 
 async def test_private_status_says_a_late_image_comes_by_dm(
