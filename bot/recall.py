@@ -20,6 +20,8 @@ from bot import images, net
 from bot.custom_ids import is_task_id
 from bot.flux import model_name
 from bot.ledger import OPEN_STATES, Task, TaskAndInputStore, TaskState
+from bot.moderation import Moderation
+from bot.moderation.policy import blocked_refusal, check_channel
 from bot.outcomes import Outcome
 from bot.ports import ResultArchive, ResultImage
 from bot.service import RESULT_REUSE_WINDOW
@@ -179,12 +181,14 @@ class Recall:
         *,
         ledger: TaskAndInputStore,
         archive: ResultArchive,
+        moderation: Moderation,
         downloads: aiohttp.ClientSession,
         allow_private_urls: bool = False,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self._ledger = ledger
         self._archive = archive
+        self._moderation = moderation
         self._downloads = downloads
         self._allow_private = allow_private_urls
         self._clock = clock
@@ -196,6 +200,22 @@ class Recall:
         """The task with this id (as typed, or pasted with a result's "Task " footer)."""
         typed = task_id.strip().lower().removeprefix("task").strip()
         return await self._ledger.get(typed) if is_task_id(typed) else None
+
+    async def posting_refusal(
+        self, viewer: Viewer, *, channel_id: int, parent_id: int | None = None
+    ) -> str | None:
+        """Why a result may not be posted again for `viewer` here, as a new image could not be:
+        the operator's or the server's block, a channel where the server does not use the bot.
+        None when it may."""
+        refusal = await self._moderation.operator.blocked(viewer.user_id)
+        if refusal is None and viewer.guild_id is not None:
+            block = await self._moderation.get_block(viewer.guild_id, viewer.user_id)
+            if block is not None:
+                refusal = blocked_refusal(block.until, block.reason)
+            else:
+                settings = await self._moderation.settings_for(viewer.guild_id)
+                refusal = check_channel(settings, channel_id, parent_id)
+        return None if refusal is None else refusal.message
 
     async def choices(self, viewer: Viewer, typed: str) -> list[tuple[str, str]]:
         """/show's list while the member types: (name, task id), newest first; a moderator

@@ -18,7 +18,7 @@ from bot.ports import ResultImage
 from bot.recall import GONE, HISTORY_FOR_MODERATORS, UNKNOWN, Recall, Viewer, show_refusal
 from cogs.archive import DiscordArchive
 from cogs.client import NO_PINGS, send_ephemeral
-from cogs.requests import Interaction, refused_for_permissions, server_id_of
+from cogs.requests import Interaction, origin_of, refused_for_permissions, server_id_of
 from cogs.result_message import result_actions, result_embed, result_filename
 
 if TYPE_CHECKING:
@@ -45,6 +45,7 @@ class RecallCommands(commands.Cog):
         self.recall = Recall(
             ledger=bot.ledger,
             archive=DiscordArchive(bot),
+            moderation=bot.moderation,
             downloads=bot.downloads,
             allow_private_urls=bot.settings.allow_private_urls,
         )
@@ -55,7 +56,11 @@ class RecallCommands(commands.Cog):
     @app_commands.describe(task="The task (pick one of your recent tasks, or paste its id)")
     async def show(self, interaction: Interaction, task: Range[str, 1, 100]) -> None:
         found = await self.recall.task(task)
-        refusal = show_refusal(found, viewer_of(interaction))
+        viewer = viewer_of(interaction)
+        origin = origin_of(interaction)
+        refusal = show_refusal(found, viewer) or await self.recall.posting_refusal(
+            viewer, channel_id=origin.channel_id, parent_id=origin.parent_id
+        )
         if refusal is not None or found is None:
             await send_ephemeral(interaction, refusal or UNKNOWN)
             return

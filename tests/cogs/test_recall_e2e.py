@@ -258,3 +258,33 @@ def set_image(env: dict[str, str], index: int) -> tuple[str, int]:
             "SELECT id, result_message_id FROM tasks WHERE set_index = ?", (index,)
         ).fetchone()
     return str(task_id), int(message_id)
+
+
+async def moderator_sets(fake: FakeDiscord, sub: str, options: dict[str, Any], **kw: Any) -> None:
+    inter = await fake.slash("kontext-admin", options, subcommand=sub, user=fake.moderator, **kw)
+    await fake.wait_until(lambda: fake.conversation(inter).text, 10, what=f"/kontext-admin {sub}")
+
+
+async def test_show_keeps_the_servers_rules_a_block_and_its_channels(
+    discord_fake, kie_sim, bot_process
+):
+    """/show posts nothing where a new image could not be asked for: in a channel the server
+    does not use the bot in, or for a member a moderator blocked."""
+    result = await imagine(discord_fake, bot_process.env, "a lantern")
+    art = discord_fake.add_channel("art")
+    await moderator_sets(discord_fake, "add", {"channel": art}, group="channels")
+    elsewhere = await discord_fake.slash("show", {"task": task_id_of(result)})
+    channel_answer = await private_answer(discord_fake, elsewhere)
+    await moderator_sets(discord_fake, "block", {"member": discord_fake.member})
+    blocked = await discord_fake.slash("show", {"task": task_id_of(result)}, channel=art)
+    block_answer = await private_answer(discord_fake, blocked)
+    posted = [m.id for m in discord_fake.channel_messages() if m.attachments]
+    assert (
+        "isn't enabled in this channel" in channel_answer,
+        "blocked you" in block_answer,
+        posted,
+    ) == (
+        True,
+        True,
+        [result.id],
+    )
