@@ -312,7 +312,7 @@ def finish_done(event: Delivered, facts: Facts, now: float) -> Decision:
 
 def leave_to_dm(event: TokenExpiring, facts: Facts, now: float) -> Decision:
     """A private task is not given up with its token: its result will come by DM."""
-    return IGNORE
+    return Decision()
 
 
 def retry_delivery(event: Any, facts: Facts, now: float) -> Decision:

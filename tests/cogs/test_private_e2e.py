@@ -243,6 +243,30 @@ async def test_private_result_past_the_token_comes_by_dm(
     ) == ("done", (dm.id, message.id), 1, True, True, [], [])
 
 
+async def test_private_task_outside_servers_is_not_given_up_with_its_token(
+    discord_fake: FakeDiscord,
+    kie_sim: Any,
+    bot_env: dict[str, str],
+    bot_clock: BotClock,
+    bot_factory: BotFactory,
+) -> None:
+    """In the bot's DM a task is given up at 14 minutes (the token is the only way back), but
+    a private one is not: its image comes as a new DM message once ready."""
+    kie_sim.config.delay = NEVER
+    bot = await bot_factory(**bot_clock.env, **LONG_TASKS, ALLOW_DMS="true", DM_DAILY_CREDITS="5")
+    dm = discord_fake.dm_channel(discord_fake.member)
+    await discord_fake.slash("imagine", {"prompt": "a night owl", "private": True}, channel=dm)
+    kie_task = await generating(discord_fake, bot_env)
+    bot_clock.advance(16 * 60)  # past the deadline of a task outside servers, and the token
+    await discord_fake.wait_until(
+        lambda: "TokenExpiring -> leave_to_dm" in bot.log_text(), 10, what="the token watch"
+    )
+    kie_sim.complete(kie_task)
+    (row,) = await settled(discord_fake, bot_env)
+    (message,) = discord_fake.channel_messages(dm.id)
+    assert (row.state, len(message.attachments)) == ("done", 1)
+
+
 async def test_reroll_in_the_dm_counts_in_the_server_and_stays_private(
     discord_fake: FakeDiscord,
     kie_sim: Any,
