@@ -157,6 +157,27 @@ async def test_private_result_goes_by_dm_when_discord_refuses_the_token_first(
     ) == ("done", 1, [], [])
 
 
+async def test_a_private_task_stays_private_across_a_restart(
+    discord_fake: FakeDiscord, kie_sim: Any, bot_env: dict[str, str], bot_factory: BotFactory
+) -> None:
+    """Killed while KIE works; the image finished meanwhile arrives after the restart in the
+    same ephemeral reply, once, and nothing reaches the channel."""
+    kie_sim.config.delay = NEVER
+    bot = await bot_factory()
+    inter = await discord_fake.slash("imagine", {"prompt": "a crash course", "private": True})
+    kie_task = await generating(discord_fake, bot_env)
+    await bot.kill()
+    kie_sim.complete(kie_task)
+    await bot.start()
+    reply = await private_image(discord_fake, inter)
+    (row,) = await settled(discord_fake, bot_env)  # delivered exactly once
+    assert (reply.ephemeral, row.result_message_id, discord_fake.channel_messages()) == (
+        True,
+        reply.id,
+        [],
+    )
+
+
 async def test_private_status_says_a_late_image_comes_by_dm(
     discord_fake: FakeDiscord, kie_sim: Any, bot_process: BotProcess
 ) -> None:
