@@ -136,6 +136,8 @@ def render_set_status(
     lines.append(
         f"**Model:** {_model_name(first.params.model)} · **Aspect ratio:** {_ratio(first)}"
     )
+    if first.private and pending:
+        lines.append(PRIVATE_NOTE)
     return StatusView(
         title=title, body="\n".join(lines), color=color, footer=f"Set {first.set_id or first.id}"
     )

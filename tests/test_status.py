@@ -7,11 +7,13 @@ import pytest
 from bot.ledger.models import Task, TaskKind, TaskParams, TaskState
 from bot.outcomes import Outcome, failure
 from bot.status import (
+    PRIVATE_NOTE,
     STATE_COLORS,
     ZWSP,
     estimate_duration,
     format_duration,
     prompt_excerpt,
+    render_set_status,
     render_status,
 )
 
@@ -126,6 +128,24 @@ def test_cancelled_says_cancelled() -> None:
     )
     view = render_status(task, now=T0)
     assert (view.title, view.body.splitlines()[0]) == ("Cancelled", why.message)
+
+
+def test_a_private_task_says_a_late_image_comes_by_dm_until_it_ends() -> None:
+    """A private reply is reachable for 15 minutes: its status says where a later image goes
+    (a single task and a set alike); a finished task's no longer does."""
+    running = make_task(private=True, state=TaskState.GENERATING)
+    members = [
+        running.with_changes(id=f"abcdef01234{i}", set_id="abcdef012341", set_index=i, set_size=2)
+        for i in (1, 2)
+    ]
+    shown = [
+        PRIVATE_NOTE in render_status(running, now=T0).body,
+        PRIVATE_NOTE in render_set_status(members, delivered=frozenset(), now=T0).body,
+        PRIVATE_NOTE in render_status(running.with_changes(state=TaskState.FAILED), now=T0).body,
+        PRIVATE_NOTE in render_status(running.with_changes(private=False), now=T0).body,
+    ]
+    assert shown == [True, True, False, False]
+    assert "direct message" in PRIVATE_NOTE
 
 
 def test_each_state_has_its_own_color() -> None:
