@@ -282,9 +282,11 @@ class DiscordPublisher:
                     allowed_mentions=mentions,
                 )
             except ReplyGone:
-                if task.guild_id is None or task.private:
-                    raise  # there is no channel to post in (or that may see it)
+                if task.guild_id is None:
+                    raise  # there is no channel to post in
                 log.info("reply of task %s was deleted; posting a new message", task.id)
+        if task.private:
+            raise ReplyGone  # never in the channel: post_result sends it by DM
         message = await self._replies.channel(task).send(
             content=content,
             embed=embed,

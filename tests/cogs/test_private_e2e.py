@@ -178,6 +178,29 @@ async def test_a_private_task_stays_private_across_a_restart(
     )
 
 
+async def test_a_private_set_whose_reply_is_gone_comes_by_dm_never_the_channel(
+    discord_fake: FakeDiscord, kie_sim: Any, bot_env: dict[str, str], bot_factory: BotFactory
+) -> None:
+    """The ephemeral reply of a private set is gone: each image comes by DM; the channel (where
+    a public result would be posted anew) sees nothing."""
+    kie_sim.config.delay = NEVER
+    await bot_factory()
+    inter = await discord_fake.slash("imagine", {"prompt": "two", "count": 2, "private": True})
+    await discord_fake.wait_until(lambda: len(kie_sim.tasks) == 2, 20, what="2 KIE tasks")
+    original = discord_fake.conversation(inter).original
+    assert original is not None
+    discord_fake.messages[original.id].deleted = True
+    for kie_task in list(kie_sim.tasks):
+        kie_sim.complete(kie_task)
+    rows = await settled(discord_fake, bot_env, count=2)
+    dm = discord_fake.dm_channel(discord_fake.member)
+    assert (
+        [r.state for r in rows],
+        len(discord_fake.channel_messages(dm.id)),
+        discord_fake.channel_messages(),
+    ) == (["done", "done"], 2, [])
+
+
 async def test_private_status_says_a_late_image_comes_by_dm(
     discord_fake: FakeDiscord, kie_sim: Any, bot_process: BotProcess
 ) -> None:
