@@ -4,6 +4,7 @@ past the interaction token's 15 minutes (or a refund where DMs are closed), the 
 
 from __future__ import annotations
 
+import io
 import sqlite3
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -11,12 +12,19 @@ from typing import Any
 from e2e_checks import ledger_rows, settled
 from e2e_helpers import COMMANDS_PUT, BotClock, BotProcess
 from fakediscord import Conversation, FakeDiscord, FakeInteraction, MessageView
+from PIL import Image
 
 BotFactory = Callable[..., Awaitable[BotProcess]]
 EPHEMERAL = 1 << 6
 NEVER = 3600.0  # the simulator's delay: a task finishes when the test completes it
 # The bot's wall clock (task age) moves 16 minutes: the task must not time out meanwhile.
 LONG_TASKS = {"TASK_TIMEOUT_SECONDS": "7200"}
+
+
+def png_bytes() -> bytes:
+    buf = io.BytesIO()
+    Image.new("RGB", (64, 48), "navy").save(buf, format="PNG")
+    return buf.getvalue()
 
 
 def task_columns(env: dict[str, str], *names: str) -> list[tuple[Any, ...]]:
@@ -221,6 +229,24 @@ async def test_forced_mode_makes_a_plain_imagine_private(
     inter = await discord_fake.slash("imagine", {"prompt": "a forced secret"})
     reply = await private_image(discord_fake, inter)
     assert (reply.ephemeral, discord_fake.channel_messages()) == (True, [])
+
+
+async def test_forced_mode_makes_edit_with_flux_kontext_private(
+    discord_fake: FakeDiscord, kie_sim: Any, bot_process: BotProcess
+) -> None:
+    """The message command has no option: it follows the server's mode (forced: private)."""
+    await admin(discord_fake, "private", {"mode": "forced"})
+    target = discord_fake.inject_message(
+        "look", attachments=[("cat.png", png_bytes(), "image/png")]
+    )
+    opened = await discord_fake.message_command("Edit with Flux Kontext", target)
+    await discord_fake.wait_until(lambda: opened.modal is not None, 10, what="the modal")
+    submitted = await discord_fake.submit_modal(opened, {"Prompt": "give the cat a hat"})
+    reply = await private_image(discord_fake, submitted)
+    assert (reply.ephemeral, [m.id for m in discord_fake.channel_messages()]) == (
+        True,
+        [target.id],
+    )
 
 
 async def test_off_mode_refuses_private_privately_and_spends_nothing(
