@@ -34,6 +34,13 @@ def task_columns(env: dict[str, str], *names: str) -> list[tuple[Any, ...]]:
         return db.execute(f"SELECT {', '.join(names)} FROM tasks ORDER BY created_at").fetchall()
 
 
+def credits_used(env: dict[str, str]) -> float:
+    """Credits charged today, to anyone, as the ledger's usage has them."""
+    path = env["DATABASE_URL"].removeprefix("sqlite:///")
+    with sqlite3.connect(f"file:{path}?mode=ro", uri=True) as db:
+        return float(db.execute("SELECT COALESCE(SUM(credits), 0) FROM usage").fetchone()[0])
+
+
 def result_copies(env: dict[str, str]) -> list[str]:
     """Task ids of the bot's own copies of results."""
     path = env["DATABASE_URL"].removeprefix("sqlite:///")
@@ -259,8 +266,9 @@ async def test_off_mode_refuses_private_privately_and_spends_nothing(
         conv.ephemeral,
         "Private results are turned off in this server" in conv.text,
         ledger_rows(bot_process.env),
+        credits_used(bot_process.env),
         kie_sim.count("generate"),
-    ) == (True, True, [], 0)
+    ) == (True, True, [], 0.0, 0)
 
 
 async def test_reroll_of_a_private_result_by_its_owner_stays_private(
