@@ -21,7 +21,7 @@ from bot.custom_ids import is_task_id
 from bot.flux import model_name
 from bot.ledger import OPEN_STATES, Task, TaskAndInputStore, TaskState
 from bot.moderation import Moderation
-from bot.moderation.policy import blocked_refusal, check_channel
+from bot.moderation.policy import PRIVATE_FORCED, Refusal, blocked_refusal, check_channel
 from bot.outcomes import Outcome
 from bot.ports import ResultArchive, ResultImage
 from bot.service import RESULT_REUSE_WINDOW
@@ -46,6 +46,15 @@ GONE = (
     "(results expire after 14 days)."
 )
 HISTORY_FOR_MODERATORS = "Only moderators (Manage Messages) can see another member's history."
+
+
+@dataclass(frozen=True)
+class Showing:
+    """How a result may be shown again: `refusal` says why not; `private`: only the viewer
+    would see it."""
+
+    refusal: str | None
+    private: bool = False
 
 
 @dataclass(frozen=True)
@@ -74,6 +83,10 @@ def show_refusal(task: Task | None, viewer: Viewer) -> str | None:
         reason = task.error_message or "no image was made"
         return f"This task has no image: it {_state_words(task)} — {reason}"
     return None
+
+
+def _message(refusal: Refusal | None) -> str | None:
+    return None if refusal is None else refusal.message
 
 
 def _state_words(task: Task) -> str:
@@ -201,21 +214,26 @@ class Recall:
         typed = task_id.strip().lower().removeprefix("task").strip()
         return await self._ledger.get(typed) if is_task_id(typed) else None
 
-    async def posting_refusal(
-        self, viewer: Viewer, *, channel_id: int, parent_id: int | None = None
-    ) -> str | None:
-        """Why a result may not be posted again for `viewer` here, as a new image could not be:
-        the operator's or the server's block, a channel where the server does not use the bot.
-        None when it may."""
-        refusal = await self._moderation.operator.blocked(viewer.user_id)
-        if refusal is None and viewer.guild_id is not None:
-            block = await self._moderation.get_block(viewer.guild_id, viewer.user_id)
-            if block is not None:
-                refusal = blocked_refusal(block.until, block.reason)
-            else:
-                settings = await self._moderation.settings_for(viewer.guild_id)
-                refusal = check_channel(settings, channel_id, parent_id)
-        return None if refusal is None else refusal.message
+    async def showing(
+        self, task: Task | None, viewer: Viewer, *, channel_id: int, parent_id: int | None = None
+    ) -> Showing:
+        """Whether `viewer` may have `task` posted again here (see show_refusal; and not where
+        a new image could not be asked for: the operator's or the server's block, a channel
+        the server does not use the bot in), and whether only they would see it (a private
+        task, or a server that makes every result private)."""
+        refusal = show_refusal(task, viewer)
+        if refusal is not None or task is None:
+            return Showing(refusal or UNKNOWN)
+        denied = await self._moderation.operator.blocked(viewer.user_id)
+        if viewer.guild_id is None:
+            return Showing(_message(denied), private=task.private)
+        block = await self._moderation.get_block(viewer.guild_id, viewer.user_id)
+        if denied is None and block is not None:
+            denied = blocked_refusal(block.until, block.reason)
+        settings = await self._moderation.settings_for(viewer.guild_id)
+        denied = denied or check_channel(settings, channel_id, parent_id)
+        forced = settings.private_results == PRIVATE_FORCED
+        return Showing(_message(denied), private=task.private or forced)
 
     async def choices(self, viewer: Viewer, typed: str) -> list[tuple[str, str]]:
         """/show's list while the member types: (name, task id), newest first; a moderator

@@ -15,7 +15,7 @@ from discord.ext import commands
 from bot import images
 from bot.ledger import Task
 from bot.ports import ResultImage
-from bot.recall import GONE, HISTORY_FOR_MODERATORS, UNKNOWN, Recall, Viewer, show_refusal
+from bot.recall import GONE, HISTORY_FOR_MODERATORS, UNKNOWN, Recall, Viewer
 from cogs.archive import DiscordArchive
 from cogs.client import NO_PINGS, send_ephemeral
 from cogs.requests import Interaction, origin_of, refused_for_permissions, server_id_of
@@ -56,19 +56,18 @@ class RecallCommands(commands.Cog):
     @app_commands.describe(task="The task (pick one of your recent tasks, or paste its id)")
     async def show(self, interaction: Interaction, task: Range[str, 1, 100]) -> None:
         found = await self.recall.task(task)
-        viewer = viewer_of(interaction)
         origin = origin_of(interaction)
-        refusal = show_refusal(found, viewer) or await self.recall.posting_refusal(
-            viewer, channel_id=origin.channel_id, parent_id=origin.parent_id
+        showing = await self.recall.showing(
+            found, viewer_of(interaction), channel_id=origin.channel_id, parent_id=origin.parent_id
         )
-        if refusal is not None or found is None:
-            await send_ephemeral(interaction, refusal or UNKNOWN)
+        if showing.refusal is not None or found is None:
+            await send_ephemeral(interaction, showing.refusal or UNKNOWN)
             return
-        if not found.private and await refused_for_permissions(interaction):
+        if not showing.private and await refused_for_permissions(interaction):
             return
         try:
             # Fetching the image again may take longer than Discord's 3 seconds.
-            await interaction.response.defer(thinking=True, ephemeral=found.private)
+            await interaction.response.defer(thinking=True, ephemeral=showing.private)
         except discord.HTTPException as exc:
             log.warning("could not answer /show %s: %s %s", interaction.id, exc.status, exc.code)
             return
@@ -78,14 +77,16 @@ class RecallCommands(commands.Cog):
                 await interaction.delete_original_response()
             await send_ephemeral(interaction, GONE)
             return
-        await self._post(interaction, found, image)
+        await self._post(interaction, found, image, private=showing.private)
 
     @show.autocomplete("task")
     async def task_choices(self, interaction: Interaction, current: str) -> list[Choice[str]]:
         choices = await self.recall.choices(viewer_of(interaction), current)
         return [Choice(name=name, value=value) for name, value in choices]
 
-    async def _post(self, interaction: Interaction, task: Task, image: ResultImage) -> None:
+    async def _post(
+        self, interaction: Interaction, task: Task, image: ResultImage, *, private: bool
+    ) -> None:
         data, extension = image.data, image.extension
         budget = max(64 * 1024, interaction.filesize_limit - ENVELOPE)
         if len(data) > budget:
@@ -97,7 +98,7 @@ class RecallCommands(commands.Cog):
             embed=result_embed(task, filename, now=shown_at, parent=parent),
             file=discord.File(io.BytesIO(data), filename=filename),
             view=result_actions(task),
-            ephemeral=task.private,
+            ephemeral=private,
             allowed_mentions=NO_PINGS,
         )
 

@@ -288,3 +288,15 @@ async def test_show_keeps_the_servers_rules_a_block_and_its_channels(
         True,
         [result.id],
     )
+
+
+async def test_show_is_private_where_the_server_forces_private_results(
+    discord_fake, kie_sim, bot_process
+):
+    """A public result shown again after moderators made every result private: ephemeral."""
+    result = await imagine(discord_fake, bot_process.env, "a harbour at dawn")
+    await moderator_sets(discord_fake, "private", {"mode": "forced"})
+    shown = await image_of(
+        discord_fake, await discord_fake.slash("show", {"task": task_id_of(result)})
+    )
+    assert (result.ephemeral, shown.ephemeral) == (False, True)
