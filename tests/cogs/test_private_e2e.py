@@ -417,6 +417,37 @@ async def test_private_result_past_the_token_with_dms_closed_fails_refunded(
     ) == ("failed", "dm_closed", True, [(1,)], [403], [], True)
 
 
+async def test_modlog_delete_output_removes_a_private_result_sent_by_dm(
+    discord_fake: FakeDiscord,
+    kie_sim: Any,
+    bot_env: dict[str, str],
+    bot_clock: BotClock,
+    bot_factory: BotFactory,
+) -> None:
+    """A private result sent by DM is within the bot's reach: the mod-log's Delete output
+    deletes that DM message."""
+    modlog = discord_fake.add_channel("mod-log")
+    kie_sim.config.delay = NEVER
+    await bot_factory(**bot_clock.env, **LONG_TASKS)
+    await admin(discord_fake, "modlog", {"channel": modlog})
+    await discord_fake.slash("imagine", {"prompt": "a late letter", "private": True})
+    kie_task = await generating(discord_fake, bot_env)
+    bot_clock.advance(16 * 60)
+    kie_sim.complete(kie_task)
+    await settled(discord_fake, bot_env)
+    (entry,) = await discord_fake.wait_until(
+        lambda: discord_fake.channel_messages(modlog.id), 10, what="the mod-log entry"
+    )
+    dm = discord_fake.dm_channel(discord_fake.member)
+    (message,) = discord_fake.channel_messages(dm.id)
+
+    await discord_fake.click(entry, label="Delete output", user=discord_fake.moderator)
+    await discord_fake.wait_until(
+        lambda: "Output deleted" in entry.text, 10, what="the entry noting the deletion"
+    )
+    assert message.deleted
+
+
 async def test_modlog_records_a_private_task(
     discord_fake: FakeDiscord, kie_sim: Any, bot_factory: BotFactory
 ) -> None:
