@@ -300,3 +300,15 @@ async def test_show_is_private_where_the_server_forces_private_results(
         discord_fake, await discord_fake.slash("show", {"task": task_id_of(result)})
     )
     assert (result.ephemeral, shown.ephemeral) == (False, True)
+
+
+async def test_show_of_a_failed_task_says_why_privately(discord_fake, kie_sim, bot_process):
+    """A task KIE failed has no image: /show says so privately, with the failure's reason."""
+    await discord_fake.slash("imagine", {"prompt": "a storm [sim:fail]"})
+    rows = await wait_terminal(discord_fake, bot_process.env)
+    show = await discord_fake.slash("show", {"task": rows[0].id})
+    answer = await private_answer(discord_fake, show)
+    assert (rows[0].state, answer.startswith("This task has no image: it failed — ")) == (
+        "failed",
+        True,
+    )
