@@ -43,6 +43,15 @@ CONTENT_TYPES: Final = {
     "heic": "image/heic",
 }
 EXTENSIONS: Final = {"jpeg": "jpg", "tiff": "tif"}
+
+
+def content_type_of(filename: str) -> str:
+    """The MIME type of an image file by its extension ("kontext-x.jpg" -> image/jpeg)."""
+    extension = filename.rsplit(".", 1)[-1].lower()
+    kind = next((k for k, ext in EXTENSIONS.items() if ext == extension), extension)
+    return CONTENT_TYPES.get(kind, "application/octet-stream")
+
+
 FIT_QUALITIES: Final = (90, 85, 80, 75, 70, 65, 60)
 FIT_DOWNSCALE_QUALITY: Final = 75
 FIT_DOWNSCALE_STEP: Final = 0.8

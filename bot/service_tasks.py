@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from bot import custom_ids, images
-from bot.ledger import ParentAction, Task, TaskAndInputStore, TaskKind, TaskState
+from bot.ledger import ParentAction, StoredInput, Task, TaskAndInputStore, TaskKind, TaskState
 from bot.outcomes import Outcome
 from bot.runner import Runner
 from bot.validation import InputRejected
@@ -39,11 +39,17 @@ class ExistingTasks:
         return any(cancelled)
 
     async def record_pick(
-        self, picked: Task, *, interaction: tuple[int, int, str], channel_id: int
+        self,
+        picked: Task,
+        *,
+        interaction: tuple[int, int, str],
+        channel_id: int,
+        reply_message_id: int,
     ) -> Task:
-        """One image of a set, about to be posted alone as a result of its own (`interaction`:
-        application id, interaction id and token of the click that posts it). Written DONE:
-        nothing goes to KIE and nothing is charged; `delivered` records where it went."""
+        """One image of a set, about to be posted alone as a result of its own in the click's
+        reply (`interaction`: application id, interaction id and token of the click). Nothing
+        goes to KIE and nothing is charged. Written DELIVERING with the picked result's URL, so
+        a restart before `delivered` posts it like any result."""
         application_id, interaction_id, token = interaction
         now = self._clock()
         pick = picked.with_changes(
@@ -54,7 +60,7 @@ class ExistingTasks:
             interaction_token=token,
             created_at=now,
             updated_at=now,
-            state=TaskState.DONE,
+            state=TaskState.DELIVERING,
             kie_task_id=None,
             callback_secret=None,
             parent_task_id=picked.id,
@@ -64,7 +70,7 @@ class ExistingTasks:
             set_id=None,
             set_index=0,
             set_size=1,
-            reply_message_id=None,
+            reply_message_id=reply_message_id,
             result_message_id=None,
             result_channel_id=None,
             delivered_at=None,
@@ -75,18 +81,29 @@ class ExistingTasks:
 
     async def pick_failed(self, task: Task) -> None:
         """A pick that could not be posted: it ends as failed (it cost nothing)."""
-        await self._ledger.update(
+        await self._ledger.transition(
             task.id,
+            frozenset({TaskState.DELIVERING}),
             state=TaskState.FAILED,
             error_code=Outcome.CANNOT_POST.value,
             error_message="The image could not be posted.",
         )
 
-    async def delivered(self, task: Task, message_id: int) -> None:
-        """A task posted outside the lifecycle (a pick) is out, as message `message_id`."""
-        await self._ledger.update(
+    async def delivered(
+        self, task: Task, message_id: int, image: tuple[bytes, str] | None = None
+    ) -> None:
+        """A task posted outside the lifecycle (a pick) is out, as message `message_id`. A
+        private one keeps the bot's copy of `image` (bytes, file name): its ephemeral message
+        is out of reach once the click's token has run out."""
+        if task.private and image is not None:
+            data, filename = image
+            await self._ledger.put_result_copy(
+                StoredInput(task.id, data, filename, images.content_type_of(filename))
+            )
+        await self._ledger.transition(
             task.id,
-            reply_message_id=message_id,
+            frozenset({TaskState.DELIVERING}),
+            state=TaskState.DONE,
             result_message_id=message_id,
             delivered_at=self._clock(),
         )

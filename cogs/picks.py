@@ -63,13 +63,17 @@ class PickButton(TaskButton, template=custom_ids.PICK_TEMPLATE):
 async def post_pick(interaction: Interaction, picked: Task, attachment: discord.Attachment) -> None:
     """Answer the click with the image alone (public, or private for a private set), as a new
     task whose parent is the picked image."""
-    await interaction.response.defer(thinking=True, ephemeral=picked.private)
+    response = await interaction.response.defer(thinking=True, ephemeral=picked.private)
+    reply_id = response.message_id if response is not None else None
+    if reply_id is None:
+        reply_id = (await interaction.original_response()).id
     service = interaction.client.service
     origin = origin_of(interaction)
     pick = await service.record_pick(
         picked,
         interaction=(origin.application_id, origin.interaction_id, origin.interaction_token),
         channel_id=origin.channel_id,
+        reply_message_id=reply_id,
     )
     extension = attachment.filename.rsplit(".", 1)[-1]
     filename = result_filename(pick, extension, spoiler=attachment.is_spoiler())
@@ -87,7 +91,7 @@ async def post_pick(interaction: Interaction, picked: Task, attachment: discord.
         await service.pick_failed(pick)
         await _say(interaction, PICK_FAILED)
         return
-    await service.delivered(pick, sent.id)
+    await service.delivered(pick, sent.id, (data, filename))
     log.info("task %s: image %s of set %s posted alone", pick.id, picked.set_index, picked.set_id)
 
 

@@ -308,9 +308,9 @@ class DiscordPublisher:
 
     async def _keep_copy(self, task: Task, image: ResultImage) -> None:
         """The bot's own copy of a private result, to show it again later (/show)."""
-        content_type = "image/png" if image.extension == "png" else "image/jpeg"
+        filename = f"kontext-{task.id}.{image.extension}"
         await self._ledger.put_result_copy(
-            StoredInput(task.id, image.data, f"kontext-{task.id}.{image.extension}", content_type)
+            StoredInput(task.id, image.data, filename, images.content_type_of(filename))
         )
 
     def _lock(self, task_id: str) -> asyncio.Lock:

@@ -284,3 +284,33 @@ async def test_cancel_under_a_queued_set_cancels_every_image(discord_fake, kie_s
         kie_sim.count("generate"),
         answer[0].startswith("Cancelled"),
     ) == ([("failed", "cancelled")] * 2, PRO_COST, 1, True)
+
+
+async def test_a_private_pick_keeps_the_bots_copy(discord_fake, kie_sim, bot_factory):
+    """A pick from a private set is private too, and the bot keeps its copy (the ephemeral
+    message is out of reach once the click's token runs out), byte for byte."""
+    kie_sim.config.delay = 0.2
+    bot = await bot_factory()
+    inter = await discord_fake.slash(
+        "imagine", {"prompt": "secret pair", "count": 2, "private": True}
+    )
+    message = await reply_with(discord_fake, inter, 2)
+    await settled(discord_fake, bot.env, count=2)
+
+    click = await discord_fake.click(message, label="1")
+    conv = discord_fake.conversation(click)
+    await discord_fake.wait_until(
+        lambda: conv.original is not None and conv.original.attachments, 20, what="the pick"
+    )
+    await settled(discord_fake, bot.env, count=3)
+    pick = next(r for r in set_rows(bot.env) if r["parent_action"] == "pick")
+    path = bot.env["DATABASE_URL"].removeprefix("sqlite:///")
+    with sqlite3.connect(f"file:{path}?mode=ro", uri=True) as db:
+        copy = db.execute("SELECT data FROM result_copies WHERE task_id = ?", (pick["id"],))
+        kept = copy.fetchone()
+    assert conv.original is not None
+    assert (pick["private"], conv.original.ephemeral, kept is not None and bytes(kept[0])) == (
+        1,
+        True,
+        message.attachments[0].data,
+    )
