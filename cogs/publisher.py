@@ -19,6 +19,7 @@ import asyncio
 import io
 import logging
 import time
+import weakref
 from collections.abc import Callable
 from typing import Any
 
@@ -77,7 +78,10 @@ class DiscordPublisher:
         self._last_edit: dict[str, float] = {}
         self._last_view: dict[str, StatusView] = {}
         self._pending: dict[str, asyncio.TimerHandle] = {}
-        self._locks: dict[str, asyncio.Lock] = {}
+        # One lock per task, or per set (its id is its first image's task id): held while its
+        # message is edited. Weak, so a lock lives exactly while someone holds or awaits it: a
+        # set's lock must outlive the settling of its first image while later images post.
+        self._locks: weakref.WeakValueDictionary[str, asyncio.Lock] = weakref.WeakValueDictionary()
         self._work = WorkSet()
         self._replies = Replies(client, clock)
         self._dms = DirectMessages(client, ledger, clock)
@@ -160,7 +164,6 @@ class DiscordPublisher:
             handle.cancel()
         self._last_edit.pop(task_id, None)
         self._last_view.pop(task_id, None)
-        self._locks.pop(task_id, None)
 
     async def close(self) -> None:
         for handle in self._pending.values():

@@ -86,21 +86,26 @@ class SetMessages:
             allowed_mentions=discord.AllowedMentions(users=[discord.Object(task.requester_id)]),
         )
         delivered.add(task.id)
+        self._forget_when_finished(task, members)
         return message.id
 
     async def show_failure(self, task: Task) -> int:
         """Name the failed image in the set's message; the images there stay."""
         members, delivered = await self._members(task)
-        return await self._edit_reply(
+        message_id = await self._edit_reply(
             task,
             embed=self._embed(members, delivered),
             content=None,
             attachments=None,
             view=set_actions(members, delivered),
         )
+        self._forget_when_finished(task, members)
+        return message_id
 
-    def forget(self, set_id: str) -> None:
-        self._delivered.pop(set_id, None)
+    def _forget_when_finished(self, task: Task, members: Sequence[Task]) -> None:
+        """After the set's last image (delivered or failed) nothing more is kept about it."""
+        if all(m.terminal or m.id == task.id for m in members):
+            self._delivered.pop(self._key(task), None)
 
     async def _members(self, task: Task) -> tuple[list[Task], frozenset[str]]:
         members = await self._ledger.set_members(self._key(task))
