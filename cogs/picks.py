@@ -81,7 +81,7 @@ async def post_pick(interaction: Interaction, picked: Task, attachment: discord.
         data = await attachment.read()
         sent = await interaction.edit_original_response(
             content=f"<@{pick.requester_id}>",
-            embed=result_embed(pick, filename, now=pick.created_at),
+            embed=result_embed(pick, filename, now=pick.created_at + _took(picked), parent=picked),
             attachments=[discord.File(io.BytesIO(data), filename=filename)],
             view=result_actions(pick),
             allowed_mentions=discord.AllowedMentions.none(),
@@ -108,6 +108,12 @@ def set_actions(members: Sequence[Task], delivered: frozenset[str]) -> discord.u
         view.add_item(RerollButton(members[0].set_id or members[0].id))
     view.stop()
     return view
+
+
+def _took(picked: Task) -> float:
+    """How long the picked image took: what a pick's details show (it took no time itself)."""
+    finished = picked.delivered_at or picked.completed_at or picked.updated_at
+    return max(0.0, finished - picked.created_at)
 
 
 async def _say(interaction: Interaction, text: str) -> None:

@@ -6,13 +6,11 @@ itself in most tests (NEVER): the test completes each KIE task, so every step is
 
 from __future__ import annotations
 
-import io
 import sqlite3
 from typing import Any
 
 from e2e_checks import ephemeral_texts, settled
 from fakediscord import FakeDiscord, MessageView
-from PIL import Image
 
 NEVER = 3600.0
 PRO_COST = 5.0  # KIE_CREDITS_PRO by default
@@ -53,9 +51,10 @@ def labels(message: MessageView) -> list[tuple[str, bool]]:
     return [(b.get("label", ""), bool(b.get("disabled"))) for b in message.buttons]
 
 
-def color_of(data: bytes | None) -> tuple[int, ...]:
-    assert data is not None
-    return tuple(Image.open(io.BytesIO(data)).convert("RGB").getpixel((0, 0)))
+def from_field(message: MessageView) -> str:
+    """The "From" field of a result's details (where it came from)."""
+    fields = {f["name"]: f["value"] for f in message.embeds[0].get("fields", [])}
+    return str(fields.get("From"))
 
 
 async def test_set_of_four_fills_one_message_as_images_arrive(discord_fake, kie_sim, bot_factory):
@@ -146,6 +145,7 @@ async def test_pick_posts_that_image_alone_with_every_action(discord_fake, kie_s
         pick["cost"],
         pick["result_message_id"],
         conv.original.embeds[0]["footer"]["text"],
+        from_field(conv.original),
         [b.get("label") for b in conv.original.buttons][:2],
         kie_sim.count("generate"),
         credits_used(bot.env),
@@ -157,6 +157,8 @@ async def test_pick_posts_that_image_alone_with_every_action(discord_fake, kie_s
         0.0,
         conv.original.id,
         f"Task {pick['id']}",
+        f"Pick 2 of [set {second['set_id']}](https://discord.com/channels/"
+        f"{discord_fake.guild_id}/{message.channel_id}/{message.id})",
         ["Re-roll", "Edit"],
         2,
         charged,
