@@ -118,6 +118,10 @@ class Task:
     private: bool = False  # every message of the task is ephemeral (only the member sees it)
     result_channel_id: int | None = None  # where the result message is, when not channel_id
     parent_action: ParentAction | None = None  # how it came from parent_task_id
+    # Schema 6: the member's Discord locale (the language of this task's messages; None:
+    # English), and the saved reference (/ref) the input came from.
+    locale: str | None = None
+    ref_name: str | None = None
 
     @property
     def in_set(self) -> bool:

@@ -146,5 +146,26 @@ MIGRATIONS: Final[tuple[tuple[str, ...], ...]] = (
         # A server's latest tasks, for a moderator's /show choices.
         "CREATE INDEX tasks_guild_created ON tasks (guild_id, created_at)",
     ),
+    (
+        # Saved references and every member's language (issue #14).
+        "ALTER TABLE tasks ADD COLUMN locale TEXT",
+        "ALTER TABLE tasks ADD COLUMN ref_name TEXT",
+        """
+        CREATE TABLE refs (
+            guild_id      INTEGER NOT NULL,
+            name_key      TEXT NOT NULL,
+            name          TEXT NOT NULL,
+            note          TEXT,
+            owner_id      INTEGER NOT NULL,
+            data          BLOB NOT NULL,
+            filename      TEXT NOT NULL,
+            content_type  TEXT NOT NULL,
+            created_at    REAL NOT NULL,
+            kie_url       TEXT,
+            kie_url_at    REAL,
+            PRIMARY KEY (guild_id, name_key)
+        )
+        """,
+    ),
 )
 SCHEMA_VERSION: Final = len(MIGRATIONS)

@@ -110,6 +110,8 @@ def full_task() -> Task:
         private=True,
         result_channel_id=2**62 + 11,
         parent_action=ParentAction.REFRAME,
+        locale="zh-CN",
+        ref_name="Captain Mira",
     )
 
 
