@@ -18,7 +18,7 @@ import asyncio
 import io
 import struct
 import warnings
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -321,6 +321,93 @@ def side_by_side(left: bytes, right: bytes) -> bytes:
     canvas.paste(scaled[0], (0, 0))
     canvas.paste(scaled[1], (scaled[0].width + COMPARE_GAP, 0))
     return _jpeg(canvas, 90)
+
+
+MAX_STITCHED: Final = 4
+STITCH_MAX_HEIGHT: Final = 1024  # px: each input's height in the composite, at most
+STITCH_BACKGROUND: Final = (255, 255, 255)  # the empty 4th cell of three, and letterboxing
+STITCH_QUALITY: Final = 92
+
+
+def stitch(images: Sequence[bytes]) -> PreparedImage:
+    """Several member images as one input for KIE (which takes one), in order: one image is
+    prepared as it is (prepare_input); two side by side; three or four in a 2×2 grid, left to
+    right then top to bottom (the cell of a missing 4th is left blank). Each is scaled to a
+    common height, at most STITCH_MAX_HEIGHT (the model works at about one megapixel), and the
+    whole within MAX_INPUT_SIDE and MAX_INPUT_PIXELS. Transparency is flattened onto white.
+
+    Raises ImageRejected if an image is not valid (validate each first to name the bad one) and
+    ValueError for no images or more than MAX_STITCHED.
+    """
+    if not 1 <= len(images) <= MAX_STITCHED:
+        raise ValueError(f"stitch takes 1 to {MAX_STITCHED} images, not {len(images)}")
+    if len(images) == 1:
+        return prepare_input(images[0])
+    decoded = []
+    for data in images:
+        img, _ = _decode(data)
+        with _strict():
+            decoded.append(_flatten(ImageOps.exif_transpose(img)))
+    height = min(max(img.height for img in decoded), STITCH_MAX_HEIGHT)
+    scaled = [_scaled_to_height(img, height) for img in decoded]
+    canvas = _side_by_side(scaled) if len(scaled) == 2 else _grid(scaled)
+    canvas = _within_input_limits(canvas)
+    data = _jpeg(canvas, STITCH_QUALITY)
+    quality = STITCH_QUALITY
+    while len(data) > MAX_INPUT_BYTES and quality > FIT_QUALITIES[-1]:
+        quality -= 5
+        data = _jpeg(canvas, quality)
+    return PreparedImage(
+        data=data,
+        content_type=CONTENT_TYPES["jpeg"],
+        extension=extension_for("jpeg"),
+        width=canvas.width,
+        height=canvas.height,
+        converted=True,
+    )
+
+
+def _scaled_to_height(img: Image.Image, height: int) -> Image.Image:
+    width = max(1, round(img.width * height / img.height))
+    if (width, height) == img.size:
+        return img
+    return img.resize((width, height), Image.Resampling.LANCZOS)
+
+
+def _side_by_side(scaled: Sequence[Image.Image]) -> Image.Image:
+    canvas = Image.new("RGB", (sum(img.width for img in scaled), scaled[0].height))
+    x = 0
+    for img in scaled:
+        canvas.paste(img, (x, 0))
+        x += img.width
+    return canvas
+
+
+def _grid(scaled: Sequence[Image.Image]) -> Image.Image:
+    """A 2×2 grid of equal cells (as wide as the widest image), each image centred in its own."""
+    cell_width = max(img.width for img in scaled)
+    cell_height = scaled[0].height
+    canvas = Image.new("RGB", (2 * cell_width, 2 * cell_height), STITCH_BACKGROUND)
+    for index, img in enumerate(scaled):
+        row, column = divmod(index, 2)
+        x = column * cell_width + (cell_width - img.width) // 2
+        canvas.paste(img, (x, row * cell_height))
+    return canvas
+
+
+def _within_input_limits(canvas: Image.Image) -> Image.Image:
+    """Scaled down (keeping its shape) to fit MAX_INPUT_SIDE and MAX_INPUT_PIXELS."""
+    width, height = canvas.size
+    scale = min(
+        1.0,
+        MAX_INPUT_SIDE / width,
+        MAX_INPUT_SIDE / height,
+        (MAX_INPUT_PIXELS / (width * height)) ** 0.5,
+    )
+    if scale >= 1.0:
+        return canvas
+    size = (max(1, int(width * scale)), max(1, int(height * scale)))
+    return canvas.resize(size, Image.Resampling.LANCZOS)
 
 
 def _flatten(img: Image.Image) -> Image.Image:

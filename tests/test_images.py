@@ -13,12 +13,17 @@ from PIL import Image
 from bot.images import (
     COMPARE_GAP,
     MAX_INPUT_BYTES,
+    MAX_INPUT_PIXELS,
+    MAX_INPUT_SIDE,
+    STITCH_BACKGROUND,
+    STITCH_MAX_HEIGHT,
     ImageRejected,
     fit_to_limit,
     prepare_input,
     probe,
     side_by_side,
     sniff,
+    stitch,
 )
 
 
@@ -328,3 +333,98 @@ def test_side_by_side_uses_displayed_orientation_and_flattens_alpha() -> None:
 def test_side_by_side_refuses_what_is_not_an_image() -> None:
     with pytest.raises(ImageRejected):
         side_by_side(b"not an image", encode(gradient(), "PNG"))
+
+
+# -- stitch ------------------------------------------------------------------------------
+
+RED, GREEN, BLUE, YELLOW = (220, 20, 20), (20, 200, 20), (20, 20, 220), (230, 220, 20)
+
+
+def flat(size: tuple[int, int], colour: tuple[int, int, int], fmt: str = "PNG") -> bytes:
+    return encode(Image.new("RGB", size, colour), fmt)
+
+
+def opened(data: bytes) -> Image.Image:
+    with Image.open(io.BytesIO(data)) as img:
+        return img.convert("RGB")
+
+
+def close_to(pixel: object, colour: tuple[int, int, int]) -> bool:
+    assert isinstance(pixel, tuple)
+    return all(abs(int(a) - b) <= 12 for a, b in zip(pixel, colour, strict=True))
+
+
+def test_stitch_of_one_image_is_that_image_as_prepared() -> None:
+    """One image goes to KIE as today: the member's PNG byte for byte."""
+    data = flat((50, 40), RED)
+    stitched = stitch([data])
+    assert (stitched.data, stitched.converted) == (data, False)
+
+
+def test_stitch_of_two_puts_them_side_by_side_at_a_common_height() -> None:
+    """Image 1 on the left, image 2 (smaller, another format) scaled up to image 1's height."""
+    stitched = stitch([flat((120, 100), RED), flat((30, 50), BLUE, "JPEG")])
+    composite = opened(stitched.data)
+    assert (stitched.width, stitched.height, stitched.content_type) == (180, 100, "image/jpeg")
+    assert composite.size == (180, 100)
+    assert close_to(composite.getpixel((60, 50)), RED)
+    assert close_to(composite.getpixel((150, 50)), BLUE)
+
+
+def test_stitch_of_four_is_a_grid_left_to_right_then_top_to_bottom() -> None:
+    inputs = [flat((64, 64), colour) for colour in (RED, GREEN, BLUE, YELLOW)]
+    composite = opened(stitch(inputs).data)
+    assert composite.size == (128, 128)
+    quadrants = [composite.getpixel(xy) for xy in ((32, 32), (96, 32), (32, 96), (96, 96))]
+    assert all(
+        close_to(pixel, colour)
+        for pixel, colour in zip(quadrants, (RED, GREEN, BLUE, YELLOW), strict=True)
+    )
+
+
+def test_stitch_of_three_leaves_the_fourth_cell_blank_and_centres_narrow_images() -> None:
+    """Cells are as wide as the widest image; a narrower one is centred in its cell."""
+    inputs = [flat((100, 50), RED), flat((50, 50), GREEN), flat((100, 50), BLUE)]
+    composite = opened(stitch(inputs).data)
+    assert composite.size == (200, 100)
+    assert close_to(composite.getpixel((110, 25)), STITCH_BACKGROUND)  # beside image 2
+    assert close_to(composite.getpixel((150, 25)), GREEN)
+    assert close_to(composite.getpixel((150, 75)), STITCH_BACKGROUND)  # the empty 4th cell
+
+
+def test_stitch_caps_the_common_height() -> None:
+    """Big photos are scaled down to STITCH_MAX_HEIGHT each: the model works at ~1 MP."""
+    stitched = stitch([flat((3000, 2000), RED, "JPEG"), flat((1000, 2000), BLUE, "JPEG")])
+    assert (stitched.width, stitched.height) == (2048, STITCH_MAX_HEIGHT)
+
+
+def test_stitch_keeps_the_composite_within_the_input_limits() -> None:
+    """Four panoramas side by side in a grid would be far wider than KIE takes: scaled down."""
+    panorama = flat((8000, 400), GREEN)
+    stitched = stitch([panorama] * 4)
+    assert stitched.width <= MAX_INPUT_SIDE and stitched.height <= MAX_INPUT_SIDE
+    assert stitched.width * stitched.height <= MAX_INPUT_PIXELS
+    assert len(stitched.data) <= MAX_INPUT_BYTES
+    assert abs(stitched.width / stitched.height - 20) < 0.1
+
+
+def test_stitch_flattens_transparency_and_turns_sideways_photos_upright() -> None:
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    sideways = encode(Image.new("RGB", (40, 20), BLUE), "JPEG", exif=exif)
+    clear = encode(Image.new("RGBA", (20, 40), (0, 0, 0, 0)), "PNG")
+    stitched = stitch([clear, sideways])
+    composite = opened(stitched.data)
+    assert (composite.size, close_to(composite.getpixel((10, 20)), (255, 255, 255))) == (
+        (40, 40),
+        True,
+    )
+
+
+def test_stitch_refuses_bad_images_and_bad_counts() -> None:
+    with pytest.raises(ImageRejected):
+        stitch([flat((10, 10), RED), b"not an image"])
+    with pytest.raises(ValueError):
+        stitch([])
+    with pytest.raises(ValueError):
+        stitch([flat((10, 10), RED)] * 5)
