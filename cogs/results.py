@@ -89,31 +89,8 @@ class EditButton(TaskButton, template=custom_ids.EDIT_TEMPLATE):
     make_id = staticmethod(custom_ids.edit_id)
 
     async def clicked(self, interaction: Interaction) -> None:
-        parent = await _owned_task(interaction, self.task_id)
-        if parent is None or await refused_for_permissions(interaction):
-            return
-        try:
-            source = interaction.client.service.result_as_input(parent)
-        except InputRejected as exc:
-            await send_ephemeral(interaction, exc.user_message)
-            return
-
-        async def on_prompt(modal_interaction: Interaction, prompt: str) -> None:
-            await submit_request(
-                modal_interaction,
-                kind=TaskKind.EDIT,
-                build=lambda: _edit_params(modal_interaction, parent, prompt),
-                input_image_url=source,
-                parent_task_id=parent.id,
-                parent_action=ParentAction.EDIT,
-            )
-
-        await interaction.response.send_modal(
-            PromptModal(
-                title="Edit this image",
-                on_prompt=on_prompt,
-                custom_id=custom_ids.modal_id(),
-            )
+        await _edit_result(
+            interaction, self.task_id, title="Edit this image", action=ParentAction.EDIT
         )
 
 
@@ -128,6 +105,45 @@ class CancelButton(TaskButton, template=custom_ids.CANCEL_TEMPLATE):
             return
         cancelled = await interaction.client.service.cancel_task(task.id)
         await send_ephemeral(interaction, CANCELLED if cancelled else NOT_CANCELLABLE)
+
+
+async def _edit_result(
+    interaction: Interaction,
+    task_id: str,
+    *,
+    title: str,
+    action: ParentAction,
+    aspect_ratio: str | None = None,
+    default: str | None = None,
+) -> None:
+    """Edit and Reframe: a prompt box, then an edit of the task's result (its KIE URL as the
+    input), in a new frame for Reframe. Owner or moderator only."""
+    parent = await _owned_task(interaction, task_id)
+    if parent is None or await refused_for_permissions(interaction):
+        return
+    try:
+        source = interaction.client.service.result_as_input(parent)
+    except InputRejected as exc:
+        await send_ephemeral(interaction, exc.user_message)
+        return
+
+    async def on_prompt(modal_interaction: Interaction, prompt: str) -> None:
+        await submit_request(
+            modal_interaction,
+            kind=TaskKind.EDIT,
+            build=lambda: _edit_params(
+                modal_interaction, parent, prompt, aspect_ratio=aspect_ratio
+            ),
+            input_image_url=source,
+            parent_task_id=parent.id,
+            parent_action=action,
+        )
+
+    await interaction.response.send_modal(
+        PromptModal(
+            title=title, on_prompt=on_prompt, custom_id=custom_ids.modal_id(), default=default
+        )
+    )
 
 
 def _edit_params(
@@ -173,32 +189,13 @@ class ReframeSelect(
         await self.chosen(kontext(interaction), self.item.values[0])
 
     async def chosen(self, interaction: Interaction, ratio: str) -> None:
-        parent = await _owned_task(interaction, self.task_id)
-        if parent is None or await refused_for_permissions(interaction):
-            return
-        try:
-            source = interaction.client.service.result_as_input(parent)
-        except InputRejected as exc:
-            await send_ephemeral(interaction, exc.user_message)
-            return
-
-        async def on_prompt(modal_interaction: Interaction, prompt: str) -> None:
-            await submit_request(
-                modal_interaction,
-                kind=TaskKind.EDIT,
-                build=lambda: _edit_params(modal_interaction, parent, prompt, aspect_ratio=ratio),
-                input_image_url=source,
-                parent_task_id=parent.id,
-                parent_action=ParentAction.REFRAME,
-            )
-
-        await interaction.response.send_modal(
-            PromptModal(
-                title=f"Reframe to {ratio}",
-                on_prompt=on_prompt,
-                custom_id=custom_ids.modal_id(),
-                default=REFRAME_PROMPT,
-            )
+        await _edit_result(
+            interaction,
+            self.task_id,
+            title=f"Reframe to {ratio}",
+            action=ParentAction.REFRAME,
+            aspect_ratio=ratio,
+            default=REFRAME_PROMPT,
         )
 
 
