@@ -343,13 +343,11 @@ def stitch(images: Sequence[bytes]) -> PreparedImage:
         raise ValueError(f"stitch takes 1 to {MAX_STITCHED} images, not {len(images)}")
     if len(images) == 1:
         return prepare_input(images[0])
-    decoded = []
-    for data in images:
-        img, _ = _decode(data)
-        with _strict():
-            decoded.append(_flatten(ImageOps.exif_transpose(img)))
-    height = min(max(img.height for img in decoded), STITCH_MAX_HEIGHT)
-    scaled = [_scaled_to_height(img, height) for img in decoded]
+    # Each is shrunk to the cap as soon as it is decoded: four 40-megapixel photos are never
+    # held at full size at once. Then the common height is the tallest one's.
+    capped = [_upright_at_most(data, STITCH_MAX_HEIGHT) for data in images]
+    height = max(img.height for img in capped)
+    scaled = [_scaled_to_height(img, height) for img in capped]
     canvas = _side_by_side(scaled) if len(scaled) == 2 else _grid(scaled)
     canvas = _within_input_limits(canvas)
     data = _jpeg(canvas, STITCH_QUALITY)
@@ -365,6 +363,13 @@ def stitch(images: Sequence[bytes]) -> PreparedImage:
         height=canvas.height,
         converted=True,
     )
+
+
+def _upright_at_most(data: bytes, height: int) -> Image.Image:
+    img, _ = _decode(data)
+    with _strict():
+        upright = _flatten(ImageOps.exif_transpose(img))
+    return _scaled_to_height(upright, height) if upright.height > height else upright
 
 
 def _scaled_to_height(img: Image.Image, height: int) -> Image.Image:
