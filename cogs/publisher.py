@@ -85,9 +85,7 @@ class DiscordPublisher:
         self._work = WorkSet()
         self._replies = Replies(client, clock)
         self._dms = DirectMessages(client, ledger, clock)
-        self._sets = SetMessages(
-            ledger, edit_reply=self._replies.edit, fetch_reply=self._replies.fetch, clock=clock
-        )
+        self._sets = SetMessages(ledger, self._replies, clock)
 
     # ---- status ---------------------------------------------------------------------------
 

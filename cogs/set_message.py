@@ -10,42 +10,22 @@ every call here.
 from __future__ import annotations
 
 import io
-from collections.abc import Awaitable, Callable, Sequence
-from typing import Any, Protocol
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import discord
 
 from bot.ledger import Task, TaskState, TaskStore
 from bot.status import StatusView, render_set_status
 from cogs.picks import set_actions
+from cogs.replies import Replies
 from cogs.result_message import attachment_task_id, status_embed
 
 
-class EditReply(Protocol):
-    async def __call__(
-        self,
-        task: Task,
-        *,
-        embed: discord.Embed,
-        content: str | None,
-        attachments: Sequence[discord.File | discord.Attachment] | None,
-        view: discord.ui.View | None = None,
-        allowed_mentions: discord.AllowedMentions | None = None,
-    ) -> int: ...
-
-
 class SetMessages:
-    def __init__(
-        self,
-        ledger: TaskStore,
-        *,
-        edit_reply: EditReply,
-        fetch_reply: Callable[[Task], Awaitable[discord.Message]],
-        clock: Callable[[], float],
-    ) -> None:
+    def __init__(self, ledger: TaskStore, replies: Replies, clock: Callable[[], float]) -> None:
         self._ledger = ledger
-        self._edit_reply = edit_reply
-        self._fetch_reply = fetch_reply
+        self._replies = replies
         self._clock = clock
         # Set id -> the tasks whose image is in the message (as this process last saw it).
         self._delivered: dict[str, set[str]] = {}
@@ -64,7 +44,7 @@ class SetMessages:
     async def post_image(self, task: Task, data: bytes, filename: str) -> int:
         """Add the image of `task` to the set's message; its id. The Publisher's exceptions."""
         members, _ = await self._members(task)
-        message = await self._fetch_reply(task)
+        message = await self._replies.fetch(task)
         present = _results_in(message)
         delivered = self._delivered.setdefault(self._key(task), set())
         delivered.update(present)
@@ -77,7 +57,7 @@ class SetMessages:
             elif member.id in present:
                 files.append(present[member.id])
         now_in = frozenset(delivered | {task.id} | _done(members))
-        await self._edit_reply(
+        await self._replies.edit(
             task,
             embed=self._embed(members, now_in),
             content=f"<@{task.requester_id}>",
@@ -92,7 +72,7 @@ class SetMessages:
     async def show_failure(self, task: Task) -> int:
         """Name the failed image in the set's message; the images there stay."""
         members, delivered = await self._members(task)
-        message_id = await self._edit_reply(
+        message_id = await self._replies.edit(
             task,
             embed=self._embed(members, delivered),
             content=None,
