@@ -1,13 +1,14 @@
 """The ledger interface: the one place that knows how tasks are stored.
 
 Every state change is written here before it is acted on. The interface is split by concern
-(TaskStore, InputStore, ModerationStore, MetaStore) so that each part of the bot depends on
-the smallest one it needs and a second backend can implement them one by one; `Ledger` is
-their union. SQLite implements it today (bot.ledger.sqlite).
+(TaskStore, InputStore, ModerationStore, MetaStore, RefStore) so that each part of the bot
+depends on the smallest one it needs and a second backend can implement them one by one;
+`Ledger` is their union. SQLite implements it today (bot.ledger.sqlite).
 """
 
 from __future__ import annotations
 
+import enum
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -31,6 +32,49 @@ class StoredInput:
     data: bytes
     filename: str
     content_type: str
+
+
+@dataclass(frozen=True)
+class Reference:
+    """A saved reference image of a server (/ref save), kept by the bot with its bytes, and
+    KIE's upload of it (`kie_url`, made at `kie_url_at`) while that lasts."""
+
+    guild_id: int
+    name: str
+    note: str | None
+    owner_id: int
+    data: bytes
+    filename: str
+    content_type: str
+    created_at: float
+    kie_url: str | None = None
+    kie_url_at: float | None = None
+
+    @property
+    def name_key(self) -> str:
+        return ref_key(self.name)
+
+
+@dataclass(frozen=True)
+class RefSummary:
+    """A reference as /ref list shows it: no bytes, only their size."""
+
+    name: str
+    note: str | None
+    owner_id: int
+    size: int
+    created_at: float
+
+
+class RefSaved(enum.Enum):
+    SAVED = "saved"
+    DUPLICATE = "duplicate"  # the server has a reference of that name (any case)
+    FULL = "full"  # the server is at its limit
+
+
+def ref_key(name: str) -> str:
+    """A reference's name as its server looks it up: any case is the same name."""
+    return name.casefold()
 
 
 @dataclass(frozen=True)
@@ -238,11 +282,41 @@ class ModerationStore(Protocol):
         ...
 
 
+class RefStore(Protocol):
+    """A server's saved reference images; names are unique per server in any case."""
+
+    async def save_ref(self, ref: Reference, *, limit: int) -> RefSaved:
+        """Keep `ref` unless its server already has one of that name or has `limit`."""
+        ...
+
+    async def get_ref(self, guild_id: int, name: str) -> Reference | None: ...
+
+    async def list_refs(self, guild_id: int) -> list[RefSummary]:
+        """The server's references by name."""
+        ...
+
+    async def ref_names(self, guild_id: int, search: str, *, limit: int) -> list[str]:
+        """Names of the server's references containing `search` (any case), by name."""
+        ...
+
+    async def delete_ref(self, guild_id: int, name: str) -> Reference | None:
+        """Delete a reference with its bytes; the deleted reference, or None."""
+        ...
+
+    async def ref_storage(self, guild_id: int | None = None) -> tuple[int, int]:
+        """How many references and how many bytes they hold: one server's, or all (None)."""
+        ...
+
+    async def set_ref_upload(self, guild_id: int, name: str, url: str, at: float) -> None:
+        """Remember KIE's upload of a reference (`at`: when it was made)."""
+        ...
+
+
 class TaskAndInputStore(TaskStore, InputStore, Protocol):
     """Tasks with their input images: what the runner and the request service work on."""
 
 
-class Ledger(TaskStore, InputStore, ModerationStore, MetaStore, Protocol):
+class Ledger(TaskStore, InputStore, ModerationStore, MetaStore, RefStore, Protocol):
     """Every store on one backend, opened and closed together (what the process wires up)."""
 
     async def open(self) -> None: ...

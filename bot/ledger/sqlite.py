@@ -1,7 +1,8 @@
 """The SQLite ledger: one aiosqlite connection, WAL journal, numbered migrations.
 
-Each concern is its own store (tasks, inputs, meta, moderation: bot.ledger.sqlite_*), all
-sharing the one connection and write lock of `SqliteConnection`; `SqliteLedger` is their union.
+Each concern is its own store (tasks, inputs, meta, moderation, references:
+bot.ledger.sqlite_*), all sharing the one connection and write lock of `SqliteConnection`;
+`SqliteLedger` is their union.
 """
 
 from __future__ import annotations
@@ -9,11 +10,14 @@ from __future__ import annotations
 from bot.ledger.sqlite_connection import BUSY_TIMEOUT_MS, SqliteConnection
 from bot.ledger.sqlite_inputs import SqliteInputStore, SqliteMetaStore
 from bot.ledger.sqlite_moderation import SqliteModerationStore
+from bot.ledger.sqlite_refs import SqliteRefStore
 from bot.ledger.sqlite_schema import MIGRATIONS, SCHEMA_VERSION
 from bot.ledger.sqlite_tasks import TASK_FIELDS, SqliteTaskStore
 
 
-class SqliteLedger(SqliteTaskStore, SqliteInputStore, SqliteModerationStore, SqliteMetaStore):
+class SqliteLedger(
+    SqliteTaskStore, SqliteInputStore, SqliteModerationStore, SqliteMetaStore, SqliteRefStore
+):
     """The `Ledger` backed by one SQLite file."""
 
 
@@ -27,5 +31,6 @@ __all__ = [
     "SqliteLedger",
     "SqliteMetaStore",
     "SqliteModerationStore",
+    "SqliteRefStore",
     "SqliteTaskStore",
 ]
