@@ -32,7 +32,14 @@ from bot.web import HealthSources, WebServer
 
 log = logging.getLogger(__name__)
 
-EXTENSIONS = ("cogs.generate", "cogs.results", "cogs.picks", "cogs.admin", "cogs.recall")
+EXTENSIONS = (
+    "cogs.generate",
+    "cogs.translate",
+    "cogs.results",
+    "cogs.picks",
+    "cogs.admin",
+    "cogs.recall",
+)
 COMMANDS_HASH_KEY = "commands_hash"
 DRAIN_SECONDS = 10.0  # at most this long for the poll loop's in-flight work to stop
 IN_FLIGHT_WAIT = 10.0  # at most this long for requests being taken (download, ledger write)

@@ -20,6 +20,7 @@ MEMBER_COMMANDS = {
     ("show", 1),
     ("history", 1),
     ("Edit with Flux Kontext", 3),
+    ("Translate text in image", 3),
 }
 DMS = {"ALLOW_DMS": "true", "DM_DAILY_CREDITS": "5"}  # one Pro image (5 credits) a day
 
