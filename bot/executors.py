@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Callable
 
 from bot import images
 from bot.config import Settings
@@ -25,7 +26,8 @@ from bot.kie import (
     SuccessFlag,
     TaskRecord,
 )
-from bot.ledger import InputStore, Task, TaskKind, TaskStore
+from bot.language import needs_translation
+from bot.ledger import InputStore, RefStore, Task, TaskKind, TaskStore
 from bot.lifecycle.events import (
     CreateAnswerLost,
     CreateRefused,
@@ -49,18 +51,28 @@ log = logging.getLogger(__name__)
 
 RESULT_MAX_BYTES = 50 * 1024 * 1024
 POLL_CONCURRENCY = 16
+UPLOAD_REUSE_WINDOW = 20 * 3600  # KIE keeps uploads at least 24 h
 
 
 class Submitter:
     """Submit: upload an edit's input image, then create the KIE task."""
 
     def __init__(
-        self, kie: KieClient, tasks: TaskStore, inputs: InputStore, settings: Settings
+        self,
+        kie: KieClient,
+        tasks: TaskStore,
+        inputs: InputStore,
+        settings: Settings,
+        *,
+        refs: RefStore | None = None,
+        clock: Callable[[], float] = time.time,
     ) -> None:
         self._kie = kie
         self._tasks = tasks
         self._inputs = inputs
         self._settings = settings
+        self._refs = refs
+        self._clock = clock
 
     async def submit(self, task: Task) -> Event:
         try:
@@ -76,6 +88,7 @@ class Submitter:
     def _request(self, task: Task, input_url: str | None) -> GenerateRequest:
         return GenerateRequest(
             prompt=task.params.prompt,
+            enable_translation=needs_translation(task.params.prompt),
             input_image=input_url,
             aspect_ratio=task.params.aspect_ratio,
             output_format=task.params.output_format,
@@ -91,6 +104,8 @@ class Submitter:
         if task.input_image_url:
             return task.input_image_url
         stored = await self._inputs.get_input(task.input_key)
+        if stored is None and task.ref_name is not None:
+            return await self._reference_url(task)
         if stored is None:
             raise _InputMissing
         ext = stored.filename.rsplit(".", 1)[-1] if "." in stored.filename else "png"
@@ -99,6 +114,27 @@ class Submitter:
         )
         await self._tasks.update(task.id, input_image_url=uploaded.download_url)
         return uploaded.download_url
+
+    async def _reference_url(self, task: Task) -> str:
+        """A saved reference alone is the input (/imagine ref:): KIE's upload of it while KIE
+        keeps it, else it is uploaded again and that upload remembered for the next task."""
+        if self._refs is None or task.guild_id is None or task.ref_name is None:
+            raise _InputMissing
+        ref = await self._refs.get_ref(task.guild_id, task.ref_name)
+        if ref is None:
+            raise _InputMissing
+        now = self._clock()
+        if ref.kie_url and ref.kie_url_at is not None and now - ref.kie_url_at < UPLOAD_REUSE_WINDOW:
+            url = ref.kie_url
+        else:
+            ext = ref.filename.rsplit(".", 1)[-1] if "." in ref.filename else "png"
+            uploaded = await self._kie.upload_file(
+                ref.data, f"{task.id}.{ext}", content_type=ref.content_type
+            )
+            url = uploaded.download_url
+            await self._refs.set_ref_upload(task.guild_id, ref.name, url, now)
+        await self._tasks.update(task.id, input_image_url=url)
+        return url
 
     def _callback_url(self, task: Task) -> str | None:
         base = self._settings.public_base_url

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import re
 import unicodedata
 
@@ -48,3 +49,15 @@ def check_tolerance(value: int, *, edit: bool) -> None:
     if not 0 <= value <= high:
         mode = "edits" if edit else "new images"
         raise InputRejected(f"`safety_tolerance` must be between 0 and {high} for {mode}.")
+
+
+def nearest_aspect_ratio(width: int, height: int) -> str:
+    """The supported ratio closest to an image's shape (compared as log ratios, so 2:1 is as far
+    from 1:1 as 1:2 is)."""
+    shape = math.log(width / height)
+
+    def distance(ratio: str) -> float:
+        w, h = ratio.split(":")
+        return abs(math.log(int(w) / int(h)) - shape)
+
+    return min(ASPECT_RATIOS, key=distance)

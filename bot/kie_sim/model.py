@@ -112,6 +112,7 @@ class SimTask:
     result_url: str | None = None
     origin_url: str | None = None
     input_size: tuple[int, int] | None = None
+    input_data: bytes | None = None  # the input image's bytes, exactly as fetched
     input_error: str | None = None
     noise: bool = False
     image: bytes | None = None

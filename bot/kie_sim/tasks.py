@@ -137,6 +137,7 @@ class TaskBoard:
             task.input_error = "The input image is not a valid image"
             return
         task.input_size = size
+        task.input_data = data
 
     def _timer_fired(self, task_id: str) -> None:
         self._timers.pop(task_id, None)

@@ -390,6 +390,19 @@ async def test_input_image_fetched_and_ratio_kept(api: Any, sim: KieSimulator) -
         assert im.size == (256, 171)
 
 
+async def test_input_image_bytes_are_kept_exactly_as_fetched(api: Any, sim: KieSimulator) -> None:
+    """The simulator records the input it received, so tests can check what KIE was sent."""
+    sent = png_bytes((40, 30))
+    status, up = await api.call(
+        "POST",
+        "/api/file-base64-upload",
+        json={"base64Data": base64.b64encode(sent).decode(), "uploadPath": "t"},
+    )
+    assert status == 200
+    task_id = await api.create(prompt="edit", inputImage=up["data"]["downloadUrl"])
+    assert (await finished(sim, task_id)).input_data == sent
+
+
 @pytest.mark.parametrize("kind", ["missing", "not_image", "refused"])
 async def test_input_image_failure_fails_task(api: Any, sim: KieSimulator, kind: str) -> None:
     """An unreachable or non-image inputImage fails the task (flag 3, errorCode 500)."""
