@@ -78,6 +78,7 @@ class Origin:
     upload_limit: int
     can_manage_messages: bool = False
     parent_id: int | None = None  # the channel a thread (or forum post) belongs to
+    locale: str | None = None  # the member's Discord locale: the language of the task's messages
 
 
 @dataclass(frozen=True)
@@ -441,6 +442,7 @@ def _new_task(
         upload_limit=origin.upload_limit,
         spoiler=admission.server.spoiler,
         private=admission.private,
+        locale=origin.locale,
     )
 
 

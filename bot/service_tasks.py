@@ -9,13 +9,13 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from bot import custom_ids, images
+from bot.executors import UPLOAD_REUSE_WINDOW
 from bot.ledger import ParentAction, StoredInput, Task, TaskAndInputStore, TaskKind, TaskState
 from bot.outcomes import Outcome
 from bot.runner import Runner
 from bot.validation import InputRejected
 
 RESULT_REUSE_WINDOW = 13 * 86400  # KIE keeps resultImageUrl 14 days
-UPLOAD_REUSE_WINDOW = 20 * 3600  # KIE keeps uploads at least 24 h
 
 
 class ExistingTasks:
@@ -45,11 +45,12 @@ class ExistingTasks:
         interaction: tuple[int, int, str],
         channel_id: int,
         reply_message_id: int,
+        locale: str | None = None,
     ) -> Task:
         """One image of a set, about to be posted alone as a result of its own in the click's
-        reply (`interaction`: application id, interaction id and token of the click). Nothing
-        goes to KIE and nothing is charged. Written DELIVERING with the picked result's URL, so
-        a restart before `delivered` posts it like any result."""
+        reply (`interaction`: application id, interaction id and token of the click), in the
+        clicker's `locale`. Nothing goes to KIE and nothing is charged. Written DELIVERING with
+        the picked result's URL, so a restart before `delivered` posts it like any result."""
         application_id, interaction_id, token = interaction
         now = self._clock()
         pick = picked.with_changes(
@@ -75,6 +76,7 @@ class ExistingTasks:
             result_channel_id=None,
             delivered_at=None,
             delivery_attempts=0,
+            locale=locale,
         )
         await self._ledger.insert(pick)
         return pick

@@ -74,6 +74,7 @@ async def post_pick(interaction: Interaction, picked: Task, attachment: discord.
         interaction=(origin.application_id, origin.interaction_id, origin.interaction_token),
         channel_id=origin.channel_id,
         reply_message_id=reply_id,
+        locale=origin.locale,
     )
     extension = attachment.filename.rsplit(".", 1)[-1]
     filename = result_filename(pick, extension, spoiler=attachment.is_spoiler())

@@ -59,6 +59,7 @@ def origin_of(interaction: Interaction) -> Origin:
         upload_limit=interaction.filesize_limit,
         can_manage_messages=interaction.permissions.manage_messages,
         parent_id=channel.parent_id if isinstance(channel, discord.Thread) else None,
+        locale=str(interaction.locale),
     )
 
 

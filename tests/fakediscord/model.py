@@ -120,6 +120,7 @@ class FakeUser:
     roles: list[int] = field(default_factory=list)
     bot: bool = False
     dms_closed: bool = False  # the member refuses DMs from the bot: sends there answer 50007
+    locale: str = "en-US"  # the Discord client's language: every interaction's `locale`
 
     def user_obj(self) -> dict[str, Any]:
         return {

@@ -1595,7 +1595,7 @@ class FakeDiscord:
             "token": f"fake-itoken-{iid}-{secrets.token_urlsafe(24)}",
             "version": 1,
             "channel_id": str(ch.id),
-            "locale": "en-US",
+            "locale": user.locale,
             "entitlements": [],
             "attachment_size_limit": (
                 attachment_size_limit
