@@ -11,6 +11,7 @@ from discord.ext import commands
 
 from bot import custom_ids
 from bot.flux import MODEL_NAMES
+from bot.i18n import N_
 from bot.ledger import TaskKind
 from bot.moderation.policy import MAX_COUNT
 from bot.validation import MAX_PROMPT_CHARS
@@ -36,7 +37,7 @@ ASPECT_CHOICES = [
 ]
 MODEL_CHOICES = [Choice(name=name, value=model) for model, name in MODEL_NAMES.items()]
 FORMAT_CHOICES = [Choice(name="JPEG", value="jpeg"), Choice(name="PNG", value="png")]
-CONTEXT_MENU_NAME = "Edit with Flux Kontext"
+CONTEXT_MENU_NAME = N_("Edit with Flux Kontext")
 
 _DESCRIBE = {
     "prompt": "What to draw (English works best)",
@@ -46,6 +47,9 @@ _DESCRIBE = {
     "enhance_prompt": "Let the model enrich your prompt (slower)",
     "count": f"How many images, 1 to {MAX_COUNT}, in one message (each costs its own credits)",
     "private": "Only you see the result",
+}
+_DESCRIBE_EDIT = _DESCRIBE | {
+    "prompt": "The change to make; name images by position: “put the hat from image 2 on image 1”",
 }
 
 
@@ -99,12 +103,15 @@ class Generate(commands.Cog):
         )
 
     @app_commands.command(
-        name="edit", description="Edit an image with a prompt, using Flux Kontext"
+        name="edit", description="Edit an image by instruction; add up to 3 more to combine them"
     )
     @app_commands.describe(
         image="The image to edit (PNG, JPEG or WebP; GIF/BMP/AVIF are converted)",
-        **_DESCRIBE,
+        **_DESCRIBE_EDIT,
         safety_tolerance="0 = strictest, 2 = most permissive for edits (default 2)",
+        image2="Image 2, placed right of image 1; the prompt can say “image 2”",
+        image3="Image 3: with 3 or 4 images they sit in a 2×2 grid, left to right, then down",
+        image4="Image 4, bottom right of the grid",
     )
     @app_commands.choices(
         aspect_ratio=ASPECT_CHOICES, model=MODEL_CHOICES, output_format=FORMAT_CHOICES
@@ -121,8 +128,12 @@ class Generate(commands.Cog):
         safety_tolerance: Range[int, 0, 2] | None = None,
         count: Range[int, 1, MAX_COUNT] | None = None,
         private: bool | None = None,
+        image2: discord.Attachment | None = None,
+        image3: discord.Attachment | None = None,
+        image4: discord.Attachment | None = None,
     ) -> None:
         service = self.bot.service
+        more = [(extra.url, extra.size) for extra in (image2, image3, image4) if extra is not None]
         await submit_request(
             interaction,
             kind=TaskKind.EDIT,
@@ -137,6 +148,7 @@ class Generate(commands.Cog):
             ),
             image_url=image.url,
             image_size=image.size,
+            more_images=more,
             count=count,
             private=private,
         )

@@ -4,19 +4,23 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Sequence
+from dataclasses import replace
 from typing import Any, cast
 
 import discord
 
+from bot import images
 from bot.images import MAX_INPUT_BYTES, PreparedImage
 from bot.ledger import ParentAction, TaskKind, TaskParams
-from bot.service import Origin, Refused
-from bot.validation import MAX_PROMPT_CHARS, InputRejected
+from bot.service import KontextService, Origin, Refused
+from bot.validation import MAX_PROMPT_CHARS, InputRejected, nearest_aspect_ratio
 from cogs.client import KontextBot, send_ephemeral
 
 log = logging.getLogger(__name__)
 
+# An input image: its URL and, when Discord says, its size in bytes.
+InputImage = tuple[str, int | None]
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".webp", ".gif", ".bmp", ".avif", ".tif", ".tiff")
 
 Interaction = discord.Interaction[KontextBot]
@@ -88,7 +92,7 @@ async def refused_for_permissions(interaction: Interaction) -> bool:
     return False
 
 
-def first_image_url(message: discord.Message) -> tuple[str, int | None] | None:
+def first_image_url(message: discord.Message) -> InputImage | None:
     """The first image attachment (or image embed) of a message: its URL and size if known."""
     for attachment in message.attachments:
         content_type = (attachment.content_type or "").split(";")[0]
@@ -101,6 +105,40 @@ def first_image_url(message: discord.Message) -> tuple[str, int | None] | None:
             if media.url:
                 return media.url, None
     return None
+
+
+def numbered(number: int, total: int, message: str) -> str:
+    """A refusal about one of several images names it: "Image 2: …"."""
+    return message if total == 1 else f"Image {number}: {message}"
+
+
+def check_sizes(inputs: Sequence[InputImage]) -> None:
+    """Before anything is spent: refuse an image Discord says is over the input limit."""
+    for number, (_, size) in enumerate(inputs, start=1):
+        if size is not None and size > MAX_INPUT_BYTES:
+            too_large = f"The image is larger than {MAX_INPUT_BYTES // (1024 * 1024)} MB."
+            raise InputRejected(numbered(number, len(inputs), too_large))
+
+
+async def fetch_inputs(
+    service: KontextService, inputs: Sequence[InputImage], params: TaskParams
+) -> tuple[PreparedImage, TaskParams]:
+    """Download and validate each image in order (a refusal names it), then stitch them into
+    KIE's one input image. Of several, the result's shape is image 1's nearest ratio (not the
+    composite's) unless the member chose one."""
+    prepared: list[PreparedImage] = []
+    for number, (url, _) in enumerate(inputs, start=1):
+        try:
+            prepared.append(await service.fetch_input(url))
+        except InputRejected as exc:
+            raise InputRejected(numbered(number, len(inputs), exc.user_message)) from None
+    if len(prepared) == 1:
+        return prepared[0], params
+    stitched = await images.in_worker(images.stitch, [image.data for image in prepared])
+    if params.aspect_ratio is None:
+        first = prepared[0]
+        params = replace(params, aspect_ratio=nearest_aspect_ratio(first.width, first.height))
+    return stitched, params
 
 
 async def submit_request(interaction: Interaction, **options: Any) -> None:
@@ -116,6 +154,7 @@ async def _take_request(
     build: Callable[[], TaskParams],
     image_url: str | None = None,
     image_size: int | None = None,
+    more_images: Sequence[InputImage] = (),  # /edit's image2..4, stitched after image_url
     input_image_url: str | None = None,
     parent_task_id: str | None = None,
     parent_action: ParentAction | None = None,
@@ -130,11 +169,11 @@ async def _take_request(
     Every refusal is ephemeral and costs nothing: no task, no KIE call, no cooldown.
     """
     service = interaction.client.service
+    inputs = [(image_url, image_size), *more_images] if image_url is not None else []
     try:
         service.check_bot_permissions(missing_app_permissions(interaction))
         params = build()
-        if image_size is not None and image_size > MAX_INPUT_BYTES:
-            raise InputRejected(f"The image is larger than {MAX_INPUT_BYTES // (1024 * 1024)} MB.")
+        check_sizes(inputs)
         origin = origin_of(interaction)
         admission = await service.admit(origin, private=private, parent_task_id=parent_task_id)
         image_count = service.images_for(admission, count)
@@ -146,9 +185,9 @@ async def _take_request(
     if reply_id is None:
         return
     image = prepared_image
-    if image_url is not None:
+    if inputs:
         try:
-            image = await service.fetch_input(image_url)
+            image, params = await fetch_inputs(service, inputs, params)
         except InputRejected as exc:
             await _withdraw(interaction, exc.user_message)
             return
