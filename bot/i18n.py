@@ -66,6 +66,14 @@ def has_catalogue(locale: str) -> bool:
     return isinstance(_translations(catalogue_language(locale)), gettext.GNUTranslations)
 
 
+def translated(locale: str | None, msgid: str, *, context: str | None = None) -> str | None:
+    """The catalogue's translation of `msgid` (under a gettext `context`), or None when the
+    locale reads English or the catalogue has none. Unformatted: for the command tree."""
+    translations = _translations(catalogue_language(locale))
+    text = translations.pgettext(context, msgid) if context else translations.gettext(msgid)
+    return None if text == msgid else text
+
+
 class Renderable(Protocol):
     def render(self, locale: str | None) -> str: ...
 

@@ -18,17 +18,20 @@ from discord import app_commands
 from discord.ext import commands
 
 from bot.config import Settings
+from bot.i18n import Message, Text, render
 from bot.kie import KieClient, KieError
 from bot.ledger import Ledger
 from bot.loop_lag import LagMonitor
 from bot.metrics import Metrics
 from bot.moderation import Moderation
 from bot.ports import ModLogSink, Publisher
+from bot.refs import References
 from bot.runner import Runner
 from bot.scheduler import Scheduler
 from bot.service import KontextService
 from bot.supervisor import Supervisor, backoff_delay
 from bot.web import HealthSources, WebServer
+from cogs.command_catalogue import CatalogueTranslator
 
 log = logging.getLogger(__name__)
 
@@ -39,6 +42,7 @@ EXTENSIONS = (
     "cogs.picks",
     "cogs.admin",
     "cogs.recall",
+    "cogs.refs",
 )
 COMMANDS_HASH_KEY = "commands_hash"
 DRAIN_SECONDS = 10.0  # at most this long for the poll loop's in-flight work to stop
@@ -176,10 +180,11 @@ class KontextTree(app_commands.CommandTree["KontextBot"]):
     async def on_error(
         self, interaction: discord.Interaction[KontextBot], error: app_commands.AppCommandError
     ) -> None:
+        message: Text
         if isinstance(error, app_commands.CheckFailure):
-            message = "You don't have permission to use this command."
+            message = Text("You don't have permission to use this command.")
         elif isinstance(error, app_commands.TransformerError):
-            message = "One of the options has a value the bot doesn't understand."
+            message = Text("One of the options has a value the bot doesn't understand.")
         else:
             command = interaction.command.qualified_name if interaction.command else "?"
             log.error(
@@ -189,13 +194,17 @@ class KontextTree(app_commands.CommandTree["KontextBot"]):
                 interaction.guild_id,
                 exc_info=error,
             )
-            message = "Something went wrong on the bot's side. Please try again."
+            message = Text("Something went wrong on the bot's side. Please try again.")
         await send_ephemeral(interaction, message)
 
 
-async def send_ephemeral(interaction: discord.Interaction[discord.Client], message: str) -> None:
+async def send_ephemeral(
+    interaction: discord.Interaction[discord.Client], message: Message
+) -> None:
     """Answer privately, whether or not the interaction was already answered (then as a
-    followup). The one way the bot answers a member privately; mentions in it never ping."""
+    followup), in the member's language. The one way the bot answers a member privately;
+    mentions in it never ping."""
+    message = render(message, str(interaction.locale))
     try:
         if interaction.response.is_done():
             await interaction.followup.send(message, ephemeral=True, allowed_mentions=NO_PINGS)
@@ -250,6 +259,7 @@ class KontextBot(commands.Bot):
             metrics=metrics,
             moderation=self.moderation,
         )
+        self.refs = References(ledger, self.moderation)
         self.web = self._web_server()
         self._closing = False
         self._closing_now = asyncio.Event()
@@ -271,6 +281,7 @@ class KontextBot(commands.Bot):
             metrics=self.metrics,
             hooks=self.moderation,
             supervisor=self.supervisor,
+            refs=self.ledger,
         )
         self.delivery.status_context = runner.status_context
         return runner
@@ -352,6 +363,7 @@ class KontextBot(commands.Bot):
 
     async def setup_hook(self) -> None:
         self._set_up = True
+        await self.tree.set_translator(CatalogueTranslator())
         for extension in EXTENSIONS:
             await self.load_extension(extension)
         if self.sync_only:
@@ -381,9 +393,16 @@ class KontextBot(commands.Bot):
         log.info("KIE callback for task %s (code %s)", task_id, code)
         self.runner.nudge(task_id)
 
-    def commands_digest(self) -> str:
+    async def commands_digest(self) -> str:
+        """A hash of the tree as it would be synced, its localisations included."""
+        translator = self.tree.translator
         payload = sorted(
-            (command.to_dict(self.tree) for command in self.tree.get_commands()),
+            [
+                await command.get_translated_payload(self.tree, translator)
+                if translator
+                else command.to_dict(self.tree)
+                for command in self.tree.get_commands()
+            ],
             key=lambda c: (c.get("type", 1), c["name"]),
         )
         guild = self.settings.dev_guild_id
@@ -396,7 +415,7 @@ class KontextBot(commands.Bot):
         Returns the number of commands synced, -1 when nothing had to be done, None on failure.
         """
         guild_id = guild_id or self.settings.dev_guild_id
-        digest = self.commands_digest()
+        digest = await self.commands_digest()
         key = f"{COMMANDS_HASH_KEY}:{guild_id or 'global'}"
         if not force and await self.ledger.get_meta(key) == digest:
             log.info("command set unchanged since the last sync; not syncing")

@@ -12,6 +12,7 @@ from discord import app_commands
 from discord.ext import commands
 
 from bot import custom_ids
+from bot.i18n import N_, tr
 from bot.image_text import (
     MAX_LANGUAGE_CHARS,
     TRANSLATE_MODEL,
@@ -36,8 +37,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-TRANSLATE_MENU_NAME = "Translate text in image"
-NO_IMAGE = "That message has no image to translate. Pick a message with an image attached."
+TRANSLATE_MENU_NAME = N_("Translate text in image")
+NO_IMAGE = N_("That message has no image to translate. Pick a message with an image attached.")
 
 
 class LanguageModal(discord.ui.Modal):
@@ -51,7 +52,7 @@ class LanguageModal(discord.ui.Modal):
         on_language: Callable[[Interaction, str], Coroutine[Any, Any, None]],
     ) -> None:
         super().__init__(
-            title=TRANSLATE_MENU_NAME, timeout=15 * 60, custom_id=custom_ids.modal_id()
+            title=tr(locale, TRANSLATE_MENU_NAME), timeout=15 * 60, custom_id=custom_ids.modal_id()
         )
         own = language_of_locale(locale)
         self.listed: discord.ui.Select[LanguageModal] = discord.ui.Select(
@@ -65,15 +66,15 @@ class LanguageModal(discord.ui.Modal):
         )
         self.typed: discord.ui.TextInput[LanguageModal] = discord.ui.TextInput(
             custom_id="other",
-            placeholder="e.g. Latin, Catalan, Hebrew",
+            placeholder=tr(locale, "e.g. Latin, Catalan, Hebrew"),
             max_length=MAX_LANGUAGE_CHARS,
             required=False,
         )
-        self.add_item(discord.ui.Label(text="Language", component=self.listed))
+        self.add_item(discord.ui.Label(text=tr(locale, "Language"), component=self.listed))
         self.add_item(
             discord.ui.Label(
-                text="Other language",
-                description="Not in the list? Type it here (this wins over the list).",
+                text=tr(locale, "Other language"),
+                description=tr(locale, "Not in the list? Type it here (this wins over the list)."),
                 component=self.typed,
             )
         )
@@ -92,7 +93,10 @@ class LanguageModal(discord.ui.Modal):
     ) -> None:
         log.error("language modal failed (user %s)", interaction.user.id, exc_info=error)
         await send_ephemeral(
-            interaction, "Something went wrong on the bot's side. Please try again."
+            interaction,
+            tr(
+                str(interaction.locale), "Something went wrong on the bot's side. Please try again."
+            ),
         )
 
 
@@ -114,7 +118,7 @@ class TranslateText(commands.Cog):
             return
         found = first_image_url(message)
         if found is None:
-            await send_ephemeral(interaction, NO_IMAGE)
+            await send_ephemeral(interaction, tr(str(interaction.locale), NO_IMAGE))
             return
         url, size = found
         service = self.bot.service

@@ -21,6 +21,7 @@ from urllib.parse import quote
 
 from aiohttp import BodyPartReader, WSMsgType, web
 
+from .command_limits import check_command_texts
 from .conversation import Conversation, MessageView, iter_components
 from .limits import (
     Errors,
@@ -917,6 +918,7 @@ class FakeDiscord:
         errors: Errors = {}
         for i, cmd in enumerate(body):
             errors.update(validate_command(cmd, [i]))
+            check_command_texts(errors, [i], cmd)
         self._raise_invalid(errors)
         out = []
         for cmd in body:
