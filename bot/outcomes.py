@@ -7,6 +7,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Final
 
+from bot.i18n import N_
 from bot.kie.errors import (
     ERROR_BY_CODE,
     KieAuthError,
@@ -48,40 +49,42 @@ class Failure:
     rerollable: bool = True
 
 
+# English msgids of the catalogues: a failure stores one, and it is shown in the task's language
+# (bot.status.failure_text).
 MESSAGES: dict[Outcome, str] = {
-    Outcome.CONTENT_POLICY: (
+    Outcome.CONTENT_POLICY: N_(
         "KIE's content filter flagged the prompt or the image. Try rewording the prompt."
     ),
-    Outcome.OUT_OF_CREDITS: (
+    Outcome.OUT_OF_CREDITS: N_(
         "The bot is out of KIE credits, so no image could be made. "
         "The bot's operator needs to top up the account; nothing was charged to you."
     ),
-    Outcome.MISCONFIGURED: (
+    Outcome.MISCONFIGURED: N_(
         "The bot's KIE API key was refused. The bot's operator needs to fix its configuration."
     ),
-    Outcome.MAINTENANCE: "KIE is under maintenance right now. Please try again later.",
-    Outcome.INTERNAL_ERROR: (
+    Outcome.MAINTENANCE: N_("KIE is under maintenance right now. Please try again later."),
+    Outcome.INTERNAL_ERROR: N_(
         "KIE had an internal error, and retrying didn't help. Please try again later."
     ),
-    Outcome.GENERATION_FAILED: "KIE could not generate this image. Press Re-roll to try again.",
-    Outcome.INVALID_PARAMETERS: "KIE refused the request's parameters.",
-    Outcome.TIMED_OUT: "KIE did not finish this image in time. Press Re-roll to try again.",
-    Outcome.INPUT_UNAVAILABLE: "The input image could not be sent to KIE. Please try again.",
-    Outcome.RESULT_UNAVAILABLE: "The finished image could not be downloaded from KIE.",
-    Outcome.CANNOT_POST: "The image was made, but the bot may not post in this channel.",
-    Outcome.SHUTDOWN: "The bot was shutting down.",
-    Outcome.NO_ANSWER: (
+    Outcome.GENERATION_FAILED: N_("KIE could not generate this image. Press Re-roll to try again."),
+    Outcome.INVALID_PARAMETERS: N_("KIE refused the request's parameters."),
+    Outcome.TIMED_OUT: N_("KIE did not finish this image in time. Press Re-roll to try again."),
+    Outcome.INPUT_UNAVAILABLE: N_("The input image could not be sent to KIE. Please try again."),
+    Outcome.RESULT_UNAVAILABLE: N_("The finished image could not be downloaded from KIE."),
+    Outcome.CANNOT_POST: N_("The image was made, but the bot may not post in this channel."),
+    Outcome.SHUTDOWN: N_("The bot was shutting down."),
+    Outcome.NO_ANSWER: N_(
         "KIE did not answer in time, so the bot can't tell whether the request went through. "
         "Press Re-roll to try again."
     ),
-    Outcome.CANCELLED: (
+    Outcome.CANCELLED: N_(
         "You cancelled this task before it was sent to KIE. Your credits were given back."
     ),
-    Outcome.TOO_LATE: (
+    Outcome.TOO_LATE: N_(
         "The image could not be delivered in time: outside servers the bot can only answer "
         "within 15 minutes of a command. Your credits were given back; please try again."
     ),
-    Outcome.DM_CLOSED: (
+    Outcome.DM_CLOSED: N_(
         "Your private image took longer than 15 minutes, so it had to come by direct message, "
         "but your DMs are closed to the bot. Your credits were given back; please try again."
     ),

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Final
 
 from bot.flux import MODEL_NAMES
+from bot.i18n import N_, tr
 from bot.ledger.models import Task, TaskKind, TaskState
 
 ZWSP: Final = "\u200b"
@@ -32,9 +33,9 @@ STATE_COLORS: Final[dict[TaskState, int]] = {
 DEFAULT_IMAGINE_RATIO: Final = "16:9"
 # bot.outcomes.Outcome.CANCELLED's value (this layer sits below bot.outcomes; a test ties them).
 CANCELLED: Final = "cancelled"
-GENERIC_FAILURE: Final = "Something went wrong while making this image."
+GENERIC_FAILURE: Final = N_("Something went wrong while making this image.")
 # A private reply is reachable for the interaction's 15 minutes only; then a DM brings it.
-PRIVATE_NOTE: Final = (
+PRIVATE_NOTE: Final = N_(
     "Only you can see this. If the image takes longer than 15 minutes, it comes to you "
     "by direct message."
 )
@@ -62,42 +63,86 @@ def render_status(
     estimate: float | None = None,
     retry_at: float | None = None,
 ) -> StatusView:
-    """The status of `task` at time `now` (unix seconds)."""
-    state = task.state
+    """The status of `task` at time `now` (unix seconds), in the task's language."""
+    locale = task.locale
     lines: list[str] = []
-    if state is TaskState.QUEUED:
-        title = "Queued" if queue_position is None else f"Queued — position {queue_position}"
-        if retry_at is not None:
-            lines.append(f"KIE is busy; retrying <t:{math.ceil(retry_at)}:R>")
-    elif state is TaskState.SUBMITTING:
-        title = "Sending to KIE…"
-    elif state is TaskState.GENERATING:
-        started = task.submitted_at if task.submitted_at is not None else task.created_at
-        elapsed = max(0.0, now - started)
-        title = f"Generating — {format_duration(elapsed)} elapsed"
-        if estimate is not None:
-            title += f" · usually about {format_duration(estimate)}"
-            if elapsed > estimate:
-                title += ", taking longer than usual"
-    elif state is TaskState.DELIVERING:
-        title = "Posting the image…"
-    elif state is TaskState.DONE:
-        finished = task.delivered_at or task.completed_at or task.updated_at
-        title = f"Done in {format_duration(max(0.0, finished - task.created_at))}"
-    else:
-        title = "Cancelled" if task.error_code == CANCELLED else "Failed"
-        lines.append(task.error_message or GENERIC_FAILURE)
-
-    lines.append(f"**Prompt:** {prompt_excerpt(task.params.prompt)}")
-    lines.append(f"**Model:** {_model_name(task.params.model)} · **Aspect ratio:** {_ratio(task)}")
+    title = _title(task, now=now, queue_position=queue_position, estimate=estimate)
+    if task.state is TaskState.QUEUED and retry_at is not None:
+        lines.append(
+            tr(locale, "KIE is busy; retrying {when}", when=f"<t:{math.ceil(retry_at)}:R>")
+        )
+    elif task.state is TaskState.FAILED:
+        lines.append(failure_text(task))
+    lines.extend(_details(task))
     if task.private and not task.terminal:
-        lines.append(PRIVATE_NOTE)
+        lines.append(tr(locale, PRIVATE_NOTE))
     return StatusView(
         title=title,
         body="\n".join(lines),
-        color=STATE_COLORS[state],
-        footer=f"Task {task.id}",
+        color=STATE_COLORS[task.state],
+        footer=tr(locale, "Task {id}", id=task.id),
     )
+
+
+def _title(task: Task, *, now: float, queue_position: int | None, estimate: float | None) -> str:
+    locale, state = task.locale, task.state
+    if state is TaskState.QUEUED:
+        if queue_position is None:
+            return tr(locale, "Queued")
+        return tr(locale, "Queued — position {position}", position=queue_position)
+    if state is TaskState.SUBMITTING:
+        return tr(locale, "Sending to KIE…")
+    if state is TaskState.GENERATING:
+        started = task.submitted_at if task.submitted_at is not None else task.created_at
+        elapsed = max(0.0, now - started)
+        took = format_duration(elapsed, locale)
+        if estimate is None:
+            return tr(locale, "Generating — {elapsed} elapsed", elapsed=took)
+        usual = format_duration(estimate, locale)
+        if elapsed > estimate:
+            return tr(
+                locale,
+                "Generating — {elapsed} elapsed · usually about {estimate}, "
+                "taking longer than usual",
+                elapsed=took,
+                estimate=usual,
+            )
+        return tr(
+            locale,
+            "Generating — {elapsed} elapsed · usually about {estimate}",
+            elapsed=took,
+            estimate=usual,
+        )
+    if state is TaskState.DELIVERING:
+        return tr(locale, "Posting the image…")
+    if state is TaskState.DONE:
+        finished = task.delivered_at or task.completed_at or task.updated_at
+        took = format_duration(max(0.0, finished - task.created_at), locale)
+        return tr(locale, "Done in {duration}", duration=took)
+    return tr(locale, "Cancelled") if task.error_code == CANCELLED else tr(locale, "Failed")
+
+
+def failure_text(task: Task) -> str:
+    """Why the task failed, in its language: the stored message is an outcome's English text
+    (bot.outcomes.MESSAGES, the catalogue's msgid); anything else is shown as it is."""
+    message = task.error_message or GENERIC_FAILURE
+    if "{" in message or "}" in message:
+        return message
+    return tr(task.locale, message)
+
+
+def _details(task: Task) -> list[str]:
+    """The prompt, model and aspect ratio lines."""
+    locale = task.locale
+    return [
+        tr(locale, "**Prompt:** {prompt}", prompt=prompt_excerpt(task.params.prompt)),
+        tr(
+            locale,
+            "**Model:** {model} · **Aspect ratio:** {ratio}",
+            model=_model_name(task.params.model),
+            ratio=_ratio(task),
+        ),
+    ]
 
 
 def render_set_status(
@@ -110,43 +155,55 @@ def render_set_status(
     """The status of a set (`tasks`, in their order): how many of its images are in the
     message (`delivered`: their task ids), each failure named, and what the rest are doing."""
     first = tasks[0]
-    size = len(tasks)
-    ready = sum(1 for t in tasks if t.id in delivered)
+    locale = first.locale
     failed = [t for t in tasks if t.state is TaskState.FAILED]
     pending = [t for t in tasks if t.id not in delivered and not t.terminal]
-    if not pending and not ready:
-        cancelled = all(t.error_code == CANCELLED for t in failed)
-        title = "Cancelled" if cancelled else "No image could be made"
-        color = STATE_COLORS[TaskState.FAILED]
-    elif not pending:
-        title = f"{size} images ready" if ready == size else f"{ready} of {size} ready"
-        color = STATE_COLORS[TaskState.DONE]
-    else:
-        title = f"{ready} of {size} ready" if ready else f"Making {size} images…"
-        color = STATE_COLORS[min((t.state for t in pending), key=_STATE_ORDER.index)]
-    lines = [
-        f"Image {t.set_index}: "
-        + ("cancelled" if t.error_code == CANCELLED else "failed")
-        + f" — {t.error_message or GENERIC_FAILURE}"
-        for t in failed
-    ]
+    title, color = _set_title(tasks, delivered=delivered, pending=pending)
+    lines = [_set_failure_line(t) for t in failed]
     if pending:
-        lines.append(_pending_line(pending, now=now, estimate=estimate))
-    lines.append(f"**Prompt:** {prompt_excerpt(first.params.prompt)}")
-    lines.append(
-        f"**Model:** {_model_name(first.params.model)} · **Aspect ratio:** {_ratio(first)}"
-    )
+        lines.append(_pending_line(pending, now=now, estimate=estimate, locale=locale))
+    lines.extend(_details(first))
     if first.private and pending:
-        lines.append(PRIVATE_NOTE)
-    return StatusView(
-        title=title, body="\n".join(lines), color=color, footer=f"Set {first.set_id or first.id}"
-    )
+        lines.append(tr(locale, PRIVATE_NOTE))
+    footer = tr(locale, "Set {id}", id=first.set_id or first.id)
+    return StatusView(title=title, body="\n".join(lines), color=color, footer=footer)
+
+
+def _set_failure_line(task: Task) -> str:
+    why = failure_text(task)
+    if task.error_code == CANCELLED:
+        return tr(task.locale, "Image {index}: cancelled — {why}", index=task.set_index, why=why)
+    return tr(task.locale, "Image {index}: failed — {why}", index=task.set_index, why=why)
+
+
+def _set_title(
+    tasks: Sequence[Task], *, delivered: frozenset[str], pending: Sequence[Task]
+) -> tuple[str, int]:
+    locale = tasks[0].locale
+    size = len(tasks)
+    ready = sum(1 for t in tasks if t.id in delivered)
+    if not pending and not ready:
+        cancelled = all(t.error_code == CANCELLED for t in tasks if t.state is TaskState.FAILED)
+        title = tr(locale, "Cancelled") if cancelled else tr(locale, "No image could be made")
+        return title, STATE_COLORS[TaskState.FAILED]
+    if not pending and ready == size:
+        return tr(locale, "{size} images ready", size=size), STATE_COLORS[TaskState.DONE]
+    if not pending:
+        title = tr(locale, "{ready} of {size} ready", ready=ready, size=size)
+        return title, STATE_COLORS[TaskState.DONE]
+    if ready:
+        title = tr(locale, "{ready} of {size} ready", ready=ready, size=size)
+    else:
+        title = tr(locale, "Making {size} images…", size=size)
+    return title, STATE_COLORS[min((t.state for t in pending), key=_STATE_ORDER.index)]
 
 
 _STATE_ORDER: Final = list(TaskState)
 
 
-def _pending_line(pending: Sequence[Task], *, now: float, estimate: float | None) -> str:
+def _pending_line(
+    pending: Sequence[Task], *, now: float, estimate: float | None, locale: str | None
+) -> str:
     """What the images still to come are doing: 'Images 2, 4: generating — 12 s elapsed'."""
     by_state: dict[TaskState, list[Task]] = {}
     for task in pending:
@@ -154,23 +211,35 @@ def _pending_line(pending: Sequence[Task], *, now: float, estimate: float | None
     parts = []
     for state, group in by_state.items():
         numbers = ", ".join(str(t.set_index) for t in group)
-        label = f"Image {numbers}" if len(group) == 1 else f"Images {numbers}"
-        parts.append(f"{label}: {_SET_STATE_WORDS[state]}")
+        words = tr(locale, _SET_STATE_WORDS[state])
+        if len(group) == 1:
+            parts.append(tr(locale, "Image {numbers}: {state}", numbers=numbers, state=words))
+        else:
+            parts.append(tr(locale, "Images {numbers}: {state}", numbers=numbers, state=words))
     generating = [t for t in pending if t.state is TaskState.GENERATING]
     if generating:
         started = min(t.submitted_at or t.created_at for t in generating)
-        elapsed = f"{format_duration(max(0.0, now - started))} elapsed"
-        if estimate is not None:
-            elapsed += f", usually about {format_duration(estimate)}"
-        parts.append(elapsed)
+        elapsed = format_duration(max(0.0, now - started), locale)
+        if estimate is None:
+            parts.append(tr(locale, "{elapsed} elapsed", elapsed=elapsed))
+        else:
+            usual = format_duration(estimate, locale)
+            parts.append(
+                tr(
+                    locale,
+                    "{elapsed} elapsed, usually about {estimate}",
+                    elapsed=elapsed,
+                    estimate=usual,
+                )
+            )
     return " · ".join(parts)
 
 
 _SET_STATE_WORDS: Final = {
-    TaskState.QUEUED: "queued",
-    TaskState.SUBMITTING: "sending to KIE",
-    TaskState.GENERATING: "generating",
-    TaskState.DELIVERING: "posting",
+    TaskState.QUEUED: N_("queued"),
+    TaskState.SUBMITTING: N_("sending to KIE"),
+    TaskState.GENERATING: N_("generating"),
+    TaskState.DELIVERING: N_("posting"),
 }
 
 
@@ -181,7 +250,7 @@ def _model_name(model: str) -> str:
 def _ratio(task: Task) -> str:
     if task.params.aspect_ratio:
         return prompt_excerpt(task.params.aspect_ratio, 20)
-    return "input's ratio" if task.kind is TaskKind.EDIT else DEFAULT_IMAGINE_RATIO
+    return tr(task.locale, "input's ratio") if task.kind is TaskKind.EDIT else DEFAULT_IMAGINE_RATIO
 
 
 def estimate_duration(durations: Sequence[float]) -> float | None:
@@ -192,18 +261,19 @@ def estimate_duration(durations: Sequence[float]) -> float | None:
     return float(statistics.median(usable))
 
 
-def format_duration(seconds: float) -> str:
-    """'8 s', '1 min 05 s', '2 h 03 min' (rounded to the second; negatives count as 0)."""
+def format_duration(seconds: float, locale: str | None = None) -> str:
+    """'8 s', '1 min 05 s', '2 h 03 min' (rounded to the second; negatives count as 0), in
+    `locale`'s language."""
     if not math.isfinite(seconds):
         return "—"
     total = max(0, math.floor(seconds + 0.5))
     if total < 60:
-        return f"{total} s"
+        return tr(locale, "{seconds} s", seconds=total)
     minutes, secs = divmod(total, 60)
     if minutes < 60:
-        return f"{minutes} min {secs:02d} s"
+        return tr(locale, "{minutes} min {seconds} s", minutes=minutes, seconds=f"{secs:02d}")
     hours, minutes = divmod(minutes, 60)
-    return f"{hours} h {minutes:02d} min"
+    return tr(locale, "{hours} h {minutes} min", hours=hours, minutes=f"{minutes:02d}")
 
 
 def prompt_excerpt(prompt: str, limit: int = 200) -> str:

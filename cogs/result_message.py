@@ -12,6 +12,7 @@ import discord
 
 from bot import custom_ids
 from bot.flux import model_name
+from bot.i18n import tr
 from bot.ledger import ParentAction, Task, TaskKind, TaskState
 from bot.recall import message_link
 from bot.status import StatusView, format_duration, prompt_excerpt
@@ -46,40 +47,53 @@ def result_embed(
     task: Task, filename: str, *, now: float, parent: Task | None = None
 ) -> discord.Embed:
     """The details under a finished image (`filename`: its attachment in the same message;
-    `parent`: the task it came from, `task.parent_task_id`, when the ledger still has it)."""
+    `parent`: the task it came from, `task.parent_task_id`, when the ledger still has it).
+    In the task's language."""
     p = task.params
-    started = task.created_at
-    took = format_duration(max(0.0, now - started))
-    kind = "Edit" if task.kind == TaskKind.EDIT else "Image"
+    locale = task.locale
+    took = format_duration(max(0.0, now - task.created_at), locale)
+    edit = task.kind == TaskKind.EDIT
     embed = discord.Embed(
-        title=f"{kind} ready", description=prompt_excerpt(p.prompt, 900), color=0x2ECC71
+        title=tr(locale, "Edit ready") if edit else tr(locale, "Image ready"),
+        description=prompt_excerpt(p.prompt, 900),
+        color=0x2ECC71,
     )
-    embed.add_field(name="Model", value=model_name(p.model))
+    embed.add_field(name=tr(locale, "Model"), value=model_name(p.model))
     embed.add_field(
-        name="Aspect ratio",
-        value=p.aspect_ratio or ("input's" if task.kind == TaskKind.EDIT else "16:9"),
+        name=tr(locale, "Aspect ratio"),
+        value=p.aspect_ratio or (tr(locale, "input's") if edit else "16:9"),
     )
-    embed.add_field(name="Requested by", value=f"<@{task.requester_id}>")
-    embed.add_field(name="Took", value=took)
+    embed.add_field(name=tr(locale, "Requested by"), value=f"<@{task.requester_id}>")
+    embed.add_field(name=tr(locale, "Took"), value=took)
     if parent is not None:
-        embed.add_field(name="From", value=parent_link(task, parent), inline=False)
+        embed.add_field(name=tr(locale, "From"), value=parent_link(task, parent), inline=False)
     embed.set_image(url=f"attachment://{filename}")
-    embed.set_footer(text=f"Task {task.id}")
+    embed.set_footer(text=tr(locale, "Task {id}", id=task.id))
     return embed
 
 
 def parent_link(task: Task, parent: Task) -> str:
-    """Where a result came from: "Edit of [task abc](link to its message)"."""
-    labels = {
-        ParentAction.REROLL: "Re-roll of ",
-        ParentAction.EDIT: "Edit of ",
-        ParentAction.REFRAME: f"Reframe ({task.params.aspect_ratio or 'same frame'}) of ",
-        ParentAction.PICK: f"Pick {parent.set_index} of ",
-    }
-    how = labels[task.parent_action] if task.parent_action else "From "
-    name = f"set {parent.set_id}" if parent.in_set else f"task {parent.id}"
+    """Where a result came from: "Edit of [task abc](link to its message)", in the task's
+    language."""
+    locale = task.locale
+    if parent.in_set:
+        name = tr(locale, "set {id}", id=parent.set_id)
+    else:
+        name = tr(locale, "task {id}", id=parent.id)
     link = message_link(parent)
-    return f"{how}{name}" if link is None else f"{how}[{name}]({link})"
+    source = name if link is None else f"[{name}]({link})"
+    match task.parent_action:
+        case ParentAction.REROLL:
+            return tr(locale, "Re-roll of {source}", source=source)
+        case ParentAction.EDIT:
+            return tr(locale, "Edit of {source}", source=source)
+        case ParentAction.REFRAME:
+            ratio = task.params.aspect_ratio or tr(locale, "same frame")
+            return tr(locale, "Reframe ({ratio}) of {source}", ratio=ratio, source=source)
+        case ParentAction.PICK:
+            return tr(locale, "Pick {index} of {source}", index=parent.set_index, source=source)
+        case _:
+            return tr(locale, "From {source}", source=source)
 
 
 def status_actions(task: Task) -> discord.ui.View:
