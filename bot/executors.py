@@ -124,7 +124,11 @@ class Submitter:
         if ref is None:
             raise _InputMissing
         now = self._clock()
-        if ref.kie_url and ref.kie_url_at is not None and now - ref.kie_url_at < UPLOAD_REUSE_WINDOW:
+        if (
+            ref.kie_url
+            and ref.kie_url_at is not None
+            and now - ref.kie_url_at < UPLOAD_REUSE_WINDOW
+        ):
             url = ref.kie_url
         else:
             ext = ref.filename.rsplit(".", 1)[-1] if "." in ref.filename else "png"

@@ -54,6 +54,14 @@ class Metrics:
         self.loop_lag = Gauge(
             "kontext_event_loop_lag_seconds", "Event-loop lag, last sample", registry=r
         )
+        self.reference_images = Gauge(
+            "kontext_reference_images", "Saved reference images (/ref), all servers", registry=r
+        )
+        self.reference_bytes = Gauge(
+            "kontext_reference_bytes",
+            "Bytes the saved reference images take in the ledger, all servers",
+            registry=r,
+        )
         self.background_restarts = Counter(
             "kontext_background_restarts",
             "Restarts of a background task after it failed",

@@ -19,7 +19,7 @@ from typing import Any, Protocol
 from bot.config import Settings
 from bot.executors import RecordReader, ResultDeliverer, Submitter
 from bot.kie import KieClient
-from bot.ledger import Task, TaskAndInputStore, TaskState, TaskStore
+from bot.ledger import RefStore, Task, TaskAndInputStore, TaskState, TaskStore
 from bot.ledger.models import OPEN_STATES
 from bot.lifecycle.effects import (
     IGNORE,
@@ -104,7 +104,9 @@ class Runner:
         hooks: TaskHooks | None = None,
         supervisor: Supervisor | None = None,
         clock: Callable[[], float] = time.time,
+        refs: RefStore | None = None,
     ) -> None:
+        """`refs`: the saved references an edit may take as its input (/imagine ref:)."""
         self._settings = settings
         self._ledger = ledger
         self._scheduler = scheduler
@@ -115,7 +117,7 @@ class Runner:
         self._wake = asyncio.Event()
         self._open = OpenTasks(settings.kie_max_polls_per_second)  # one record per open task
         self._work = WorkSet()
-        self._submitter = Submitter(kie, ledger, ledger, settings)
+        self._submitter = Submitter(kie, ledger, ledger, settings, refs=refs, clock=clock)
         self._records = RecordReader(kie)
         self._deliverer = ResultDeliverer(kie, delivery, metrics)
         self._policy = policy_of(settings)

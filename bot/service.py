@@ -19,6 +19,7 @@ import aiohttp
 from bot import custom_ids, images, net
 from bot.compare import Comparer
 from bot.config import Settings
+from bot.executors import UPLOAD_REUSE_WINDOW
 from bot.flux import DEFAULT_MODEL, MODELS
 from bot.ledger import (
     ParentAction,
@@ -34,7 +35,7 @@ from bot.metrics import Metrics
 from bot.moderation import Denied, GuildSettings, Moderation
 from bot.moderation.policy import PRIVATE_OFF
 from bot.runner import Runner
-from bot.service_tasks import RESULT_REUSE_WINDOW, UPLOAD_REUSE_WINDOW, ExistingTasks
+from bot.service_tasks import RESULT_REUSE_WINDOW, ExistingTasks
 from bot.validation import (
     ASPECT_RATIOS,
     OUTPUT_FORMATS,
@@ -310,11 +311,13 @@ class KontextService(ExistingTasks):
         parent_task_id: str | None = None,
         parent_action: ParentAction | None = None,
         count: int = 1,
+        ref_name: str | None = None,
     ) -> list[Task]:
         """Charge the day's credits, write the task (QUEUED), hand it to the scheduler.
 
         `count` > 1 makes a set: one task per image, charged together (each holds its own
-        cost, refunded on its own), sharing the reply and the input image.
+        cost, refunded on its own), sharing the reply and the input image. `ref_name`: the
+        saved reference used (alone, with no `image`, it is the input: bot.executors).
         Raise Refused when the daily credits ran out since `screen`."""
         origin, server = admission.origin, admission.server
         with self._moderated():
@@ -336,7 +339,7 @@ class KontextService(ExistingTasks):
             input_image_url=input_image_url,
             parent_task_id=parent_task_id,
             parent_action=parent_action,
-        )
+        ).with_changes(ref_name=ref_name)
         tasks = [first] if count == 1 else _as_set(first, count, self._settings.callbacks_enabled)
         await self._ledger.insert(*tasks)
         if image is not None:

@@ -17,7 +17,7 @@ from aiohttp import web
 
 from bot.config import Secret
 from bot.kie import KieError, parse_callback
-from bot.ledger import OPEN_STATES, LedgerError, MetaStore, TaskStore
+from bot.ledger import OPEN_STATES, LedgerError, MetaStore, RefStore, TaskStore
 from bot.loop_lag import LagMonitor
 from bot.metrics import CONTENT_TYPE_LATEST, Metrics
 from bot.supervisor import TaskHealth
@@ -38,8 +38,9 @@ class HealthSources:
     poll_loop_last_tick: Callable[[], float]
 
 
-class WebLedger(TaskStore, MetaStore, Protocol):
-    """What the web server reads: open tasks, callback secrets, and a health write."""
+class WebLedger(TaskStore, MetaStore, RefStore, Protocol):
+    """What the web server reads: open tasks, callback secrets, a health write, and what the
+    saved references hold (for the storage gauges)."""
 
 
 class WebServer:
@@ -128,6 +129,9 @@ class WebServer:
                 counts[task.state] = counts.get(task.state, 0) + 1
             for state, count in counts.items():
                 self._metrics.tasks_by_state.labels(state=state.value).set(count)
+            refs, ref_bytes = await self._ledger.ref_storage()
+            self._metrics.reference_images.set(refs)
+            self._metrics.reference_bytes.set(ref_bytes)
         except LedgerError as exc:
             log.warning("could not count tasks for /metrics: %s", exc)
         return web.Response(

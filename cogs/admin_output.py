@@ -15,6 +15,7 @@ from discord.ext import commands
 
 from bot.moderation.policy import (
     MAX_COUNT,
+    MAX_REFS_LIMIT,
     PRIVATE_ALLOWED,
     PRIVATE_FORCED,
     PRIVATE_OFF,
@@ -78,6 +79,17 @@ class OutputSettings(commands.Cog):
             interaction,
             f"Members may now ask for at most {value} image(s) at once.",
             max_count=value,
+        )
+
+    @app_commands.command(name="ref-limit", description="Most saved references this server keeps")
+    @app_commands.describe(value=f"1 to {MAX_REFS_LIMIT} reference images (/ref save)")
+    async def ref_limit(
+        self, interaction: Interaction, value: Range[int, 1, MAX_REFS_LIMIT]
+    ) -> None:
+        await self._update(
+            interaction,
+            f"This server may now keep at most {value} saved reference(s).",
+            max_refs=value,
         )
 
     @app_commands.command(name="private", description="Whether results may be private")

@@ -31,6 +31,8 @@ MAX_ALLOWED_CHANNELS: Final = 50
 CONTENT_POLICY_LIMIT: Final = 3  # content-policy rejections in one UTC day ...
 CONTENT_POLICY_COOLDOWN: Final = 3600.0  # ... earn this long a pause
 MAX_COUNT: Final = 4  # images per request (`count`): one message holds them together
+DEFAULT_MAX_REFS: Final = 50  # saved reference images per server (/ref save) ...
+MAX_REFS_LIMIT: Final = 500  # ... and the most a moderator may allow
 # /kontext-admin private: whether results may, must or may not be private (ephemeral).
 PRIVATE_FORCED: Final = "forced"
 PRIVATE_ALLOWED: Final = "allowed"
@@ -62,6 +64,7 @@ class GuildSettings:
     default_count: int = 1  # images per request when a member leaves `count` unset
     max_count: int = MAX_COUNT  # the most images a member may ask for at once
     private_results: str = PRIVATE_ALLOWED  # forced / allowed / off (see PRIVATE_MODES)
+    max_refs: int = DEFAULT_MAX_REFS  # saved reference images this server may keep
     _patterns: tuple[re.Pattern[str], ...] = field(
         default=(), init=False, repr=False, compare=False
     )
@@ -140,6 +143,7 @@ class GuildSettings:
                 if (private := data.get("private_results")) in PRIVATE_MODES
                 else base.private_results
             ),
+            max_refs=_clamp_refs(opt_int(data.get("max_refs")), base.max_refs),
         )
 
     def count_for(self, asked: int | None) -> int:
@@ -168,6 +172,10 @@ class GuildSettings:
 
 def _clamp_count(value: int | None, default: int) -> int:
     return default if value is None else max(1, min(MAX_COUNT, value))
+
+
+def _clamp_refs(value: int | None, default: int) -> int:
+    return default if value is None else max(1, min(MAX_REFS_LIMIT, value))
 
 
 # ---- blocked words ----------------------------------------------------------------------------

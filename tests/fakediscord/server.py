@@ -1718,15 +1718,20 @@ class FakeDiscord:
         options: dict[str, Any],
         *,
         focused: str,
+        subcommand: str | None = None,
         user: FakeUser | None = None,
         channel: FakeChannel | None = None,
     ) -> dict[str, Any]:
-        """An APPLICATION_COMMAND_AUTOCOMPLETE payload for ``/name`` while the member types:
-        ``options`` as typed so far (see ``build_slash``), ``focused`` the one being typed."""
+        """An APPLICATION_COMMAND_AUTOCOMPLETE payload for ``/name [subcommand]`` while the
+        member types: ``options`` as typed so far (see ``build_slash``), ``focused`` the one
+        being typed (inside the subcommand's options, as Discord nests them)."""
         assert focused in options, f"the focused option {focused!r} is not among {options}"
-        payload = self.build_slash(name, options, user=user, channel=channel)
+        payload = self.build_slash(name, options, subcommand=subcommand, user=user, channel=channel)
         payload["type"] = AUTOCOMPLETE
-        for option in payload["data"]["options"]:
+        typed = payload["data"]["options"]
+        if subcommand is not None:
+            typed = typed[0]["options"]
+        for option in typed:
             if option["name"] == focused:
                 option["focused"] = True
         return payload
@@ -1962,14 +1967,17 @@ class FakeDiscord:
         options: dict[str, Any],
         *,
         focused: str,
+        subcommand: str | None = None,
         user: FakeUser | None = None,
         channel: FakeChannel | None = None,
         timeout: float = 10.0,
     ) -> list[dict[str, Any]]:
-        """Type into ``/name``'s option ``focused`` and return the choices the bot answered
-        (a type-8 callback; the 3-second rule applies as to any interaction)."""
+        """Type into ``/name [subcommand]``'s option ``focused`` and return the choices the bot
+        answered (a type-8 callback; the 3-second rule applies as to any interaction)."""
         inter = await self.inject(
-            self.build_autocomplete(name, options, focused=focused, user=user, channel=channel)
+            self.build_autocomplete(
+                name, options, focused=focused, subcommand=subcommand, user=user, channel=channel
+            )
         )
         await self.wait_until(lambda: inter.responses, timeout, what=f"choices for /{name}")
         choices: list[dict[str, Any]] = inter.responses[0].data.get("choices") or []

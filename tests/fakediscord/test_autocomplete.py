@@ -35,6 +35,21 @@ def make_bot(seen: list[str]) -> commands.Bot:
     async def show(interaction: discord.Interaction, task: str) -> None:
         await interaction.response.send_message(f"task {task}", ephemeral=True)
 
+    tag = app_commands.Group(name="tag", description="Saved tags")
+
+    async def tag_names(
+        interaction: discord.Interaction, current: str
+    ) -> list[app_commands.Choice[str]]:
+        seen.append(f"tag:{current}")
+        return [app_commands.Choice(name=f"{current}-tag", value=f"{current}-tag")]
+
+    @tag.command(name="show", description="Show a tag")
+    @app_commands.autocomplete(name=tag_names)
+    async def tag_show(interaction: discord.Interaction, name: str) -> None:
+        await interaction.response.send_message(name, ephemeral=True)
+
+    bot.tree.add_command(tag)
+
     async def setup_hook() -> None:
         await bot.tree.sync()
 
@@ -76,6 +91,16 @@ async def test_discordpy_answers_autocomplete_with_choices(
         4,
         [],
     )
+
+
+async def test_a_subcommands_option_is_completed(
+    discord_fake: FakeDiscord, running_bot: list[str]
+) -> None:
+    """/tag show name: the focused option sits inside the subcommand, as Discord nests it."""
+    choices = await discord_fake.autocomplete(
+        "tag", {"name": "ab"}, focused="name", subcommand="show"
+    )
+    assert (choices, running_bot) == ([{"name": "ab-tag", "value": "ab-tag"}], ["tag:ab"])
 
 
 async def typing_show(fake: FakeDiscord) -> FakeInteraction:

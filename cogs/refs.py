@@ -1,0 +1,173 @@
+"""/ref save, /ref list, /ref show, /ref delete: a server's saved reference images."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import logging
+from typing import TYPE_CHECKING
+
+import discord
+from discord import app_commands
+from discord.app_commands import Choice, Range
+from discord.ext import commands
+
+from bot.images import MAX_INPUT_BYTES
+from bot.ledger import RefSummary
+from bot.refs import MAX_REF_NAME, MAX_REF_NOTE, RefRejected, shown_name
+from bot.status import prompt_excerpt
+from bot.validation import InputRejected
+from cogs.client import NO_PINGS, send_ephemeral
+from cogs.requests import Interaction, refused_for_permissions, server_id_of
+
+if TYPE_CHECKING:
+    from cogs.client import KontextBot
+
+log = logging.getLogger(__name__)
+
+OUTSIDE_SERVERS = "Saved references belong to a server: use /ref there."
+LIST_CHARS = 3800  # an embed's description holds 4096
+
+
+def _server(interaction: Interaction) -> int:
+    guild_id = server_id_of(interaction)
+    if guild_id is None:
+        raise RefRejected(OUTSIDE_SERVERS)
+    return guild_id
+
+
+def _listing(refs: list[RefSummary], limit: int) -> str:
+    lines = []
+    for ref in refs:
+        note = f" — {prompt_excerpt(ref.note, 80)}" if ref.note else ""
+        size = f"{ref.size / 1024:.0f} KB"
+        lines.append(f"**{shown_name(ref.name)}** by <@{ref.owner_id}> ({size}){note}")
+    text = ""
+    for shown, line in enumerate(lines):
+        if len(text) + len(line) > LIST_CHARS:
+            text += f"… and {len(lines) - shown} more"
+            break
+        text += line + "\n"
+    return f"{text}\n{len(refs)} of {limit} saved references."
+
+
+@app_commands.guild_only()
+@app_commands.allowed_contexts(guilds=True, dms=False, private_channels=False)
+@app_commands.allowed_installs(guilds=True, users=False)
+class RefCommands(
+    commands.GroupCog,
+    group_name="ref",
+    group_description="This server's saved reference images (characters, products, styles)",
+):
+    def __init__(self, bot: KontextBot) -> None:
+        self.bot = bot
+        super().__init__()
+
+    @app_commands.command(name="save", description="Save an image as a reference for this server")
+    @app_commands.describe(
+        name=f"A name for it (unique in this server, at most {MAX_REF_NAME} characters)",
+        image="The reference image (PNG, JPEG or WebP; GIF/BMP/AVIF are converted)",
+        note="What it shows, for the list (optional)",
+    )
+    async def save(
+        self,
+        interaction: Interaction,
+        name: Range[str, 1, MAX_REF_NAME],
+        image: discord.Attachment,
+        note: Range[str, 1, MAX_REF_NOTE] | None = None,
+    ) -> None:
+        refs = self.bot.refs
+        try:
+            guild_id = _server(interaction)
+            clean, clean_note = refs.clean_name(name), refs.clean_note(note)
+            if image.size > MAX_INPUT_BYTES:
+                raise RefRejected(
+                    f"The image is larger than {MAX_INPUT_BYTES // (1024 * 1024)} MB."
+                )
+            await refs.check_free(guild_id, clean)
+        except InputRejected as exc:
+            await send_ephemeral(interaction, exc.user_message)
+            return
+        # Downloading and checking the image may take longer than Discord's 3 seconds.
+        await interaction.response.defer(ephemeral=True, thinking=True)
+        try:
+            prepared = await self.bot.service.fetch_input(image.url)
+            await refs.save(guild_id, interaction.user.id, clean, clean_note, prepared)
+        except InputRejected as exc:
+            with contextlib.suppress(discord.HTTPException):
+                await interaction.delete_original_response()
+            await send_ephemeral(interaction, exc.user_message)
+            return
+        await interaction.edit_original_response(
+            content=f"Saved **{shown_name(clean)}**. Use it with `/imagine ref:` or `/edit ref:`.",
+            allowed_mentions=NO_PINGS,
+        )
+
+    @app_commands.command(name="list", description="The references saved in this server")
+    async def list_refs(self, interaction: Interaction) -> None:
+        guild_id = server_id_of(interaction)
+        if guild_id is None:
+            await send_ephemeral(interaction, OUTSIDE_SERVERS)
+            return
+        refs = await self.bot.refs.listing(guild_id)
+        limit = (await self.bot.moderation.settings_for(guild_id)).max_refs
+        if not refs:
+            await send_ephemeral(interaction, "No references are saved here yet: /ref save.")
+            return
+        embed = discord.Embed(
+            title="Saved references", description=_listing(refs, limit), color=0x5865F2
+        )
+        await interaction.response.send_message(
+            embed=embed, ephemeral=True, allowed_mentions=NO_PINGS
+        )
+
+    @app_commands.command(name="show", description="Post a saved reference with its note")
+    @app_commands.describe(name="The reference")
+    async def show(self, interaction: Interaction, name: Range[str, 1, 100]) -> None:
+        try:
+            ref = await self.bot.refs.find(server_id_of(interaction), name)
+        except InputRejected as exc:
+            await send_ephemeral(interaction, exc.user_message)
+            return
+        if await refused_for_permissions(interaction):
+            return
+        embed = discord.Embed(title=f"Reference: {shown_name(ref.name)}", color=0x5865F2)
+        if ref.note:
+            embed.description = prompt_excerpt(ref.note, MAX_REF_NOTE)
+        embed.add_field(name="Saved by", value=f"<@{ref.owner_id}>")
+        embed.set_image(url=f"attachment://{ref.filename}")
+        await interaction.response.send_message(
+            embed=embed,
+            file=discord.File(io.BytesIO(ref.data), filename=ref.filename),
+            allowed_mentions=NO_PINGS,
+        )
+
+    @app_commands.command(name="delete", description="Delete a saved reference (yours, or any)")
+    @app_commands.describe(name="The reference (members delete their own; moderators any)")
+    async def delete(self, interaction: Interaction, name: Range[str, 1, 100]) -> None:
+        try:
+            deleted = await self.bot.refs.delete(
+                _server(interaction),
+                name,
+                user_id=interaction.user.id,
+                can_manage_messages=interaction.permissions.manage_messages,
+            )
+        except InputRejected as exc:
+            await send_ephemeral(interaction, exc.user_message)
+            return
+        await send_ephemeral(interaction, f"Deleted **{shown_name(deleted.name)}**.")
+
+    @show.autocomplete("name")
+    @delete.autocomplete("name")
+    async def name_choices(self, interaction: Interaction, current: str) -> list[Choice[str]]:
+        return await ref_choices(interaction, current)
+
+
+async def ref_choices(interaction: Interaction, current: str) -> list[Choice[str]]:
+    """The server's reference names containing what was typed (the `name:` and `ref:` options)."""
+    names = await interaction.client.refs.names(server_id_of(interaction), current)
+    return [Choice(name=name, value=name) for name in names]
+
+
+async def setup(bot: KontextBot) -> None:
+    await bot.add_cog(RefCommands(bot))

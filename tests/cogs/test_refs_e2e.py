@@ -1,0 +1,168 @@
+"""Saved references (/ref save, list, show, delete; /imagine ref:) end to end: the real bot, the
+fake Discord and the KIE simulator (which keeps the exact input it fetched)."""
+
+from __future__ import annotations
+
+import io
+import sqlite3
+from typing import Any
+
+import aiohttp
+from e2e_checks import ephemeral_texts
+from e2e_helpers import BotProcess
+from fakediscord import FakeDiscord, FakeInteraction, MessageView
+from PIL import Image
+from prometheus_client.parser import text_string_to_metric_families
+
+RED, GREEN = (220, 20, 20), (20, 200, 20)
+
+
+def png(size: tuple[int, int], colour: tuple[int, int, int]) -> bytes:
+    buf = io.BytesIO()
+    Image.new("RGB", size, colour).save(buf, format="PNG")
+    return buf.getvalue()
+
+
+async def private_answer(fake: FakeDiscord, inter: FakeInteraction) -> str:
+    texts = await fake.wait_until(
+        lambda: [t for t in ephemeral_texts(fake, inter) if t], 20, what="the private answer"
+    )
+    return " ".join(texts)
+
+
+async def ref(fake: FakeDiscord, subcommand: str, options: dict[str, Any], **kw: Any) -> str:
+    """Run /ref <subcommand> and return its private answer."""
+    return await private_answer(fake, await fake.slash("ref", options, subcommand=subcommand, **kw))
+
+
+async def save(fake: FakeDiscord, name: str, colour: tuple[int, int, int] = RED, **kw: Any) -> str:
+    image = (f"{name}.png", png((64, 48), colour), "image/png")
+    return await ref(fake, "save", {"name": name, "image": image, **kw.pop("options", {})}, **kw)
+
+
+def stored_refs(bot: BotProcess) -> list[tuple[str, int]]:
+    """(name, bytes kept) of every reference in the bot's ledger, read-only."""
+    path = bot.env["DATABASE_URL"].removeprefix("sqlite:///")
+    db = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    try:
+        return [(r[0], r[1]) for r in db.execute("SELECT name, length(data) FROM refs")]
+    finally:
+        db.close()
+
+
+async def image_of(fake: FakeDiscord, inter: FakeInteraction) -> MessageView:
+    conv = fake.conversation(inter)
+    await fake.wait_until(lambda: any(m.attachments for m in conv.messages), 30, what="an image")
+    return next(m for m in conv.messages if m.attachments)
+
+
+async def gauges(bot: BotProcess, *names: str) -> list[float]:
+    """The values of unlabelled gauges on the bot's /metrics."""
+    async with aiohttp.ClientSession() as http, http.get(f"{bot.http_url}/metrics") as resp:
+        text = await resp.text()
+    values = {s.name: s.value for f in text_string_to_metric_families(text) for s in f.samples}
+    return [values[name] for name in names]
+
+
+def colour_of(data: bytes | None) -> tuple[int, ...]:
+    with Image.open(io.BytesIO(data or b"")) as img:
+        pixel = img.convert("RGB").getpixel((img.width // 2, img.height // 2))
+    assert isinstance(pixel, tuple)
+    return tuple(int(c) for c in pixel)
+
+
+def near(pixel: tuple[int, ...], colour: tuple[int, int, int]) -> bool:
+    return all(abs(a - b) <= 12 for a, b in zip(pixel, colour, strict=True))
+
+
+async def test_save_list_show_and_delete_a_reference(
+    discord_fake: FakeDiscord, kie_sim: Any, bot_process: BotProcess
+) -> None:
+    """Saved, it is listed privately with its note, shown with its image and note (the note's
+    mention does not ping), and deleted with its bytes."""
+    saved = await save(discord_fake, "Hero", options={"note": "our @everyone mascot"})
+    listed = await ref(discord_fake, "list", {})
+    shown_inter = await discord_fake.slash("ref", {"name": "hero"}, subcommand="show")
+    shown = await image_of(discord_fake, shown_inter)
+    kept_before = stored_refs(bot_process)
+    deleted = await ref(discord_fake, "delete", {"name": "HERO"})
+    assert (
+        "Saved **Hero**" in saved,
+        "**Hero**" in listed and "mascot" in listed,
+        near(colour_of(shown.attachments[0].data), RED),
+        shown.embeds[0]["title"],
+        "@\u200beveryone" in shown.embeds[0]["description"],
+        len(kept_before),
+        "Deleted **Hero**" in deleted,
+        stored_refs(bot_process),
+    ) == (True, True, True, "Reference: Hero", True, 1, True, [])
+
+
+async def test_a_name_taken_in_any_case_is_refused_and_nothing_kept(
+    discord_fake: FakeDiscord, kie_sim: Any, bot_process: BotProcess
+) -> None:
+    await save(discord_fake, "Hero")
+    again = await save(discord_fake, "hERO", GREEN)
+    blank = await save(discord_fake, "   ")
+    too_long = await save(discord_fake, "x" * 33)
+    assert (
+        "already has a reference named **hERO**" in again,
+        "Give the reference a name" in blank,
+        "at most 32 characters" in too_long,
+        [name for name, _ in stored_refs(bot_process)],
+    ) == (True, True, True, ["Hero"])
+
+
+async def test_the_servers_limit_and_a_moderators_change_of_it(
+    discord_fake: FakeDiscord, kie_sim: Any, bot_process: BotProcess
+) -> None:
+    """With /kontext-admin ref-limit 2 the third save is refused; raised to 3 it is kept."""
+    changed = await private_answer(
+        discord_fake,
+        await discord_fake.slash(
+            "kontext-admin", {"value": 2}, subcommand="ref-limit", user=discord_fake.moderator
+        ),
+    )
+    await save(discord_fake, "one")
+    await save(discord_fake, "two")
+    refused = await save(discord_fake, "three")
+    await private_answer(
+        discord_fake,
+        await discord_fake.slash(
+            "kontext-admin", {"value": 3}, subcommand="ref-limit", user=discord_fake.moderator
+        ),
+    )
+    kept = await save(discord_fake, "three")
+    assert (
+        "at most 2 saved reference(s)" in changed,
+        "keeps at most 2 references" in refused,
+        "Saved **three**" in kept,
+        sorted(name for name, _ in stored_refs(bot_process)),
+    ) == (True, True, True, ["one", "three", "two"])
+
+
+async def test_only_the_owner_or_a_moderator_deletes(
+    discord_fake: FakeDiscord, kie_sim: Any, bot_process: BotProcess
+) -> None:
+    bob = discord_fake.add_user("bob")
+    await save(discord_fake, "Hero")
+    by_bob = await ref(discord_fake, "delete", {"name": "Hero"}, user=bob)
+    after_bob = [name for name, _ in stored_refs(bot_process)]
+    by_mod = await ref(discord_fake, "delete", {"name": "Hero"}, user=discord_fake.moderator)
+    assert (
+        "only they or a moderator" in by_bob,
+        after_bob,
+        "Deleted **Hero**" in by_mod,
+        stored_refs(bot_process),
+    ) == (True, ["Hero"], True, [])
+
+
+async def test_autocomplete_offers_the_servers_names(
+    discord_fake: FakeDiscord, kie_sim: Any, bot_process: BotProcess
+) -> None:
+    for name in ("Hero", "Villain", "Heroine"):
+        await save(discord_fake, name)
+    choices = await discord_fake.autocomplete(
+        "ref", {"name": "her"}, focused="name", subcommand="show"
+    )
+    assert [c["value"] for c in choices] == ["Hero", "Heroine"]
