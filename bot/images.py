@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import io
+import math
 import struct
 import warnings
 from collections.abc import Callable, Iterator, Sequence
@@ -189,8 +190,9 @@ def _has_alpha(img: Image.Image) -> bool:
     )
 
 
-def _decode(data: bytes) -> tuple[Image.Image, str]:
-    """Sniff, open, check the size from the header, refuse animation, then fully decode."""
+def _decode(data: bytes, *, draft_height: int | None = None) -> tuple[Image.Image, str]:
+    """Sniff, open, check the size from the header, refuse animation, then fully decode (a
+    JPEG at a reduced scale still at least `draft_height` tall, when given: `_draft`)."""
     kind = sniff(data)
     if kind is None:
         raise ImageRejected("not_image", _NOT_IMAGE)
@@ -199,6 +201,8 @@ def _decode(data: bytes) -> tuple[Image.Image, str]:
         try:
             if _is_animated(img):
                 raise ImageRejected("animated", _ANIMATED)
+            if draft_height is not None:
+                _draft(img, draft_height)
             img.load()
         except ImageRejected:
             raise
@@ -207,6 +211,18 @@ def _decode(data: bytes) -> tuple[Image.Image, str]:
         except _DECODE_ERRORS as exc:
             raise ImageRejected("corrupt", _CORRUPT) from exc
     return img, kind
+
+
+def _draft(img: Image.Image, height: int) -> None:
+    """Have a JPEG decoded at the smallest power-of-two reduction still at least `height` tall
+    as displayed: a 24-megapixel photo shrunk for a composite decodes several times faster."""
+    if img.format not in ("JPEG", "MPO"):
+        return
+    _, shown_height = _displayed_size(img)
+    if shown_height <= height:
+        return
+    scale = height / shown_height
+    img.draft(None, (math.ceil(img.width * scale), math.ceil(img.height * scale)))
 
 
 def prepare_input(data: bytes) -> PreparedImage:
@@ -366,7 +382,7 @@ def stitch(images: Sequence[bytes]) -> PreparedImage:
 
 
 def _upright_at_most(data: bytes, height: int) -> Image.Image:
-    img, _ = _decode(data)
+    img, _ = _decode(data, draft_height=height)
     with _strict():
         upright = _flatten(ImageOps.exif_transpose(img))
     return _scaled_to_height(upright, height) if upright.height > height else upright

@@ -428,3 +428,17 @@ def test_stitch_refuses_bad_images_and_bad_counts() -> None:
         stitch([])
     with pytest.raises(ValueError):
         stitch([flat((10, 10), RED)] * 5)
+
+
+def test_stitch_of_big_photos_keeps_their_displayed_shape_and_colours() -> None:
+    """Big JPEGs are decoded at a reduced scale: a sideways phone photo (EXIF 6, stored
+    3000×1500) and a greyscale one still come out upright, at the capped height."""
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    sideways = encode(Image.new("RGB", (3000, 1500), RED), "JPEG", exif=exif)
+    grey = encode(Image.new("L", (2048, 2048), 90), "JPEG")
+    stitched = stitch([sideways, grey])
+    composite = opened(stitched.data)
+    assert (stitched.width, stitched.height) == (512 + 1024, STITCH_MAX_HEIGHT)
+    assert close_to(composite.getpixel((256, 512)), RED)
+    assert close_to(composite.getpixel((1024, 512)), (90, 90, 90))
