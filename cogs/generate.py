@@ -16,6 +16,7 @@ from bot.ledger import TaskKind
 from bot.moderation.policy import MAX_COUNT
 from bot.validation import MAX_PROMPT_CHARS
 from cogs.client import send_ephemeral
+from cogs.refs import ref_choices
 from cogs.requests import (
     Interaction,
     PromptModal,
@@ -68,7 +69,9 @@ class Generate(commands.Cog):
         name="imagine", description="Generate an image from a prompt with Flux Kontext"
     )
     @app_commands.describe(
-        **_DESCRIBE, safety_tolerance="0 = strictest, 6 = most permissive (default 2)"
+        **_DESCRIBE,
+        safety_tolerance="0 = strictest, 6 = most permissive (default 2; at most 2 with ref)",
+        ref="A saved reference (/ref) as the image to work from: an edit of it",
     )
     @app_commands.choices(
         aspect_ratio=ASPECT_CHOICES, model=MODEL_CHOICES, output_format=FORMAT_CHOICES
@@ -84,14 +87,15 @@ class Generate(commands.Cog):
         safety_tolerance: Range[int, 0, 6] | None = None,
         count: Range[int, 1, MAX_COUNT] | None = None,
         private: bool | None = None,
+        ref: Range[str, 1, 100] | None = None,
     ) -> None:
         service = self.bot.service
         await submit_request(
             interaction,
-            kind=TaskKind.IMAGINE,
+            kind=TaskKind.IMAGINE if ref is None else TaskKind.EDIT,
             build=lambda: service.build_params(
                 prompt=prompt,
-                edit=False,
+                edit=ref is not None,
                 aspect_ratio=aspect_ratio,
                 model=model,
                 output_format=output_format,
@@ -100,6 +104,7 @@ class Generate(commands.Cog):
             ),
             count=count,
             private=private,
+            ref_name=ref,
         )
 
     @app_commands.command(
@@ -112,6 +117,7 @@ class Generate(commands.Cog):
         image2="Image 2, placed right of image 1; the prompt can say “image 2”",
         image3="Image 3: with 3 or 4 images they sit in a 2×2 grid, left to right, then down",
         image4="Image 4, bottom right of the grid",
+        ref="A saved reference (/ref), placed after your images as the last one",
     )
     @app_commands.choices(
         aspect_ratio=ASPECT_CHOICES, model=MODEL_CHOICES, output_format=FORMAT_CHOICES
@@ -131,6 +137,7 @@ class Generate(commands.Cog):
         image2: discord.Attachment | None = None,
         image3: discord.Attachment | None = None,
         image4: discord.Attachment | None = None,
+        ref: Range[str, 1, 100] | None = None,
     ) -> None:
         service = self.bot.service
         more = [(extra.url, extra.size) for extra in (image2, image3, image4) if extra is not None]
@@ -151,7 +158,13 @@ class Generate(commands.Cog):
             more_images=more,
             count=count,
             private=private,
+            ref_name=ref,
         )
+
+    @imagine.autocomplete("ref")
+    @edit.autocomplete("ref")
+    async def reference_choices(self, interaction: Interaction, current: str) -> list[Choice[str]]:
+        return await ref_choices(interaction, current)
 
     async def edit_from_message(self, interaction: Interaction, message: discord.Message) -> None:
         if await refused_for_permissions(interaction):

@@ -12,7 +12,7 @@ import discord
 
 from bot import images
 from bot.images import MAX_INPUT_BYTES, PreparedImage
-from bot.ledger import ParentAction, TaskKind, TaskParams
+from bot.ledger import ParentAction, Reference, TaskKind, TaskParams
 from bot.service import KontextService, Origin, Refused
 from bot.validation import MAX_PROMPT_CHARS, InputRejected, nearest_aspect_ratio
 from cogs.client import KontextBot, send_ephemeral
@@ -121,24 +121,44 @@ def check_sizes(inputs: Sequence[InputImage]) -> None:
 
 
 async def fetch_inputs(
-    service: KontextService, inputs: Sequence[InputImage], params: TaskParams
+    service: KontextService,
+    inputs: Sequence[InputImage],
+    params: TaskParams,
+    reference: bytes | None = None,
 ) -> tuple[PreparedImage, TaskParams]:
     """Download and validate each image in order (a refusal names it), then stitch them into
-    KIE's one input image. Of several, the result's shape is image 1's nearest ratio (not the
-    composite's) unless the member chose one."""
+    KIE's one input image, a saved `reference` last. Of several, the result's shape is image
+    1's nearest ratio (not the composite's) unless the member chose one."""
     prepared: list[PreparedImage] = []
     for number, (url, _) in enumerate(inputs, start=1):
         try:
             prepared.append(await service.fetch_input(url))
         except InputRejected as exc:
             raise InputRejected(numbered(number, len(inputs), exc.user_message)) from None
-    if len(prepared) == 1:
+    if len(prepared) == 1 and reference is None:
         return prepared[0], params
-    stitched = await images.in_worker(images.stitch, [image.data for image in prepared])
+    stitching = [image.data for image in prepared] + ([reference] if reference else [])
+    stitched = await images.in_worker(images.stitch, stitching)
     if params.aspect_ratio is None:
         first = prepared[0]
         params = replace(params, aspect_ratio=nearest_aspect_ratio(first.width, first.height))
     return stitched, params
+
+
+async def reference_for(
+    interaction: Interaction, guild_id: int | None, name: str | None, attached: int
+) -> Reference | None:
+    """The saved reference a request names (None: none named); it is stitched after the
+    `attached` images, so at most MAX_STITCHED - 1 of them. Raise InputRejected."""
+    if name is None:
+        return None
+    ref = await interaction.client.refs.find(guild_id, name)
+    if attached >= images.MAX_STITCHED:
+        raise InputRejected(
+            f"With a reference, attach at most {images.MAX_STITCHED - 1} images: the reference "
+            f"comes after them as image {attached + 1}."
+        )
+    return ref
 
 
 async def submit_request(interaction: Interaction, **options: Any) -> None:
@@ -161,10 +181,12 @@ async def _take_request(
     prepared_image: PreparedImage | None = None,
     count: int | None = None,
     private: bool | None = None,
+    ref_name: str | None = None,
 ) -> None:
     """Validate, admit, answer within 3 s, download the input, write the task(s); or say why not.
     `count`: images asked for (None: the server's default); `private`: the member's option
-    (a task made from a private result is private whatever it says: `admit`).
+    (a task made from a private result is private whatever it says: `admit`); `ref_name`: a
+    saved reference, the input alone or stitched after the images.
 
     Every refusal is ephemeral and costs nothing: no task, no KIE call, no cooldown.
     """
@@ -175,6 +197,7 @@ async def _take_request(
         params = build()
         check_sizes(inputs)
         origin = origin_of(interaction)
+        ref = await reference_for(interaction, origin.guild_id, ref_name, len(inputs))
         admission = await service.admit(origin, private=private, parent_task_id=parent_task_id)
         image_count = service.images_for(admission, count)
         params = await service.screen(admission, params, kind=kind, count=image_count)
@@ -187,7 +210,9 @@ async def _take_request(
     image = prepared_image
     if inputs:
         try:
-            image, params = await fetch_inputs(service, inputs, params)
+            image, params = await fetch_inputs(
+                service, inputs, params, ref.data if ref is not None else None
+            )
         except InputRejected as exc:
             await _withdraw(interaction, exc.user_message)
             return
@@ -202,6 +227,7 @@ async def _take_request(
             parent_task_id=parent_task_id,
             parent_action=parent_action,
             count=image_count,
+            ref_name=ref.name if ref is not None else None,
         )
     except Refused as exc:  # the daily quota ran out between the check and the charge
         await _withdraw(interaction, exc.user_message)

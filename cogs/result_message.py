@@ -65,6 +65,8 @@ def result_embed(
     )
     embed.add_field(name=tr(locale, "Requested by"), value=f"<@{task.requester_id}>")
     embed.add_field(name=tr(locale, "Took"), value=took)
+    if task.ref_name:
+        embed.add_field(name=tr(locale, "Reference"), value=prompt_excerpt(task.ref_name, 32))
     if parent is not None:
         embed.add_field(name=tr(locale, "From"), value=parent_link(task, parent), inline=False)
     embed.set_image(url=f"attachment://{filename}")

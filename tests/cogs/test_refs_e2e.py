@@ -166,3 +166,92 @@ async def test_autocomplete_offers_the_servers_names(
         "ref", {"name": "her"}, focused="name", subcommand="show"
     )
     assert [c["value"] for c in choices] == ["Hero", "Heroine"]
+
+
+def kept_bytes(bot: BotProcess, name: str) -> bytes:
+    path = bot.env["DATABASE_URL"].removeprefix("sqlite:///")
+    db = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    try:
+        return bytes(db.execute("SELECT data FROM refs WHERE name = ?", (name,)).fetchone()[0])
+    finally:
+        db.close()
+
+
+async def received(fake: FakeDiscord, kie_sim: Any, count: int) -> list[Any]:
+    """The simulator's tasks once it has `count` and has fetched each one's input."""
+
+    def fetched() -> bool:
+        tasks = list(kie_sim.tasks.values())
+        return len(tasks) >= count and all(t.input_data is not None for t in tasks)
+
+    await fake.wait_until(fetched, 20, what=f"KIE fetching {count} input(s)")
+    return list(kie_sim.tasks.values())
+
+
+def details(message: MessageView) -> dict[str, str]:
+    return {f["name"]: f["value"] for f in message.embeds[0].get("fields") or []}
+
+
+async def test_imagine_with_a_reference_edits_the_reference(
+    discord_fake: FakeDiscord, kie_sim: Any, bot_process: BotProcess
+) -> None:
+    """/imagine ref: is an edit whose input is the reference's kept bytes, exactly; the
+    result's details name the reference."""
+    await save(discord_fake, "Hero")
+    inter = await discord_fake.slash("imagine", {"prompt": "the hero at the beach", "ref": "hero"})
+    result = await image_of(discord_fake, inter)
+    (task,) = await received(discord_fake, kie_sim, 1)
+    assert (
+        task.input_data == kept_bytes(bot_process, "Hero"),
+        task.request["prompt"],
+        result.embeds[0]["title"],
+        details(result).get("Reference"),
+    ) == (True, "the hero at the beach", "Edit ready", "Hero")
+
+
+async def test_edit_with_a_reference_stitches_it_last(
+    discord_fake: FakeDiscord, kie_sim: Any, bot_process: BotProcess
+) -> None:
+    """/edit image + ref: KIE gets one image: the attachment on the left, the reference right."""
+    await save(discord_fake, "Hero", RED)
+    inter = await discord_fake.slash(
+        "edit",
+        {
+            "image": ("in.png", png((64, 48), GREEN), "image/png"),
+            "prompt": "give the person in image 1 the hat of image 2",
+            "ref": "Hero",
+        },
+    )
+    result = await image_of(discord_fake, inter)
+    (task,) = await received(discord_fake, kie_sim, 1)
+    with Image.open(io.BytesIO(task.input_data)) as img:
+        rgb = img.convert("RGB")
+        left = rgb.getpixel((rgb.width // 4, rgb.height // 2))
+        right = rgb.getpixel((3 * rgb.width // 4, rgb.height // 2))
+    assert isinstance(left, tuple) and isinstance(right, tuple)
+    assert (near(left, GREEN), near(right, RED), details(result).get("Reference")) == (
+        True,
+        True,
+        "Hero",
+    )
+
+
+async def test_an_unknown_reference_is_refused_privately_and_costs_nothing(
+    discord_fake: FakeDiscord, kie_sim: Any, bot_process: BotProcess
+) -> None:
+    answer = await private_answer(
+        discord_fake, await discord_fake.slash("imagine", {"prompt": "x", "ref": "nobody"})
+    )
+    assert ("no reference named **nobody**" in answer, kie_sim.tasks) == (True, {})
+
+
+async def test_metrics_count_the_references_and_their_bytes(
+    discord_fake: FakeDiscord, kie_sim: Any, bot_process: BotProcess
+) -> None:
+    await save(discord_fake, "one")
+    await save(discord_fake, "two", GREEN)
+    sizes = dict(stored_refs(bot_process))
+    both = await gauges(bot_process, "kontext_reference_images", "kontext_reference_bytes")
+    await ref(discord_fake, "delete", {"name": "one"})
+    after = await gauges(bot_process, "kontext_reference_images", "kontext_reference_bytes")
+    assert (both, after) == ([2, sizes["one"] + sizes["two"]], [1, sizes["two"]])
