@@ -255,3 +255,32 @@ async def test_metrics_count_the_references_and_their_bytes(
     await ref(discord_fake, "delete", {"name": "one"})
     after = await gauges(bot_process, "kontext_reference_images", "kontext_reference_bytes")
     assert (both, after) == ([2, sizes["one"] + sizes["two"]], [1, sizes["two"]])
+
+
+async def test_a_reference_outlives_a_restart_and_its_upload_is_reused_until_it_expires(
+    discord_fake: FakeDiscord, kie_sim: Any, bot_factory: Any, bot_clock: Any
+) -> None:
+    """Two uses within hours share one upload to KIE; after a restart a day later (KIE's
+    upload gone by then), the kept bytes are uploaded again and KIE fetches them."""
+    bot = await bot_factory(**bot_clock.env)
+    await save(discord_fake, "Hero")
+    first = await discord_fake.slash("imagine", {"prompt": "at the beach", "ref": "Hero"})
+    await image_of(discord_fake, first)
+    bot_clock.advance(3600)
+    second = await discord_fake.slash("imagine", {"prompt": "in the snow", "ref": "Hero"})
+    await image_of(discord_fake, second)
+    uploads_before_restart = kie_sim.count("upload")
+    await bot.stop()
+    bot_clock.advance(24 * 3600)
+    kie_sim.advance(24 * 3600)
+    await bot.start()
+    third = await discord_fake.slash("imagine", {"prompt": "on the moon", "ref": "hero"})
+    await image_of(discord_fake, third)
+    tasks = await received(discord_fake, kie_sim, 3)
+    kept = kept_bytes(bot, "Hero")
+    assert (
+        uploads_before_restart,
+        tasks[0].request["inputImage"] == tasks[1].request["inputImage"],
+        kie_sim.count("upload"),
+        [t.input_data == kept for t in tasks],
+    ) == (1, True, 2, [True, True, True])
