@@ -15,9 +15,16 @@ MENU = "Translate text in image"
 SIGN_SIZE = (96, 40)  # an odd shape, to know the image KIE received
 
 
+def sign() -> Image.Image:
+    """A white sign with a red band: its pixels tell it from any other image."""
+    image = Image.new("RGB", SIGN_SIZE, "white")
+    image.paste((200, 0, 0), (0, 12, SIGN_SIZE[0], 28))
+    return image
+
+
 def sign_png() -> bytes:
     buf = io.BytesIO()
-    Image.new("RGB", SIGN_SIZE, "white").save(buf, format="PNG")
+    sign().save(buf, format="PNG")
     return buf.getvalue()
 
 
@@ -43,7 +50,7 @@ async def open_menu(fake: FakeDiscord) -> FakeInteraction:
 
 async def kie_request(fake: FakeDiscord, kie_sim: Any) -> Any:
     await fake.wait_until(
-        lambda: kie_sim.tasks and next(iter(kie_sim.tasks.values())).input_size,
+        lambda: kie_sim.tasks and next(iter(kie_sim.tasks.values())).input_data,
         20,
         what="KIE fetching the input image",
     )
@@ -66,7 +73,8 @@ async def test_translate_rewrites_the_text_of_the_first_image_into_the_picked_la
         "font style, size and colours"
     )
     assert task.request["model"] == "flux-kontext-max"
-    assert task.input_size == SIGN_SIZE
+    with Image.open(io.BytesIO(task.input_data)) as received:
+        assert received.convert("RGB").tobytes() == sign().tobytes()
     await discord_fake.wait_until(
         lambda: any(m.attachments for m in discord_fake.conversation(submitted).messages),
         20,
