@@ -14,17 +14,18 @@ from collections.abc import Callable
 import aiohttp
 
 from bot import images, net
+from bot.i18n import Text
 from bot.ledger import ParentAction, Task, TaskAndInputStore, TaskKind
 from bot.validation import InputRejected
 
 log = logging.getLogger(__name__)
 
-INPUT_GONE = (
+INPUT_GONE = Text(
     "The input image of this edit is no longer kept, so it can't be compared. "
     "The result is still here to download."
 )
-RESULT_GONE = "This result's image can't be read any more, so it can't be compared."
-NOT_AN_EDIT = "Only an edit has an input image to compare with."
+RESULT_GONE = Text("This result's image can't be read any more, so it can't be compared.")
+NOT_AN_EDIT = Text("Only an edit has an input image to compare with.")
 MAX_RESULT_BYTES = 50 * 1024 * 1024
 RESULT_AS_INPUT = frozenset({ParentAction.EDIT, ParentAction.REFRAME})  # made from a result
 

@@ -10,6 +10,8 @@ from __future__ import annotations
 import re
 import secrets
 
+from bot.i18n import N_
+
 TASK_ID_PATTERN = r"[0-9a-f]{12}"  # what new_task_id makes
 _TASK_ID_RE = re.compile(rf"^{TASK_ID_PATTERN}$")
 
@@ -29,18 +31,18 @@ def _template(action: str) -> str:
 # The result's buttons (cogs/results.py).
 REROLL_TEMPLATE = _template("reroll")
 EDIT_TEMPLATE = _template("edit")
-REROLL_LABEL = "Re-roll"
-EDIT_LABEL = "Edit"
+REROLL_LABEL = N_("Re-roll")
+EDIT_LABEL = N_("Edit")
 
 # A single result's other actions (cogs/results.py): Compare on edits, the Reframe select.
 COMPARE_TEMPLATE = _template("compare")
 REFRAME_TEMPLATE = _template("reframe")
-COMPARE_LABEL = "Compare"
-REFRAME_PLACEHOLDER = "Reframe…"
+COMPARE_LABEL = N_("Compare")
+REFRAME_PLACEHOLDER = N_("Reframe…")
 
 # The queued status's button (cogs/results.py).
 CANCEL_TEMPLATE = _template("cancel")
-CANCEL_LABEL = "Cancel"
+CANCEL_LABEL = N_("Cancel")
 
 # A set's buttons 1-4: post that image alone (cogs/results.py); the label is its number.
 PICK_TEMPLATE = _template("pick")
@@ -49,9 +51,9 @@ PICK_TEMPLATE = _template("pick")
 DELETE_TEMPLATE = _template("modlog:delete")
 BLOCK_TEMPLATE = _template("modlog:block")
 RESET_TEMPLATE = _template("modlog:reset")
-DELETE_LABEL = "Delete output"
-BLOCK_LABEL = "Block user"
-RESET_LABEL = "Reset quota"
+DELETE_LABEL = N_("Delete output")
+BLOCK_LABEL = N_("Block user")
+RESET_LABEL = N_("Reset quota")
 
 
 def reroll_id(task_id: str) -> str:

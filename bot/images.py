@@ -27,6 +27,8 @@ from typing import Final, ParamSpec, TypeVar
 
 from PIL import Image, ImageOps
 
+from bot.i18n import Message, Text
+
 MAX_INPUT_BYTES: Final = 20 * 1024 * 1024  # documented limit for input images
 MAX_INPUT_SIDE: Final = 8192  # px, either side
 MAX_INPUT_PIXELS: Final = 40_000_000
@@ -75,7 +77,7 @@ _HEIC_BRANDS: Final = frozenset({b"heic", b"heix", b"hevc", b"hevx", b"heim", b"
 class ImageRejected(Exception):
     """An image we will not use; `user_message` is a sentence safe to show the member."""
 
-    def __init__(self, reason: str, user_message: str) -> None:
+    def __init__(self, reason: str, user_message: Message) -> None:
         super().__init__(f"{reason}: {user_message}")
         self.reason = reason  # short machine code: too_large, not_image, corrupt, ...
         self.user_message = user_message
@@ -121,18 +123,22 @@ def extension_for(kind: str) -> str:
     return EXTENSIONS.get(kind, kind)
 
 
-_TOO_BIG_FILE = "This image is larger than 20 MB; please send a smaller file."
-_NOT_IMAGE = "That file isn't an image I can read; please send a PNG, JPEG or WebP image."
-_UNSUPPORTED = "That image format isn't supported; please send a PNG, JPEG or WebP image."
-_CORRUPT = "That image is damaged or incomplete; please re-save it and try again."
-_ANIMATED = "Animated images aren't supported; please send a still image."
-_BOMB = "That image is far too large to process (the limit is 40 megapixels)."
+_TOO_BIG_FILE = Text("This image is larger than 20 MB; please send a smaller file.")
+_NOT_IMAGE = Text("That file isn't an image I can read; please send a PNG, JPEG or WebP image.")
+_UNSUPPORTED = Text("That image format isn't supported; please send a PNG, JPEG or WebP image.")
+_CORRUPT = Text("That image is damaged or incomplete; please re-save it and try again.")
+_ANIMATED = Text("Animated images aren't supported; please send a still image.")
+_BOMB = Text("That image is far too large to process (the limit is 40 megapixels).")
 
 
-def _too_many_pixels(width: int, height: int) -> str:
-    return (
-        f"That image is {width}×{height} pixels; the limit is {MAX_INPUT_SIDE} pixels on "
-        f"each side and {MAX_INPUT_PIXELS // 1_000_000} megapixels in total."
+def _too_many_pixels(width: int, height: int) -> Text:
+    return Text(
+        "That image is {width}×{height} pixels; the limit is {side} pixels on each side and "
+        "{megapixels} megapixels in total.",
+        width=width,
+        height=height,
+        side=MAX_INPUT_SIDE,
+        megapixels=MAX_INPUT_PIXELS // 1_000_000,
     )
 
 

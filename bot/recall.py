@@ -19,6 +19,7 @@ import aiohttp
 from bot import images, net
 from bot.custom_ids import is_task_id
 from bot.flux import model_name
+from bot.i18n import N_, Message, Text
 from bot.ledger import OPEN_STATES, Task, TaskAndInputStore, TaskState
 from bot.moderation import Moderation
 from bot.moderation.policy import PRIVATE_FORCED, Refusal, blocked_refusal, check_channel
@@ -34,18 +35,18 @@ CHOICES_MAX: Final = 25  # Discord shows at most 25 autocomplete choices
 HISTORY_ENTRIES: Final = 10
 CHOICE_NAME_MAX: Final = 100
 
-UNKNOWN = (
+UNKNOWN = Text(
     "I can't find that task. Pick one from the list while you type, or copy the id from the "
     "footer of a result."
 )
-NOT_YOURS = "Only the member who asked for this image (or a moderator) can show it."
-ELSEWHERE = "This task was made somewhere else; it can only be shown where it was made."
-DELETED = "A moderator deleted this image, so it can't be shown again."
-GONE = (
+NOT_YOURS = Text("Only the member who asked for this image (or a moderator) can show it.")
+ELSEWHERE = Text("This task was made somewhere else; it can only be shown where it was made.")
+DELETED = Text("A moderator deleted this image, so it can't be shown again.")
+GONE = Text(
     "This image can't be shown any more: its message was deleted and KIE no longer keeps it "
     "(results expire after 14 days)."
 )
-HISTORY_FOR_MODERATORS = "Only moderators (Manage Messages) can see another member's history."
+HISTORY_FOR_MODERATORS = Text("Only moderators (Manage Messages) can see another member's history.")
 
 
 @dataclass(frozen=True)
@@ -53,7 +54,7 @@ class Showing:
     """How a result may be shown again: `refusal` says why not; `private`: only the viewer
     would see it."""
 
-    refusal: str | None
+    refusal: Message | None
     private: bool = False
 
 
@@ -66,7 +67,7 @@ class Viewer:
     moderator: bool = False  # may manage messages here
 
 
-def show_refusal(task: Task | None, viewer: Viewer) -> str | None:
+def show_refusal(task: Task | None, viewer: Viewer) -> Message | None:
     """Why `viewer` may not see `task` posted again, or None when they may."""
     if task is None:
         return UNKNOWN
@@ -78,26 +79,30 @@ def show_refusal(task: Task | None, viewer: Viewer) -> str | None:
     if task.output_deleted_by is not None:
         return DELETED
     if task.state in OPEN_STATES:
-        return f"This task isn't finished yet: it is {_state_words(task)}."
+        return Text("This task isn't finished yet: it is {state}.", state=_state_words(task))
     if task.state == TaskState.FAILED:
-        reason = task.error_message or "no image was made"
-        return f"This task has no image: it {_state_words(task)} — {reason}"
+        reason = task.error_message or Text("no image was made")
+        return Text(
+            "This task has no image: it {state} — {reason}", state=_state_words(task), reason=reason
+        )
     return None
 
 
-def _message(refusal: Refusal | None) -> str | None:
+def _message(refusal: Refusal | None) -> Message | None:
     return None if refusal is None else refusal.message
 
 
-def _state_words(task: Task) -> str:
+def _state_words(task: Task) -> Message:
     if task.state == TaskState.FAILED:
-        return "was cancelled" if task.error_code == Outcome.CANCELLED.value else "failed"
-    return {
-        TaskState.QUEUED: "queued",
-        TaskState.SUBMITTING: "being sent to KIE",
-        TaskState.GENERATING: "generating",
-        TaskState.DELIVERING: "being posted",
-    }.get(task.state, task.state.value)
+        cancelled = task.error_code == Outcome.CANCELLED.value
+        return Text("was cancelled") if cancelled else Text("failed")
+    words = {
+        TaskState.QUEUED: N_("queued"),
+        TaskState.SUBMITTING: N_("being sent to KIE"),
+        TaskState.GENERATING: N_("generating"),
+        TaskState.DELIVERING: N_("being posted"),
+    }.get(task.state)
+    return Text(words) if words else task.state.value
 
 
 def _state_label(task: Task) -> str:

@@ -21,6 +21,7 @@ from bot.compare import Comparer
 from bot.config import Settings
 from bot.executors import UPLOAD_REUSE_WINDOW
 from bot.flux import DEFAULT_MODEL, MODELS
+from bot.i18n import Message, Plural, Text
 from bot.ledger import (
     ParentAction,
     StoredInput,
@@ -53,8 +54,8 @@ __all__ = ["RESULT_REUSE_WINDOW", "UPLOAD_REUSE_WINDOW", "KontextService", "Orig
 class Refused(Exception):
     """The request is fine but may not go ahead now; `user_message` says why and until when."""
 
-    def __init__(self, user_message: str, *, reason: str) -> None:
-        super().__init__(user_message)
+    def __init__(self, user_message: Message, *, reason: str) -> None:
+        super().__init__(str(user_message))
         self.user_message = user_message
         self.reason = reason
 
@@ -173,11 +174,16 @@ class KontextService(ExistingTasks):
         if not missing:
             return
         self._refuse("bot_permissions")
-        names = " and ".join(f"**{name}**" for name in missing)
-        plural, them = ("permissions", "them") if len(missing) > 1 else ("permission", "it")
+        names = ", ".join(f"**{name}**" for name in missing)
         raise Refused(
-            f"I can't post images here: I need the {names} {plural} in this channel. "
-            f"Ask a moderator to give {them} to me (or to my role) here, then try again.",
+            Plural(
+                "I can't post images here: I need the {names} permission in this channel. "
+                "Ask a moderator to give it to me (or to my role) here, then try again.",
+                "I can't post images here: I need these permissions in this channel: {names}. "
+                "Ask a moderator to give them to me (or to my role) here, then try again.",
+                len(missing),
+                names=names,
+            ),
             reason="bot_permissions",
         )
 
@@ -191,7 +197,9 @@ class KontextService(ExistingTasks):
         origin = where_counted(origin, parent)
         if not self.accepting:
             self._refuse("shutdown")
-            raise Refused("The bot is restarting. Please try again in a minute.", reason="shutdown")
+            raise Refused(
+                Text("The bot is restarting. Please try again in a minute."), reason="shutdown"
+            )
         with self._moderated():
             server = await self.moderation.admit(
                 guild_id=origin.guild_id,
@@ -204,8 +212,12 @@ class KontextService(ExistingTasks):
         if open_count >= cap:
             self._refuse("active_tasks")
             raise Refused(
-                f"You already have {open_count} image(s) in progress (the limit is {cap}). "
-                "Wait for one to finish, then try again.",
+                Text(
+                    "You already have {open_count} image(s) in progress (the limit is {cap}). "
+                    "Wait for one to finish, then try again.",
+                    open_count=open_count,
+                    cap=cap,
+                ),
                 reason="active_tasks",
             )
         last = await self._ledger.last_submission_at(origin.user_id)
@@ -215,7 +227,10 @@ class KontextService(ExistingTasks):
             if ready_at > self._clock():
                 self._refuse("cooldown")
                 raise Refused(
-                    f"Slow down a little — you can try again <t:{int(ready_at) + 1}:R>.",
+                    Text(
+                        "Slow down a little — you can try again {when}.",
+                        when=f"<t:{int(ready_at) + 1}:R>",
+                    ),
                     reason="cooldown",
                 )
         return self._with_privacy(Admission(origin, server, open_count), private, parent)
@@ -227,7 +242,10 @@ class KontextService(ExistingTasks):
         if asked is not None and asked > server.max_count:
             self._refuse("count")
             raise Refused(
-                f"This server allows at most {server.max_count} image(s) per request.",
+                Text(
+                    "This server allows at most {max_count} image(s) per request.",
+                    max_count=server.max_count,
+                ),
                 reason="count",
             )
         count = server.count_for(asked)
@@ -235,8 +253,13 @@ class KontextService(ExistingTasks):
         if count > 1 and admission.open_tasks + count > cap:
             self._refuse("active_tasks")
             raise Refused(
-                f"A set of {count} would take you to {admission.open_tasks + count} images in "
-                f"progress (the limit is {cap}). Ask for fewer, or wait for one to finish.",
+                Text(
+                    "A set of {count} would take you to {total} images in progress (the limit "
+                    "is {cap}). Ask for fewer, or wait for one to finish.",
+                    count=count,
+                    total=admission.open_tasks + count,
+                    cap=cap,
+                ),
                 reason="active_tasks",
             )
         return count
@@ -253,7 +276,7 @@ class KontextService(ExistingTasks):
             return replace(admission, private=from_private or bool(asked))
         if asked and server.private_results == PRIVATE_OFF:
             self._refuse("private")
-            raise Refused("Private results are turned off in this server.", reason="private")
+            raise Refused(Text("Private results are turned off in this server."), reason="private")
         return replace(admission, private=server.private_for(asked))
 
     async def screen(
@@ -285,12 +308,15 @@ class KontextService(ExistingTasks):
             )
         except net.DownloadTooLarge:
             raise InputRejected(
-                f"The image is larger than {images.MAX_INPUT_BYTES // (1024 * 1024)} MB."
+                Text(
+                    "The image is larger than {megabytes} MB.",
+                    megabytes=images.MAX_INPUT_BYTES // (1024 * 1024),
+                )
             ) from None
         except net.DownloadError as exc:
             log.info("input download failed: %s", exc)
             raise InputRejected(
-                "The image could not be downloaded from Discord. Please attach it again."
+                Text("The image could not be downloaded from Discord. Please attach it again.")
             ) from None
         try:
             return await images.in_worker(images.prepare_input, fetched.data)

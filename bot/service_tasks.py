@@ -10,6 +10,7 @@ from collections.abc import Callable
 
 from bot import custom_ids, images
 from bot.executors import UPLOAD_REUSE_WINDOW
+from bot.i18n import Text
 from bot.ledger import ParentAction, StoredInput, Task, TaskAndInputStore, TaskKind, TaskState
 from bot.outcomes import Outcome
 from bot.runner import Runner
@@ -116,7 +117,8 @@ class ExistingTasks:
 
     async def reroll_source(self, parent: Task) -> tuple[str | None, images.PreparedImage | None]:
         """The input of a re-roll: the parent's upload while KIE keeps it, else its stored bytes
-        (a pick's input is its set's)."""
+        (a pick's input is its set's), else (None, None) for an edit of a saved reference alone
+        (the re-roll names it too)."""
         if parent.kind != TaskKind.EDIT:
             return None, None
         if parent.parent_action is ParentAction.PICK and parent.parent_task_id:
@@ -128,9 +130,14 @@ class ExistingTasks:
         ):
             return parent.input_image_url, None
         stored = await self._ledger.get_input(parent.input_key)
+        if stored is None and parent.ref_name is not None:
+            return None, None  # the saved reference alone: the Submitter uploads it again
         if stored is None:
             raise InputRejected(
-                "The input image of this task is no longer kept. Run /edit again with the image."
+                Text(
+                    "The input image of this task is no longer kept. "
+                    "Run /edit again with the image."
+                )
             )
         try:
             return None, await images.in_worker(images.prepare_input, stored.data)
@@ -140,9 +147,9 @@ class ExistingTasks:
     def result_as_input(self, parent: Task) -> str:
         """The URL of a finished result, to edit it again (KIE keeps results 14 days)."""
         if parent.state != TaskState.DONE or not parent.result_url:
-            raise InputRejected("This task has no finished image to edit.")
+            raise InputRejected(Text("This task has no finished image to edit."))
         if self._clock() - (parent.completed_at or parent.created_at) > RESULT_REUSE_WINDOW:
             raise InputRejected(
-                "This image is too old to edit directly. Save it and use /edit with it."
+                Text("This image is too old to edit directly. Save it and use /edit with it.")
             )
         return parent.result_url

@@ -6,6 +6,8 @@ import math
 import re
 import unicodedata
 
+from bot.i18n import Message, Text
+
 MAX_PROMPT_CHARS = 1500
 ASPECT_RATIOS = ("21:9", "16:9", "4:3", "1:1", "3:4", "9:16")
 OUTPUT_FORMATS = ("jpeg", "png")
@@ -20,8 +22,8 @@ _INVISIBLE = re.compile("[\u200b-\u200f\u202a-\u202e\u2060-\u2064\u2066-\u2069\u
 class InputRejected(Exception):
     """Bad input: `user_message` is shown to the member; nothing is spent."""
 
-    def __init__(self, user_message: str) -> None:
-        super().__init__(user_message)
+    def __init__(self, user_message: Message) -> None:
+        super().__init__(str(user_message))
         self.user_message = user_message
 
 
@@ -31,24 +33,35 @@ def clean_prompt(prompt: str | None) -> str:
     text = "".join(ch if ch in "\n\t" or unicodedata.category(ch)[0] != "C" else " " for ch in text)
     text = text.strip()
     if not text:
-        raise InputRejected("The prompt is empty. Describe the image you want.")
+        raise InputRejected(Text("The prompt is empty. Describe the image you want."))
     if len(text) > MAX_PROMPT_CHARS:
         raise InputRejected(
-            f"The prompt is {len(text)} characters long; the limit is {MAX_PROMPT_CHARS}."
+            Text(
+                "The prompt is {length} characters long; the limit is {limit}.",
+                length=len(text),
+                limit=MAX_PROMPT_CHARS,
+            )
         )
     return text
 
 
 def check_choice(name: str, value: str | None, allowed: tuple[str, ...]) -> None:
     if value is not None and value not in allowed:
-        raise InputRejected(f"`{name}` must be one of: {', '.join(allowed)}.")
+        raise InputRejected(
+            Text("`{name}` must be one of: {allowed}.", name=name, allowed=", ".join(allowed))
+        )
 
 
 def check_tolerance(value: int, *, edit: bool) -> None:
     high = MAX_TOLERANCE_EDIT if edit else MAX_TOLERANCE_GENERATE
     if not 0 <= value <= high:
-        mode = "edits" if edit else "new images"
-        raise InputRejected(f"`safety_tolerance` must be between 0 and {high} for {mode}.")
+        if edit:
+            raise InputRejected(
+                Text("`safety_tolerance` must be between 0 and {high} for edits.", high=high)
+            )
+        raise InputRejected(
+            Text("`safety_tolerance` must be between 0 and {high} for new images.", high=high)
+        )
 
 
 def nearest_aspect_ratio(width: int, height: int) -> str:

@@ -11,8 +11,9 @@ from discord.app_commands import Choice, Range
 from discord.ext import commands
 
 from bot.flux import DEFAULT_MODEL, MODEL_NAMES, model_name
+from bot.i18n import Message, Plural, Text, join
 from bot.kie import KieError
-from bot.moderation import GuildSettings
+from bot.moderation import GuildSettings, UsageSummary
 from bot.moderation.policy import (
     MAX_ALLOWED_CHANNELS,
     MAX_BLOCKED_ENTRIES,
@@ -385,11 +386,45 @@ class Admin(
         )
 
 
-def _images_today(images: int, requests: int) -> str:
+def _images_today(images: int, requests: int) -> Message:
     """'Today: 6 images in 2 requests' (a set of 4 is one request of 4 images)."""
-    noun = "image" if images == 1 else "images"
-    asks = "request" if requests == 1 else "requests"
-    return f"Today: {images} {noun} in {requests} {asks}."
+    in_requests = Plural("in {n} request", "in {n} requests", requests)
+    return Plural(
+        "Today: {n} image {requests}.",
+        "Today: {n} images {requests}.",
+        images,
+        requests=in_requests,
+    )
+
+
+def _member_usage(summary: UsageSummary, in_server: bool) -> Message:
+    used = fmt_credits(summary.member_used)
+    if summary.member_allowance is None:
+        mine: Message = Text(
+            "You've used **{used}** credits today; there's no daily limit for members.",
+            used=used,
+        )
+    else:
+        mine = Text(
+            "You've used **{used}** of your **{allowance}** daily credits; **{left}** left.",
+            used=used,
+            allowance=fmt_credits(summary.member_allowance),
+            left=fmt_credits(max(0.0, summary.member_allowance - summary.member_used)),
+        )
+    return mine if in_server else Text("Outside servers: {usage}", usage=mine)
+
+
+def _server_usage(summary: UsageSummary) -> Message:
+    if summary.server_budget is None:
+        return Text(
+            "The server has used {used} credits today.", used=fmt_credits(summary.server_used)
+        )
+    return Text(
+        "The server has used {used} of its {budget} daily credits; {left} left.",
+        used=fmt_credits(summary.server_used),
+        budget=fmt_credits(summary.server_budget),
+        left=fmt_credits(max(0.0, summary.server_budget - summary.server_used)),
+    )
 
 
 class Usage(commands.Cog):
@@ -401,41 +436,24 @@ class Usage(commands.Cog):
         """In a server, or (ALLOW_DMS) outside servers under the operator's DM_DAILY_CREDITS."""
         guild_id = server_id_of(interaction)
         summary = await self.bot.moderation.usage(guild_id, interaction.user.id)
-        used = fmt_credits(summary.member_used)
-        if summary.member_allowance is None:
-            mine = f"You've used **{used}** credits today; there's no daily limit for members."
-        else:
-            left = max(0.0, summary.member_allowance - summary.member_used)
-            mine = (
-                f"You've used **{used}** of your **{fmt_credits(summary.member_allowance)}** "
-                f"daily credits; **{fmt_credits(left)}** left."
-            )
-        if summary.server_budget is None:
-            server = f"The server has used {fmt_credits(summary.server_used)} credits today."
-        else:
-            left = max(0.0, summary.server_budget - summary.server_used)
-            server = (
-                f"The server has used {fmt_credits(summary.server_used)} of its "
-                f"{fmt_credits(summary.server_budget)} daily credits; {fmt_credits(left)} left."
-            )
-        lines = [
-            mine if guild_id is not None else f"Outside servers: {mine}",
-            *([server] if guild_id is not None else []),
+        lines: list[Message] = [
+            _member_usage(summary, guild_id is not None),
+            *([_server_usage(summary)] if guild_id is not None else []),
             _images_today(summary.images_today, summary.requests_today),
-            f"Images in progress: {summary.open_tasks}.",
-            f"Credits reset {relative(summary.resets_at)} (00:00 UTC).",
+            Text("Images in progress: {count}.", count=summary.open_tasks),
+            Text("Credits reset {when} (00:00 UTC).", when=relative(summary.resets_at)),
         ]
         block = await self.bot.moderation.get_block(guild_id, interaction.user.id)
         if block is not None:
             lines.append(
-                "You're blocked from the image bot in this server."
+                Text("You're blocked from the image bot in this server.")
                 if block.until is None
-                else f"You're paused until {relative(block.until)}."
+                else Text("You're paused until {when}.", when=relative(block.until))
             )
         operator_block = await self.bot.moderation.operator.blocked(interaction.user.id)
         if operator_block is not None:
             lines.append(operator_block.message)
-        await send_ephemeral(interaction, "\n".join(lines))
+        await send_ephemeral(interaction, join("\n", lines))
 
 
 async def setup(bot: KontextBot) -> None:

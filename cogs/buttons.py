@@ -7,6 +7,7 @@ from typing import Any, ClassVar, Self
 
 import discord
 
+from bot.i18n import tr
 from cogs.requests import AnyInteraction, Interaction, kontext
 
 
@@ -23,10 +24,11 @@ class TaskButton(discord.ui.DynamicItem[discord.ui.Button[Any]], template=r"(?!)
     def make_id(task_id: str) -> str:
         raise NotImplementedError
 
-    def __init__(self, task_id: str) -> None:
+    def __init__(self, task_id: str, *, locale: str | None = None) -> None:
+        """`locale`: the language of the label (the task's member's; None: English)."""
         super().__init__(
             discord.ui.Button(
-                label=self.LABEL,
+                label=tr(locale, self.LABEL),
                 style=self.STYLE,
                 emoji=self.EMOJI,
                 custom_id=self.make_id(task_id),

@@ -11,7 +11,7 @@ from discord.ext import commands
 
 from bot import custom_ids
 from bot.flux import MODEL_NAMES
-from bot.i18n import N_
+from bot.i18n import N_, Text, tr
 from bot.ledger import TaskKind
 from bot.moderation.policy import MAX_COUNT
 from bot.validation import MAX_PROMPT_CHARS
@@ -21,6 +21,7 @@ from cogs.requests import (
     Interaction,
     PromptModal,
     first_image_url,
+    locale_of,
     refused_for_permissions,
     submit_request,
 )
@@ -173,7 +174,7 @@ class Generate(commands.Cog):
         if found is None:
             await send_ephemeral(
                 interaction,
-                "That message has no image to edit. Pick a message with an image attached.",
+                Text("That message has no image to edit. Pick a message with an image attached."),
             )
             return
         url, size = found
@@ -188,10 +189,12 @@ class Generate(commands.Cog):
                 image_size=size,
             )
 
+        locale = locale_of(interaction)
         modal = PromptModal(
-            title="Edit with Flux Kontext",
+            title=tr(locale, CONTEXT_MENU_NAME),
             on_prompt=on_prompt,
             custom_id=custom_ids.modal_id(),
+            locale=locale,
         )
         await interaction.response.send_modal(modal)
 

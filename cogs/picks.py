@@ -10,10 +10,11 @@ from typing import TYPE_CHECKING
 import discord
 
 from bot import custom_ids
+from bot.i18n import Message, Text, render
 from bot.ledger import Task, TaskState
 from cogs.buttons import TaskButton
 from cogs.client import send_ephemeral
-from cogs.requests import Interaction, origin_of, refused_for_permissions
+from cogs.requests import Interaction, locale_of, origin_of, refused_for_permissions
 from cogs.result_message import (
     attachment_task_id,
     result_actions,
@@ -27,8 +28,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-NOT_IN_MESSAGE = "That image is no longer in this message, so it can't be posted alone."
-PICK_FAILED = "Discord did not take the image just now. Nothing was lost — try again."
+NOT_IN_MESSAGE = Text("That image is no longer in this message, so it can't be posted alone.")
+PICK_FAILED = Text("Discord did not take the image just now. Nothing was lost — try again.")
 
 
 class PickButton(TaskButton, template=custom_ids.PICK_TEMPLATE):
@@ -103,10 +104,11 @@ def set_actions(members: Sequence[Task], delivered: frozenset[str]) -> discord.u
     for member in members:
         view.add_item(PickButton(member.id, member.set_index, ready=member.id in delivered))
     coming = [m for m in members if m.id not in delivered and not m.terminal]
+    first = members[0]
     if any(m.state == TaskState.QUEUED for m in coming):
-        view.add_item(CancelButton(members[0].set_id or members[0].id))
+        view.add_item(CancelButton(first.set_id or first.id, locale=first.locale))
     elif not coming:
-        view.add_item(RerollButton(members[0].set_id or members[0].id))
+        view.add_item(RerollButton(first.set_id or first.id, locale=first.locale))
     view.stop()
     return view
 
@@ -117,9 +119,11 @@ def _took(picked: Task) -> float:
     return max(0.0, finished - picked.created_at)
 
 
-async def _say(interaction: Interaction, text: str) -> None:
+async def _say(interaction: Interaction, text: Message) -> None:
     try:
-        await interaction.edit_original_response(content=text, embed=None, attachments=[])
+        await interaction.edit_original_response(
+            content=render(text, locale_of(interaction)), embed=None, attachments=[]
+        )
     except discord.HTTPException:
         await send_ephemeral(interaction, text)
 

@@ -11,6 +11,7 @@ from typing import Any, cast
 import discord
 
 from bot import images
+from bot.i18n import N_, Message, Text, tr
 from bot.images import MAX_INPUT_BYTES, PreparedImage
 from bot.ledger import ParentAction, Reference, TaskKind, TaskParams
 from bot.service import KontextService, Origin, Refused
@@ -28,7 +29,9 @@ Interaction = discord.Interaction[KontextBot]
 # override takes this and narrows it with `kontext`.
 AnyInteraction = discord.Interaction[discord.Client]
 
-DEFER_REFUSED = "Discord did not accept the bot's answer just now. Nothing was started — try again."
+DEFER_REFUSED = Text(
+    "Discord did not accept the bot's answer just now. Nothing was started — try again."
+)
 
 
 def kontext(interaction: AnyInteraction) -> Interaction:
@@ -37,6 +40,11 @@ def kontext(interaction: AnyInteraction) -> Interaction:
     if not isinstance(interaction.client, KontextBot):
         raise TypeError(f"an interaction of {type(interaction.client).__name__}, not KontextBot")
     return cast(Interaction, interaction)
+
+
+def locale_of(interaction: AnyInteraction) -> str:
+    """The member's Discord language, e.g. "ja" (bot.i18n renders messages in it)."""
+    return str(interaction.locale)
 
 
 def server_id_of(interaction: Interaction) -> int | None:
@@ -63,7 +71,7 @@ def origin_of(interaction: Interaction) -> Origin:
         upload_limit=interaction.filesize_limit,
         can_manage_messages=interaction.permissions.manage_messages,
         parent_id=channel.parent_id if isinstance(channel, discord.Thread) else None,
-        locale=str(interaction.locale),
+        locale=locale_of(interaction),
     )
 
 
@@ -107,16 +115,21 @@ def first_image_url(message: discord.Message) -> InputImage | None:
     return None
 
 
-def numbered(number: int, total: int, message: str) -> str:
+def numbered(number: int, total: int, message: Message) -> Message:
     """A refusal about one of several images names it: "Image 2: …"."""
-    return message if total == 1 else f"Image {number}: {message}"
+    if total == 1:
+        return message
+    return Text("Image {number}: {message}", number=number, message=message)
 
 
 def check_sizes(inputs: Sequence[InputImage]) -> None:
     """Before anything is spent: refuse an image Discord says is over the input limit."""
     for number, (_, size) in enumerate(inputs, start=1):
         if size is not None and size > MAX_INPUT_BYTES:
-            too_large = f"The image is larger than {MAX_INPUT_BYTES // (1024 * 1024)} MB."
+            too_large = Text(
+                "The image is larger than {megabytes} MB.",
+                megabytes=MAX_INPUT_BYTES // (1024 * 1024),
+            )
             raise InputRejected(numbered(number, len(inputs), too_large))
 
 
@@ -155,8 +168,12 @@ async def reference_for(
     ref = await interaction.client.refs.find(guild_id, name)
     if attached >= images.MAX_STITCHED:
         raise InputRejected(
-            f"With a reference, attach at most {images.MAX_STITCHED - 1} images: the reference "
-            f"comes after them as image {attached + 1}."
+            Text(
+                "With a reference, attach at most {most} images: the reference comes after "
+                "them as image {position}.",
+                most=images.MAX_STITCHED - 1,
+                position=attached + 1,
+            )
         )
     return ref
 
@@ -254,20 +271,24 @@ async def _defer(interaction: Interaction, *, private: bool) -> int | None:
     return (await interaction.original_response()).id
 
 
-async def _withdraw(interaction: Interaction, message: str) -> None:
+async def _withdraw(interaction: Interaction, message: Message) -> None:
     """After the "thinking…" reply: remove it and tell the member alone why."""
     with contextlib.suppress(discord.HTTPException):
         await interaction.delete_original_response()
     await send_ephemeral(interaction, message)
 
 
+PROMPT_LABEL = N_("Prompt")
+PROMPT_PLACEHOLDER = N_("Describe the change: “make it night, add neon signs”")
+
+
 class PromptModal(discord.ui.Modal):
     """Asks for a prompt, then hands the modal's own interaction to `on_prompt`."""
 
     prompt: discord.ui.TextInput[PromptModal] = discord.ui.TextInput(
-        label="Prompt",
+        label=PROMPT_LABEL,
         style=discord.TextStyle.paragraph,
-        placeholder="Describe the change: “make it night, add neon signs”",
+        placeholder=PROMPT_PLACEHOLDER,
         max_length=MAX_PROMPT_CHARS,
         required=True,
     )
@@ -279,9 +300,13 @@ class PromptModal(discord.ui.Modal):
         on_prompt: Callable[[Interaction, str], Coroutine[Any, Any, None]],
         custom_id: str,
         default: str | None = None,
+        locale: str | None = None,
     ) -> None:
-        """`default`: the prompt the box opens with (the member may change it)."""
+        """`default`: the prompt the box opens with (the member may change it); `locale`: the
+        member's language for the box's label (`title` comes translated)."""
         super().__init__(title=title, timeout=15 * 60, custom_id=custom_id)
+        self.prompt.label = tr(locale, PROMPT_LABEL)
+        self.prompt.placeholder = tr(locale, PROMPT_PLACEHOLDER)
         self.prompt.default = default
         self._on_prompt = on_prompt
 

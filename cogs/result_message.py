@@ -102,7 +102,7 @@ def status_actions(task: Task) -> discord.ui.View:
     """Cancel while the task is queued; once it is at KIE the next status edit drops it."""
     view = discord.ui.View(timeout=None)
     if task.state == TaskState.QUEUED:
-        view.add_item(CancelButton(task.id))
+        view.add_item(CancelButton(task.id, locale=task.locale))
     view.stop()
     return view
 
@@ -111,7 +111,7 @@ def result_actions(task: Task) -> discord.ui.View:
     """Every action on a finished single result: Re-roll, Edit, Compare (edits), and the
     Reframe select in a row of its own."""
     view = _actions(task, reroll=True, edit=True, compare=task.kind == TaskKind.EDIT)
-    view.add_item(ReframeSelect(task.id))
+    view.add_item(ReframeSelect(task.id, locale=task.locale))
     return view
 
 
@@ -123,11 +123,11 @@ def failure_actions(task: Task) -> discord.ui.View:
 def _actions(task: Task, *, reroll: bool, edit: bool, compare: bool = False) -> discord.ui.View:
     view = discord.ui.View(timeout=None)
     if reroll:
-        view.add_item(RerollButton(task.id))
+        view.add_item(RerollButton(task.id, locale=task.locale))
     if edit:
-        view.add_item(EditButton(task.id))
+        view.add_item(EditButton(task.id, locale=task.locale))
     if compare:
-        view.add_item(CompareButton(task.id))
+        view.add_item(CompareButton(task.id, locale=task.locale))
     # The clicks are handled by these DynamicItems (cogs/results.py), which survive restarts;
     # a finished view is sent without being stored in memory for every result ever posted.
     view.stop()

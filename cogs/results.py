@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any, Self
 import discord
 
 from bot import custom_ids
+from bot.i18n import Text, tr
 from bot.ledger import ParentAction, Task, TaskKind, TaskParams
 from bot.validation import MAX_TOLERANCE_EDIT, InputRejected
 from cogs.buttons import TaskButton
@@ -21,6 +22,7 @@ from cogs.requests import (
     Interaction,
     PromptModal,
     kontext,
+    locale_of,
     refused_for_permissions,
     submit_request,
 )
@@ -28,15 +30,16 @@ from cogs.requests import (
 if TYPE_CHECKING:
     from cogs.client import KontextBot
 
-NOT_YOURS = (
+NOT_YOURS = Text(
     "This isn't yours: only the member who asked for this image "
     "(or a moderator) can use its buttons."
 )
-GONE = "This task no longer exists, so its buttons don't work any more."
-CANCELLED = "Cancelled. Your credits were given back."
-NOT_CANCELLABLE = "This task was already sent to KIE; it can't be cancelled."
+GONE = Text("This task no longer exists, so its buttons don't work any more.")
+CANCELLED = Text("Cancelled. Your credits were given back.")
+NOT_CANCELLABLE = Text("This task was already sent to KIE; it can't be cancelled.")
+# A prompt for KIE, which follows English best: it stays English in every language.
 REFRAME_PROMPT = "Extend the scene to fill the new frame; keep the subject and style unchanged"
-OUTPUT_REMOVED = "A moderator removed this image, so it can't be compared."
+OUTPUT_REMOVED = Text("A moderator removed this image, so it can't be compared.")
 
 log = logging.getLogger(__name__)
 
@@ -79,6 +82,7 @@ class RerollButton(TaskButton, template=custom_ids.REROLL_TEMPLATE):
             parent_action=ParentAction.REROLL,
             prepared_image=image,
             count=parent.set_size,  # a set's Re-roll makes the whole set again
+            ref_name=parent.ref_name,
         )
 
 
@@ -90,7 +94,10 @@ class EditButton(TaskButton, template=custom_ids.EDIT_TEMPLATE):
 
     async def clicked(self, interaction: Interaction) -> None:
         await _edit_result(
-            interaction, self.task_id, title="Edit this image", action=ParentAction.EDIT
+            interaction,
+            self.task_id,
+            title=tr(locale_of(interaction), "Edit this image"),
+            action=ParentAction.EDIT,
         )
 
 
@@ -141,7 +148,11 @@ async def _edit_result(
 
     await interaction.response.send_modal(
         PromptModal(
-            title=title, on_prompt=on_prompt, custom_id=custom_ids.modal_id(), default=default
+            title=title,
+            on_prompt=on_prompt,
+            custom_id=custom_ids.modal_id(),
+            default=default,
+            locale=locale_of(interaction),
         )
     )
 
@@ -168,11 +179,11 @@ class ReframeSelect(
     """The six aspect ratios under a result; a choice opens a prompt box (prefilled with
     REFRAME_PROMPT), then edits the result into that frame (KIE pads or crops)."""
 
-    def __init__(self, task_id: str) -> None:
+    def __init__(self, task_id: str, *, locale: str | None = None) -> None:
         super().__init__(
             discord.ui.Select(
                 custom_id=custom_ids.reframe_id(task_id),
-                placeholder=custom_ids.REFRAME_PLACEHOLDER,
+                placeholder=tr(locale, custom_ids.REFRAME_PLACEHOLDER),
                 options=[discord.SelectOption(label=c.name, value=c.value) for c in ASPECT_CHOICES],
             ),
             row=1,
@@ -192,7 +203,7 @@ class ReframeSelect(
         await _edit_result(
             interaction,
             self.task_id,
-            title=f"Reframe to {ratio}",
+            title=tr(locale_of(interaction), "Reframe to {ratio}", ratio=ratio),
             action=ParentAction.REFRAME,
             aspect_ratio=ratio,
             default=REFRAME_PROMPT,
@@ -230,7 +241,7 @@ class CompareButton(TaskButton, template=custom_ids.COMPARE_TEMPLATE):
         name = f"{'SPOILER_' if task.spoiler else ''}compare-{task.id}.jpg"
         try:
             await interaction.followup.send(
-                "Input (left) and result (right).",
+                tr(locale_of(interaction), "Input (left) and result (right)."),
                 file=discord.File(io.BytesIO(data), filename=name),
                 ephemeral=True,
             )

@@ -71,10 +71,9 @@ def test_show_refusal_names_an_open_tasks_state_and_a_failures_reason() -> None:
     viewer = Viewer(OWNER, GUILD)
     failed = task(state=TaskState.FAILED, error_message="KIE's content filter refused it.")
     cancelled = task(state=TaskState.FAILED, error_code="cancelled", error_message="Cancelled.")
-    assert (
-        show_refusal(task(state=TaskState.QUEUED), viewer),
-        show_refusal(failed, viewer),
-        show_refusal(cancelled, viewer),
+    assert tuple(
+        str(show_refusal(shown, viewer))
+        for shown in (task(state=TaskState.QUEUED), failed, cancelled)
     ) == (
         "This task isn't finished yet: it is queued.",
         "This task has no image: it failed — KIE's content filter refused it.",

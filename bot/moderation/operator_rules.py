@@ -16,6 +16,7 @@ from collections.abc import Callable
 from typing import Final
 
 from bot.config import Settings
+from bot.i18n import Text
 from bot.ledger import ModerationStore, OperatorBlock
 from bot.moderation.policy import GuildSettings, Refusal
 from bot.validation import MAX_TOLERANCE_EDIT
@@ -28,18 +29,20 @@ OUTSIDE_SERVERS: Final = 0
 MAX_REASON_CHARS: Final = 200
 
 OUTSIDE_SERVERS_OFF: Final = Refusal(
-    "The image bot works only in servers. Use it in a server where the bot is installed.",
+    Text("The image bot works only in servers. Use it in a server where the bot is installed."),
     "outside_servers",
 )
 OPERATOR_BLOCKED: Final = Refusal(
-    "The bot's operator has blocked you from using the image bot.", "operator_block"
+    Text("The bot's operator has blocked you from using the image bot."), "operator_block"
 )
 
 
 def no_credits_outside_servers() -> Refusal:
     return Refusal(
-        "The bot's operator has not enabled any credits for direct messages and private "
-        "channels, so images can only be made in a server where the bot is installed.",
+        Text(
+            "The bot's operator has not enabled any credits for direct messages and private "
+            "channels, so images can only be made in a server where the bot is installed."
+        ),
         "outside_servers_no_credits",
     )
 

@@ -21,6 +21,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, Final
 
 from bot.flux import MAX, MODEL_NAMES, model_name
+from bot.i18n import Message, Text
 from bot.ledger.models import TaskKind, TaskParams
 from bot.validation import MAX_TOLERANCE_EDIT, MAX_TOLERANCE_GENERATE
 
@@ -44,7 +45,7 @@ PRIVATE_MODES: Final = (PRIVATE_FORCED, PRIVATE_ALLOWED, PRIVATE_OFF)
 class Refusal:
     """Why a request may not go ahead: the member's text and a short reason for metrics."""
 
-    message: str
+    message: Message
     reason: str
 
 
@@ -263,7 +264,10 @@ def check_channel(
     ):
         return None
     where = ", ".join(f"<#{c}>" for c in gs.allowed_channels[:10])
-    return Refusal(f"The image bot isn't enabled in this channel. Use it in {where}.", "channel")
+    return Refusal(
+        Text("The image bot isn't enabled in this channel. Use it in {where}.", where=where),
+        "channel",
+    )
 
 
 def apply_defaults(
@@ -298,20 +302,29 @@ def check_params(
     if not gs.model_allowed(params.model):
         name = model_name(params.model)
         return Refusal(
-            f"The {name} model is turned off in this server. Choose the Pro model instead.",
+            Text(
+                "The {name} model is turned off in this server. Choose the Pro model instead.",
+                name=name,
+            ),
             "model",
         )
     cap = tolerance_cap(gs, kind)
     if params.safety_tolerance > cap:
         return Refusal(
-            f"The safety tolerance allowed {place} is at most {cap}. "
-            f"Ask again with safety_tolerance {cap} or lower.",
+            Text(
+                "The safety tolerance allowed {place} is at most {cap}. "
+                "Ask again with safety_tolerance {cap} or lower.",
+                place=Text(place),
+                cap=cap,
+            ),
             "tolerance",
         )
     if gs.patterns and blocked_match(params.prompt, gs.patterns):
         return Refusal(
-            "Your prompt contains a word or phrase this server's moderators have blocked. "
-            "Rephrase it and try again.",
+            Text(
+                "Your prompt contains a word or phrase this server's moderators have blocked. "
+                "Rephrase it and try again."
+            ),
             "blocked_word",
         )
     return None
@@ -330,16 +343,26 @@ def check_quota(
     allowance = gs.member_daily_allowance
     if allowance is not None and member_used + cost > allowance + 1e-9:
         return Refusal(
-            f"You've used {fmt_credits(member_used)} of your {fmt_credits(allowance)} daily "
-            f"credits {place} and this request costs {fmt_credits(cost)}. "
-            f"Your allowance resets {reset}.",
+            Text(
+                "You've used {used} of your {allowance} daily credits {place} and this "
+                "request costs {cost}. Your allowance resets {reset}.",
+                used=fmt_credits(member_used),
+                allowance=fmt_credits(allowance),
+                place=Text(place),
+                cost=fmt_credits(cost),
+                reset=reset,
+            ),
             "allowance",
         )
     budget = gs.server_daily_budget
     if budget is not None and server_used + cost > budget + 1e-9:
         return Refusal(
-            f"This server has used its daily image budget ({fmt_credits(budget)} credits). "
-            f"It resets {reset}.",
+            Text(
+                "This server has used its daily image budget ({budget} credits). "
+                "It resets {reset}.",
+                budget=fmt_credits(budget),
+                reset=reset,
+            ),
             "budget",
         )
     return None
@@ -348,18 +371,25 @@ def check_quota(
 def blocked_refusal(until: float | None, reason: str) -> Refusal:
     if until is None:
         return Refusal(
-            "A moderator has blocked you from using the image bot in this server. "
-            "Ask a moderator if you think this is a mistake.",
+            Text(
+                "A moderator has blocked you from using the image bot in this server. "
+                "Ask a moderator if you think this is a mistake."
+            ),
             "blocked",
         )
     if reason == "content_policy":
         return Refusal(
-            "Several of your requests today were rejected by the content filter, so you're "
-            f"paused for a while. You can try again {relative(until)}.",
+            Text(
+                "Several of your requests today were rejected by the content filter, so "
+                "you're paused for a while. You can try again {when}.",
+                when=relative(until),
+            ),
             "auto_cooldown",
         )
     return Refusal(
-        "You're paused from using the image bot in this server. "
-        f"You can try again {relative(until)}.",
+        Text(
+            "You're paused from using the image bot in this server. You can try again {when}.",
+            when=relative(until),
+        ),
         "paused",
     )

@@ -15,6 +15,7 @@ from typing import Any, Protocol
 
 from bot import flux
 from bot.config import Settings
+from bot.i18n import N_, Text
 from bot.ledger import (
     Block,
     MetaStore,
@@ -125,7 +126,7 @@ class Moderation:
         if refusal is not None:
             raise Denied(refusal)
         if await self.out_of_credits(now):
-            raise Denied(Refusal(MESSAGES[Outcome.OUT_OF_CREDITS], "out_of_credits"))
+            raise Denied(Refusal(Text(MESSAGES[Outcome.OUT_OF_CREDITS]), "out_of_credits"))
         block = await self._ledger.get_block(scope_of(guild_id), user_id)
         if block is not None and (block.until is None or block.until > now):
             raise Denied(policy.blocked_refusal(block.until, block.reason))
@@ -196,7 +197,9 @@ class Moderation:
                 cost=cost,
                 now=now,
                 place=_place(guild_id),
-            ) or Refusal("The daily credit limit was just reached. Try again later.", "allowance")
+            ) or Refusal(
+                Text("The daily credit limit was just reached. Try again later."), "allowance"
+            )
             raise Denied(refusal)
         return each
 
@@ -326,4 +329,4 @@ class Moderation:
 
 
 def _place(guild_id: int | None) -> str:
-    return "in this server" if guild_id is not None else "outside servers"
+    return N_("in this server") if guild_id is not None else N_("outside servers")

@@ -108,10 +108,10 @@ def test_model_and_tolerance_rules() -> None:
     gs = GuildSettings(max_model_allowed=False, max_tolerance=4)
     max_params = TaskParams(prompt="x", model=flux.MAX)
     refusal = policy.check_params(gs, max_params, TaskKind.IMAGINE)
-    assert refusal is not None and refusal.reason == "model" and "Pro" in refusal.message
+    assert refusal is not None and refusal.reason == "model" and "Pro" in str(refusal.message)
     high = TaskParams(prompt="x", safety_tolerance=5)
     refusal = policy.check_params(gs, high, TaskKind.IMAGINE)
-    assert refusal is not None and refusal.reason == "tolerance" and "4" in refusal.message
+    assert refusal is not None and refusal.reason == "tolerance" and "4" in str(refusal.message)
     assert (
         policy.check_params(gs, TaskParams(prompt="x", safety_tolerance=4), TaskKind.IMAGINE)
         is None
@@ -141,10 +141,10 @@ def test_quota_refusals_say_when_they_reset() -> None:
     assert policy.check_quota(gs, member_used=5, server_used=5, cost=5, now=now) is None
     member = policy.check_quota(gs, member_used=10, server_used=10, cost=5, now=now)
     assert member is not None and member.reason == "allowance"
-    assert f"<t:{midnight}:R>" in member.message and "10" in member.message
+    assert f"<t:{midnight}:R>" in str(member.message) and "10" in str(member.message)
     server = policy.check_quota(gs, member_used=0, server_used=98, cost=5, now=now)
     assert (
-        server is not None and server.reason == "budget" and f"<t:{midnight}:R>" in server.message
+        server is not None and server.reason == "budget" and f"<t:{midnight}:R>" in str(server.message)
     )
 
 
@@ -162,4 +162,4 @@ def test_channel_restriction_names_the_allowed_channels() -> None:
     gs = GuildSettings(allowed_channels=(11, 22))
     assert policy.check_channel(gs, 22) is None
     refusal = policy.check_channel(gs, 33)
-    assert refusal is not None and "<#11>" in refusal.message and "<#22>" in refusal.message
+    assert refusal is not None and "<#11>" in str(refusal.message) and "<#22>" in str(refusal.message)
