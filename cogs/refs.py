@@ -14,11 +14,12 @@ from discord.ext import commands
 
 from bot.images import MAX_INPUT_BYTES
 from bot.ledger import RefSummary
+from bot.moderation import Denied
 from bot.refs import MAX_REF_NAME, MAX_REF_NOTE, RefRejected, shown_name
 from bot.status import prompt_excerpt
 from bot.validation import InputRejected
 from cogs.client import NO_PINGS, send_ephemeral
-from cogs.requests import Interaction, refused_for_permissions, server_id_of
+from cogs.requests import Interaction, origin_of, refused_for_permissions, server_id_of
 
 if TYPE_CHECKING:
     from cogs.client import KontextBot
@@ -63,6 +64,22 @@ class RefCommands(
         self.bot = bot
         super().__init__()
 
+    async def _refused_here(self, interaction: Interaction) -> bool:
+        """Saving or posting a reference keeps the rules of asking for an image: a blocked
+        member, or a channel the server does not use the bot in, is refused privately."""
+        origin = origin_of(interaction)
+        try:
+            await self.bot.moderation.admit(
+                guild_id=origin.guild_id,
+                user_id=origin.user_id,
+                channel_id=origin.channel_id,
+                parent_id=origin.parent_id,
+            )
+        except Denied as exc:
+            await send_ephemeral(interaction, exc.refusal.message)
+            return True
+        return False
+
     @app_commands.command(name="save", description="Save an image as a reference for this server")
     @app_commands.describe(
         name=f"A name for it (unique in this server, at most {MAX_REF_NAME} characters)",
@@ -87,6 +104,8 @@ class RefCommands(
             await refs.check_free(guild_id, clean)
         except InputRejected as exc:
             await send_ephemeral(interaction, exc.user_message)
+            return
+        if await self._refused_here(interaction):
             return
         # Downloading and checking the image may take longer than Discord's 3 seconds.
         await interaction.response.defer(ephemeral=True, thinking=True)
@@ -129,7 +148,7 @@ class RefCommands(
         except InputRejected as exc:
             await send_ephemeral(interaction, exc.user_message)
             return
-        if await refused_for_permissions(interaction):
+        if await self._refused_here(interaction) or await refused_for_permissions(interaction):
             return
         embed = discord.Embed(title=f"Reference: {shown_name(ref.name)}", color=0x5865F2)
         if ref.note:
