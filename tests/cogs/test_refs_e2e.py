@@ -284,3 +284,49 @@ async def test_a_reference_outlives_a_restart_and_its_upload_is_reused_until_it_
         kie_sim.count("upload"),
         [t.input_data == kept for t in tasks],
     ) == (1, True, 2, [True, True, True])
+
+
+async def test_a_reroll_a_day_later_edits_the_reference_again(
+    discord_fake: FakeDiscord, kie_sim: Any, bot_factory: Any, bot_clock: Any
+) -> None:
+    """KIE's upload of the reference is gone a day later: Re-roll uploads the kept bytes again
+    (it does not fail for want of the input) and its details still name the reference."""
+    await bot_factory(**bot_clock.env)
+    await save(discord_fake, "Hero")
+    first = await image_of(
+        discord_fake,
+        await discord_fake.slash("imagine", {"prompt": "the hero waving", "ref": "Hero"}),
+    )
+    bot_clock.advance(24 * 3600)
+    kie_sim.advance(24 * 3600)
+    rerolled = await image_of(discord_fake, await discord_fake.click(first, label="Re-roll"))
+    tasks = await received(discord_fake, kie_sim, 2)
+    assert (
+        kie_sim.count("upload"),
+        tasks[1].input_data == tasks[0].input_data,
+        details(rerolled).get("Reference"),
+    ) == (2, True, "Hero")
+
+
+async def test_a_blocked_member_can_neither_save_nor_post_a_reference(
+    discord_fake: FakeDiscord, kie_sim: Any, bot_process: BotProcess
+) -> None:
+    await save(discord_fake, "Hero", user=discord_fake.moderator)
+    await private_answer(
+        discord_fake,
+        await discord_fake.slash(
+            "kontext-admin",
+            {"member": discord_fake.member},
+            subcommand="block",
+            user=discord_fake.moderator,
+        ),
+    )
+    saved = await save(discord_fake, "Mine")
+    shown_inter = await discord_fake.slash("ref", {"name": "Hero"}, subcommand="show")
+    shown = await private_answer(discord_fake, shown_inter)
+    assert (
+        "blocked" in saved,
+        "blocked" in shown,
+        [m for m in discord_fake.conversation(shown_inter).messages if m.attachments],
+        [name for name, _ in stored_refs(bot_process)],
+    ) == (True, True, [], ["Hero"])
