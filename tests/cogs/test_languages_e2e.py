@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from e2e_checks import ephemeral_texts, ledger_rows
 from e2e_helpers import COMMANDS_PUT, BotProcess
 from fakediscord import FakeDiscord
 
@@ -58,3 +59,49 @@ async def test_the_synced_imagine_is_named_and_described_in_three_languages(
     }
     menu = by_name(discord_fake.global_commands, "Edit with Flux Kontext")
     assert menu["name_localizations"]["ja"] == "Flux Kontext で編集"
+
+
+async def test_a_refusal_comes_in_the_members_language(
+    discord_fake: FakeDiscord, bot_process: BotProcess
+) -> None:
+    """An empty prompt (only a zero-width space) is refused privately in Japanese, Spanish, or
+    English for a locale the bot has no catalogue for (pt-BR); nothing is written."""
+    answers = {}
+    for name, locale in (("aiko", "ja"), ("lucia", "es-ES"), ("joao", "pt-BR")):
+        member = discord_fake.add_user(name)
+        member.locale = locale
+        inter = await discord_fake.slash("imagine", {"prompt": "\u200b"}, user=member)
+        texts = await discord_fake.wait_until(
+            lambda inter=inter: ephemeral_texts(discord_fake, inter), 10, what=f"{locale} answer"
+        )
+        answers[locale] = texts[0]
+    assert answers == {
+        "ja": "プロンプトが空です。欲しい画像を説明してください。",
+        "es-ES": "La instrucción está vacía. Describe la imagen que quieres.",
+        "pt-BR": "The prompt is empty. Describe the image you want.",
+    }
+    assert not ledger_rows(bot_process.env)
+
+
+async def test_a_japanese_members_result_has_japanese_buttons_and_prompt_box(
+    discord_fake: FakeDiscord, bot_process: BotProcess
+) -> None:
+    """The buttons under a Japanese member's result are labelled in Japanese (the task keeps the
+    member's locale), and Edit opens a prompt box titled and labelled in Japanese."""
+    aiko = discord_fake.add_user("aiko")
+    aiko.locale = "ja"
+    inter = await discord_fake.slash("imagine", {"prompt": "a red fox in snow"}, user=aiko)
+    conv = await discord_fake.wait_for_conversation(inter, lambda c: c.files, timeout=20)
+    assert conv.original is not None
+    labels = [str(c.get("label") or c.get("placeholder")) for c in conv.original.buttons]
+    click = await discord_fake.click(conv.original, label="編集", user=aiko)
+    await discord_fake.wait_until(lambda: click.modal is not None, 10, what="the prompt box")
+    modal = click.modal
+    assert modal is not None
+    box = modal["components"][0]
+    field = box.get("component") or box["components"][0]
+    assert (labels, modal["title"], field["label"]) == (
+        ["再生成", "編集"],
+        "この画像を編集",
+        "プロンプト",
+    )
