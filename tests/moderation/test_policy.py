@@ -144,7 +144,9 @@ def test_quota_refusals_say_when_they_reset() -> None:
     assert f"<t:{midnight}:R>" in str(member.message) and "10" in str(member.message)
     server = policy.check_quota(gs, member_used=0, server_used=98, cost=5, now=now)
     assert (
-        server is not None and server.reason == "budget" and f"<t:{midnight}:R>" in str(server.message)
+        server is not None
+        and server.reason == "budget"
+        and f"<t:{midnight}:R>" in str(server.message)
     )
 
 
@@ -162,4 +164,6 @@ def test_channel_restriction_names_the_allowed_channels() -> None:
     gs = GuildSettings(allowed_channels=(11, 22))
     assert policy.check_channel(gs, 22) is None
     refusal = policy.check_channel(gs, 33)
-    assert refusal is not None and "<#11>" in str(refusal.message) and "<#22>" in str(refusal.message)
+    assert (
+        refusal is not None and "<#11>" in str(refusal.message) and "<#22>" in str(refusal.message)
+    )
