@@ -12,6 +12,7 @@ import time
 from collections.abc import Callable
 from typing import Final
 
+from bot.i18n import Text
 from bot.images import PreparedImage
 from bot.ledger import Reference, RefSaved, RefStore, RefSummary
 from bot.moderation import Moderation
@@ -21,6 +22,7 @@ from bot.validation import InputRejected
 MAX_REF_NAME: Final = 32
 MAX_REF_NOTE: Final = 200
 NAME_CHOICES: Final = 25  # Discord shows at most 25 autocomplete choices
+OUTSIDE_SERVERS: Final = Text("Saved references belong to a server: use them there.")
 
 
 class RefRejected(InputRejected):
@@ -45,16 +47,20 @@ class References:
         """A name as typed, trimmed; RefRejected when empty, too long or on several lines."""
         cleaned = " ".join(name.split())
         if not cleaned:
-            raise RefRejected("Give the reference a name.")
+            raise RefRejected(Text("Give the reference a name."))
         if len(cleaned) > MAX_REF_NAME:
-            raise RefRejected(f"A reference's name is at most {MAX_REF_NAME} characters.")
+            raise RefRejected(
+                Text("A reference's name is at most {most} characters.", most=MAX_REF_NAME)
+            )
         return cleaned
 
     @staticmethod
     def clean_note(note: str | None) -> str | None:
         cleaned = " ".join((note or "").split())
         if len(cleaned) > MAX_REF_NOTE:
-            raise RefRejected(f"A reference's note is at most {MAX_REF_NOTE} characters.")
+            raise RefRejected(
+                Text("A reference's note is at most {most} characters.", most=MAX_REF_NOTE)
+            )
         return cleaned or None
 
     async def check_free(self, guild_id: int, name: str) -> None:
@@ -82,20 +88,26 @@ class References:
             raise self._duplicate(name)
         if outcome is RefSaved.FULL:
             raise RefRejected(
-                f"This server keeps at most {limit} references. Delete one first "
-                "(/ref delete), or ask a moderator to raise the limit."
+                Text(
+                    "This server keeps at most {limit} references. Delete one first "
+                    "(/ref delete), or ask a moderator to raise the limit.",
+                    limit=limit,
+                )
             )
         return ref
 
     async def find(self, guild_id: int | None, name: str) -> Reference:
         """The server's reference of that name (any case); RefRejected when there is none."""
         if guild_id is None:
-            raise RefRejected("Saved references belong to a server: use them there.")
+            raise RefRejected(OUTSIDE_SERVERS)
         ref = await self._store.get_ref(guild_id, name.strip())
         if ref is None:
             raise RefRejected(
-                f"This server has no reference named **{shown_name(name)}**. "
-                "/ref list shows the saved ones."
+                Text(
+                    "This server has no reference named **{name}**. "
+                    "/ref list shows the saved ones.",
+                    name=shown_name(name),
+                )
             )
         return ref
 
@@ -115,19 +127,26 @@ class References:
         ref = await self.find(guild_id, name)
         if ref.owner_id != user_id and not can_manage_messages:
             raise RefRejected(
-                f"**{shown_name(ref.name)}** was saved by <@{ref.owner_id}>: only they or a "
-                "moderator (Manage Messages) can delete it."
+                Text(
+                    "**{name}** was saved by {owner}: only they or a moderator "
+                    "(Manage Messages) can delete it.",
+                    name=shown_name(ref.name),
+                    owner=f"<@{ref.owner_id}>",
+                )
             )
         deleted = await self._store.delete_ref(guild_id, ref.name)
         if deleted is None:
-            raise RefRejected(f"**{shown_name(ref.name)}** was already deleted.")
+            raise RefRejected(Text("**{name}** was already deleted.", name=shown_name(ref.name)))
         return deleted
 
     @staticmethod
     def _duplicate(name: str) -> RefRejected:
         return RefRejected(
-            f"This server already has a reference named **{shown_name(name)}** (names are the "
-            "same in any case). Pick another name, or delete that one first."
+            Text(
+                "This server already has a reference named **{name}** (names are the same in "
+                "any case). Pick another name, or delete that one first.",
+                name=shown_name(name),
+            )
         )
 
 

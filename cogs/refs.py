@@ -12,21 +12,27 @@ from discord import app_commands
 from discord.app_commands import Choice, Range
 from discord.ext import commands
 
-from bot.images import MAX_INPUT_BYTES
+from bot.i18n import Text, tr
 from bot.ledger import RefSummary
 from bot.moderation import Denied
-from bot.refs import MAX_REF_NAME, MAX_REF_NOTE, RefRejected, shown_name
+from bot.refs import MAX_REF_NAME, MAX_REF_NOTE, OUTSIDE_SERVERS, RefRejected, shown_name
 from bot.status import prompt_excerpt
 from bot.validation import InputRejected
 from cogs.client import NO_PINGS, send_ephemeral
-from cogs.requests import Interaction, origin_of, refused_for_permissions, server_id_of
+from cogs.requests import (
+    Interaction,
+    check_sizes,
+    locale_of,
+    origin_of,
+    refused_for_permissions,
+    server_id_of,
+)
 
 if TYPE_CHECKING:
     from cogs.client import KontextBot
 
 log = logging.getLogger(__name__)
 
-OUTSIDE_SERVERS = "Saved references belong to a server: use /ref there."
 LIST_CHARS = 3800  # an embed's description holds 4096
 
 
@@ -37,19 +43,20 @@ def _server(interaction: Interaction) -> int:
     return guild_id
 
 
-def _listing(refs: list[RefSummary], limit: int) -> str:
+def _listing(refs: list[RefSummary], limit: int, locale: str) -> str:
     lines = []
     for ref in refs:
         note = f" — {prompt_excerpt(ref.note, 80)}" if ref.note else ""
         size = f"{ref.size / 1024:.0f} KB"
-        lines.append(f"**{shown_name(ref.name)}** by <@{ref.owner_id}> ({size}){note}")
+        lines.append(f"**{shown_name(ref.name)}** — <@{ref.owner_id}> ({size}){note}")
     text = ""
     for shown, line in enumerate(lines):
         if len(text) + len(line) > LIST_CHARS:
-            text += f"… and {len(lines) - shown} more"
+            text += tr(locale, "… and {count} more", count=len(lines) - shown)
             break
         text += line + "\n"
-    return f"{text}\n{len(refs)} of {limit} saved references."
+    summary = tr(locale, "{count} of {limit} saved references.", count=len(refs), limit=limit)
+    return f"{text}\n{summary}"
 
 
 @app_commands.guild_only()
@@ -97,10 +104,7 @@ class RefCommands(
         try:
             guild_id = _server(interaction)
             clean, clean_note = refs.clean_name(name), refs.clean_note(note)
-            if image.size > MAX_INPUT_BYTES:
-                raise RefRejected(
-                    f"The image is larger than {MAX_INPUT_BYTES // (1024 * 1024)} MB."
-                )
+            check_sizes([(image.url, image.size)])
             await refs.check_free(guild_id, clean)
         except InputRejected as exc:
             await send_ephemeral(interaction, exc.user_message)
@@ -117,10 +121,12 @@ class RefCommands(
                 await interaction.delete_original_response()
             await send_ephemeral(interaction, exc.user_message)
             return
-        await interaction.edit_original_response(
-            content=f"Saved **{shown_name(clean)}**. Use it with `/imagine ref:` or `/edit ref:`.",
-            allowed_mentions=NO_PINGS,
+        saved = tr(
+            locale_of(interaction),
+            "Saved **{name}**. Use it with `/imagine ref:` or `/edit ref:`.",
+            name=shown_name(clean),
         )
+        await interaction.edit_original_response(content=saved, allowed_mentions=NO_PINGS)
 
     @app_commands.command(name="list", description="The references saved in this server")
     async def list_refs(self, interaction: Interaction) -> None:
@@ -131,10 +137,13 @@ class RefCommands(
         refs = await self.bot.refs.listing(guild_id)
         limit = (await self.bot.moderation.settings_for(guild_id)).max_refs
         if not refs:
-            await send_ephemeral(interaction, "No references are saved here yet: /ref save.")
+            await send_ephemeral(interaction, Text("No references are saved here yet: /ref save."))
             return
+        locale = locale_of(interaction)
         embed = discord.Embed(
-            title="Saved references", description=_listing(refs, limit), color=0x5865F2
+            title=tr(locale, "Saved references"),
+            description=_listing(refs, limit, locale),
+            color=0x5865F2,
         )
         await interaction.response.send_message(
             embed=embed, ephemeral=True, allowed_mentions=NO_PINGS
@@ -150,10 +159,13 @@ class RefCommands(
             return
         if await self._refused_here(interaction) or await refused_for_permissions(interaction):
             return
-        embed = discord.Embed(title=f"Reference: {shown_name(ref.name)}", color=0x5865F2)
+        locale = locale_of(interaction)
+        embed = discord.Embed(
+            title=tr(locale, "Reference: {name}", name=shown_name(ref.name)), color=0x5865F2
+        )
         if ref.note:
             embed.description = prompt_excerpt(ref.note, MAX_REF_NOTE)
-        embed.add_field(name="Saved by", value=f"<@{ref.owner_id}>")
+        embed.add_field(name=tr(locale, "Saved by"), value=f"<@{ref.owner_id}>")
         embed.set_image(url=f"attachment://{ref.filename}")
         await interaction.response.send_message(
             embed=embed,
@@ -174,7 +186,9 @@ class RefCommands(
         except InputRejected as exc:
             await send_ephemeral(interaction, exc.user_message)
             return
-        await send_ephemeral(interaction, f"Deleted **{shown_name(deleted.name)}**.")
+        await send_ephemeral(
+            interaction, Text("Deleted **{name}**.", name=shown_name(deleted.name))
+        )
 
     @show.autocomplete("name")
     @delete.autocomplete("name")
