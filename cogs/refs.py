@@ -12,10 +12,18 @@ from discord import app_commands
 from discord.app_commands import Choice, Range
 from discord.ext import commands
 
+from bot import images
 from bot.i18n import Text, tr
 from bot.ledger import RefSummary
 from bot.moderation import Denied
-from bot.refs import MAX_REF_NAME, MAX_REF_NOTE, OUTSIDE_SERVERS, RefRejected, shown_name
+from bot.refs import (
+    MAX_REF_NAME,
+    MAX_REF_NOTE,
+    OUTSIDE_SERVERS,
+    RefRejected,
+    name_for_file,
+    shown_name,
+)
 from bot.status import prompt_excerpt
 from bot.validation import InputRejected
 from cogs.client import NO_PINGS, send_ephemeral
@@ -34,6 +42,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 LIST_CHARS = 3800  # an embed's description holds 4096
+ENVELOPE = 16 * 1024  # room for the multipart envelope under the upload limit (as /show)
 
 
 def _server(interaction: Interaction) -> int:
@@ -159,6 +168,13 @@ class RefCommands(
             return
         if await self._refused_here(interaction) or await refused_for_permissions(interaction):
             return
+        data, filename = ref.data, ref.filename
+        budget = max(64 * 1024, interaction.filesize_limit - ENVELOPE)
+        if len(data) > budget:
+            # Shrinking a large image may take longer than Discord's 3 seconds.
+            await interaction.response.defer(thinking=True)
+            data, extension = await images.in_worker(images.fit_to_limit, data, budget)
+            filename = f"{name_for_file(ref.name)}.{extension}"
         locale = locale_of(interaction)
         embed = discord.Embed(
             title=tr(locale, "Reference: {name}", name=shown_name(ref.name)), color=0x5865F2
@@ -166,12 +182,14 @@ class RefCommands(
         if ref.note:
             embed.description = prompt_excerpt(ref.note, MAX_REF_NOTE)
         embed.add_field(name=tr(locale, "Saved by"), value=f"<@{ref.owner_id}>")
-        embed.set_image(url=f"attachment://{ref.filename}")
-        await interaction.response.send_message(
-            embed=embed,
-            file=discord.File(io.BytesIO(ref.data), filename=ref.filename),
-            allowed_mentions=NO_PINGS,
-        )
+        embed.set_image(url=f"attachment://{filename}")
+        file = discord.File(io.BytesIO(data), filename=filename)
+        if interaction.response.is_done():
+            await interaction.followup.send(embed=embed, file=file, allowed_mentions=NO_PINGS)
+        else:
+            await interaction.response.send_message(
+                embed=embed, file=file, allowed_mentions=NO_PINGS
+            )
 
     @app_commands.command(name="delete", description="Delete a saved reference (yours, or any)")
     @app_commands.describe(name="The reference (members delete their own; moderators any)")

@@ -4,6 +4,7 @@ fake Discord and the KIE simulator (which keeps the exact input it fetched)."""
 from __future__ import annotations
 
 import io
+import random
 import sqlite3
 from typing import Any
 
@@ -330,3 +331,28 @@ async def test_a_blocked_member_can_neither_save_nor_post_a_reference(
         [m for m in discord_fake.conversation(shown_inter).messages if m.attachments],
         [name for name, _ in stored_refs(bot_process)],
     ) == (True, True, [], ["Hero"])
+
+
+async def test_show_fits_a_large_reference_under_the_channels_upload_limit(
+    discord_fake: FakeDiscord, kie_sim: Any, bot_process: BotProcess
+) -> None:
+    """A reference larger than what the channel accepts is posted shrunk to fit, not refused."""
+    noise = Image.frombytes("RGB", (400, 400), bytes(random.Random(1).randbytes(400 * 400 * 3)))
+    buf = io.BytesIO()
+    noise.save(buf, format="PNG")
+    await ref(
+        discord_fake, "save", {"name": "Noise", "image": ("noise.png", buf.getvalue(), "image/png")}
+    )
+    limit = 200 * 1024
+    shown = await image_of(
+        discord_fake,
+        await discord_fake.slash(
+            "ref", {"name": "Noise"}, subcommand="show", attachment_size_limit=limit
+        ),
+    )
+    data = shown.attachments[0].data or b""
+    assert (len(buf.getvalue()) > limit, len(data) <= limit, data[:3]) == (
+        True,
+        True,
+        b"\xff\xd8\xff",
+    )
