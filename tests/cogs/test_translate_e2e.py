@@ -8,7 +8,7 @@ from typing import Any
 
 from e2e_checks import ledger_rows
 from e2e_helpers import BotProcess
-from fakediscord import FakeDiscord, FakeInteraction
+from fakediscord import FakeDiscord, FakeInteraction, FakeUser
 from PIL import Image
 
 MENU = "Translate text in image"
@@ -38,12 +38,12 @@ def language_select(opened: FakeInteraction) -> dict[str, Any]:
     raise AssertionError(f"no select in {opened.modal}")
 
 
-async def open_menu(fake: FakeDiscord) -> FakeInteraction:
+async def open_menu(fake: FakeDiscord, user: FakeUser | None = None) -> FakeInteraction:
     target = fake.inject_message(
         "our shop sign",
         attachments=[("readme.txt", b"hi", "text/plain"), ("sign.png", sign_png(), "image/png")],
     )
-    opened = await fake.message_command(MENU, target)
+    opened = await fake.message_command(MENU, target, user=user)
     await fake.wait_until(lambda: opened.modal is not None, 10, what="the language modal")
     return opened
 
@@ -96,6 +96,24 @@ async def test_the_list_opens_on_the_members_language_and_offers_25(
     task = await kie_request(discord_fake, kie_sim)
 
     assert "into English." in task.request["prompt"]
+
+
+async def test_a_japanese_member_gets_the_box_in_japanese_with_japanese_chosen(
+    discord_fake: FakeDiscord, kie_sim: Any, bot_process: BotProcess
+) -> None:
+    """Locale ja: the modal speaks Japanese and, submitted as it opens, translates into
+    Japanese."""
+    yuki = discord_fake.add_user("yuki")
+    yuki.locale = "ja"
+    opened = await open_menu(discord_fake, yuki)
+    assert opened.modal is not None
+    assert opened.modal["title"] == "画像内の文字を翻訳"
+    assert [o["value"] for o in language_select(opened)["options"] if o.get("default")] == ["ja"]
+
+    await discord_fake.submit_modal(opened, {}, user=yuki)
+    task = await kie_request(discord_fake, kie_sim)
+
+    assert "into Japanese." in task.request["prompt"]
 
 
 async def test_a_typed_language_wins_over_the_list(
