@@ -78,6 +78,7 @@ def describe(gs: GuildSettings, default_cooldown: float) -> str:
             f"**Spoiler-tag results:** {'on' if gs.spoiler else 'off'}",
             f"**Images per request:** {gs.default_count} by default, at most {gs.max_count}",
             f"**Private results:** {_PRIVATE_NAMES[gs.private_results]}",
+            f"**Saved references:** at most {gs.max_refs} (/ref)",
             f"**Member cooldown:** {cooldown:g} s"
             + ("" if gs.cooldown_seconds is not None else " (the bot's default)"),
             f"**Blocked words/expressions:** {words}",

@@ -134,12 +134,18 @@ async def test_the_servers_limit_and_a_moderators_change_of_it(
         ),
     )
     kept = await save(discord_fake, "three")
+    shown = await discord_fake.slash(
+        "kontext-admin", subcommand="show", user=discord_fake.moderator
+    )
+    conv = discord_fake.conversation(shown)
+    await discord_fake.wait_until(lambda: conv.ephemeral_messages, 10, what="the settings")
     assert (
+        "**Saved references:** at most 3" in conv.ephemeral_messages[0].embeds[0]["description"],
         "at most 2 saved reference(s)" in changed,
         "keeps at most 2 references" in refused,
         "Saved **three**" in kept,
         sorted(name for name, _ in stored_refs(bot_process)),
-    ) == (True, True, True, ["one", "three", "two"])
+    ) == (True, True, True, True, ["one", "three", "two"])
 
 
 async def test_only_the_owner_or_a_moderator_deletes(
