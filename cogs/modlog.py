@@ -14,6 +14,7 @@ import discord
 
 from bot import custom_ids
 from bot.flux import model_name
+from bot.i18n import N_, Text, tr
 from bot.ledger import Task, TaskKind, TaskState
 from bot.moderation.policy import fmt_credits
 from bot.ports import NotPublished, Published, PublishOutcome
@@ -26,16 +27,16 @@ from cogs.requests import Interaction
 log = logging.getLogger(__name__)
 
 OUTCOME_TEXT = {
-    "done": "Delivered",
-    "content_policy": "Rejected by KIE's content filter",
-    "out_of_credits": "KIE is out of credits",
+    "done": N_("Delivered"),
+    "content_policy": N_("Rejected by KIE's content filter"),
+    "out_of_credits": N_("KIE is out of credits"),
 }
 COLORS = {"done": 0x2ECC71, "content_policy": 0xE67E22}
 FAILED_COLOR = 0xE74C3C
-NOT_A_MODLOG_MODERATOR = (
+NOT_A_MODLOG_MODERATOR = Text(
     "Only moderators (Manage Messages or Manage Server) can use the mod-log buttons."
 )
-GONE = "This task no longer exists."
+GONE = Text("This task no longer exists.")
 NO_PINGS = discord.AllowedMentions.none()
 
 
@@ -45,30 +46,38 @@ def outcome_of(task: Task) -> str:
     return task.error_code or "failed"
 
 
-def task_embed(task: Task) -> discord.Embed:
-    """The mod-log entry for a finished task (pure: no I/O)."""
+def task_embed(task: Task, locale: str | None = None) -> discord.Embed:
+    """The mod-log entry for a finished task, in the server's `locale` (pure: no I/O)."""
     outcome = outcome_of(task)
-    kind = "Edit" if task.kind == TaskKind.EDIT else "Image"
-    text = OUTCOME_TEXT.get(outcome, f"Failed ({outcome.replace('_', ' ')})")
+    kind = tr(locale, "Image edit") if task.kind == TaskKind.EDIT else tr(locale, "Image")
+    text = (
+        tr(locale, OUTCOME_TEXT[outcome])
+        if outcome in OUTCOME_TEXT
+        else tr(locale, "Failed ({outcome})", outcome=outcome.replace("_", " "))
+    )
     embed = discord.Embed(
         title=f"{kind} · {text}",
         description=prompt_excerpt(task.params.prompt, 300),
         color=COLORS.get(outcome, FAILED_COLOR),
     )
-    embed.add_field(name="Requester", value=f"<@{task.requester_id}> ({task.requester_id})")
+    requester = f"<@{task.requester_id}> ({task.requester_id})"
+    embed.add_field(name=tr(locale, "Requester"), value=requester)
     if task.guild_id is None:
-        where = f"Outside servers (DM or private channel {task.channel_id})"
-        embed.add_field(name="Channel", value=where)
+        where = tr(locale, "Outside servers (DM or private channel {id})", id=task.channel_id)
+        embed.add_field(name=tr(locale, "Channel"), value=where)
     else:
-        embed.add_field(name="Channel", value=f"<#{task.channel_id}>")
-    embed.add_field(name="Model", value=model_name(task.params.model))
+        embed.add_field(name=tr(locale, "Channel"), value=f"<#{task.channel_id}>")
+    embed.add_field(name=tr(locale, "Model"), value=model_name(task.params.model))
     cost = fmt_credits(task.cost)
-    if task.refunded:
-        cost += " (refunded)"
-    embed.add_field(name="Cost", value=f"{cost} credits")
-    embed.add_field(name="Outcome", value=outcome)
+    embed.add_field(
+        name=tr(locale, "Cost"),
+        value=tr(locale, "{cost} credits (refunded)", cost=cost)
+        if task.refunded
+        else tr(locale, "{cost} credits", cost=cost),
+    )
+    embed.add_field(name=tr(locale, "Outcome"), value=outcome)
     if task.private:
-        embed.add_field(name="Private", value="yes: only the member saw it")
+        embed.add_field(name=tr(locale, "Private"), value=tr(locale, "yes: only the member saw it"))
     if task.input_image_url and task.input_image_url.startswith(("https://", "http://")):
         embed.set_thumbnail(url=task.input_image_url)
     if task.state == TaskState.DONE and task.result_url:
@@ -77,14 +86,16 @@ def task_embed(task: Task) -> discord.Embed:
     return embed
 
 
-def task_buttons(task: Task, *, deletable: bool = True) -> discord.ui.View:
+def task_buttons(
+    task: Task, *, deletable: bool = True, locale: str | None = None
+) -> discord.ui.View:
     view = discord.ui.View(timeout=None)
     # An ephemeral result is beyond the bot's reach; a private one sent by DM is not.
     ephemeral = task.private and task.result_channel_id is None
     if deletable and task.state == TaskState.DONE and task.result_message_id and not ephemeral:
-        view.add_item(ModlogDelete(task.id))
-    view.add_item(ModlogBlock(task.id))
-    view.add_item(ModlogReset(task.id))
+        view.add_item(ModlogDelete(task.id, locale=locale))
+    view.add_item(ModlogBlock(task.id, locale=locale))
+    view.add_item(ModlogReset(task.id, locale=locale))
     # Clicks go to the DynamicItems below; nothing is kept in memory per entry.
     view.stop()
     return view
@@ -96,25 +107,31 @@ class DiscordModLog:
     def __init__(self, client: discord.Client) -> None:
         self._client = client
 
+    def _server_locale(self, guild_id: int | None) -> str | None:
+        """The server's language (its "preferred locale"); None: English."""
+        guild = self._client.get_guild(guild_id) if guild_id is not None else None
+        return str(guild.preferred_locale) if guild is not None else None
+
     async def post_task(self, channel_id: int, guild_id: int | None, task: Task) -> PublishOutcome:
         """`guild_id` None: a task from outside servers, to DM_MODLOG_CHANNEL_ID. Its entry has
         no buttons (they act on a server); the operator uses `python -m bot block`."""
         channel = self._client.get_partial_messageable(channel_id, guild_id=guild_id)
-        view = None if task.guild_id is None else task_buttons(task)
+        locale = self._server_locale(guild_id)
+        view = None if task.guild_id is None else task_buttons(task, locale=locale)
+        embed = task_embed(task, locale)
         try:
             if view is None:
-                message = await channel.send(embed=task_embed(task), allowed_mentions=NO_PINGS)
+                message = await channel.send(embed=embed, allowed_mentions=NO_PINGS)
             else:
-                message = await channel.send(
-                    embed=task_embed(task), view=view, allowed_mentions=NO_PINGS
-                )
+                message = await channel.send(embed=embed, view=view, allowed_mentions=NO_PINGS)
         except discord.HTTPException as exc:
             return _not_posted(f"mod-log entry for task {task.id}", refused(exc))
         return Published(message.id)
 
     async def post_alert(self, channel_id: int, guild_id: int | None, text: str) -> PublishOutcome:
         channel = self._client.get_partial_messageable(channel_id, guild_id=guild_id)
-        embed = discord.Embed(title="KIE credits", description=text, color=0xE67E22)
+        title = tr(self._server_locale(guild_id), "KIE credits")
+        embed = discord.Embed(title=title, description=text, color=0xE67E22)
         try:
             message = await channel.send(embed=embed, allowed_mentions=NO_PINGS)
         except discord.HTTPException as exc:
@@ -152,7 +169,7 @@ class ModlogDelete(TaskButton, template=custom_ids.DELETE_TEMPLATE):
         if task is None:
             return
         if not task.result_message_id:
-            await send_ephemeral(interaction, "This task has no posted image to delete.")
+            await send_ephemeral(interaction, Text("This task has no posted image to delete."))
             return
         channel = interaction.client.get_partial_messageable(
             task.result_channel_id or task.channel_id,
@@ -165,19 +182,24 @@ class ModlogDelete(TaskButton, template=custom_ids.DELETE_TEMPLATE):
         except discord.HTTPException as exc:
             log.warning("deleting the output of task %s failed: %s", task.id, exc.status)
             await send_ephemeral(
-                interaction, "The image couldn't be deleted (the bot may lack permission)."
+                interaction, Text("The image couldn't be deleted (the bot may lack permission).")
             )
             return
         await interaction.client.moderation.note_output_deleted(task, by=interaction.user.id)
+        locale = str(interaction.guild_locale) if interaction.guild_locale else None
         embed = (
             interaction.message.embeds[0]
             if interaction.message and interaction.message.embeds
-            else task_embed(task)
+            else task_embed(task, locale)
         )
-        embed.add_field(name="Output deleted", value=f"by <@{interaction.user.id}>", inline=False)
+        embed.add_field(
+            name=tr(locale, "Output deleted"),
+            value=tr(locale, "by {moderator}", moderator=f"<@{interaction.user.id}>"),
+            inline=False,
+        )
         embed.set_image(url=None)
         await interaction.response.edit_message(
-            embed=embed, view=task_buttons(task, deletable=False)
+            embed=embed, view=task_buttons(task, deletable=False, locale=locale)
         )
 
 
@@ -194,8 +216,11 @@ class ModlogBlock(TaskButton, template=custom_ids.BLOCK_TEMPLATE):
         )
         await send_ephemeral(
             interaction,
-            f"<@{task.requester_id}> is now blocked from the image bot in this server. "
-            "Undo with /kontext-admin unblock.",
+            Text(
+                "{member} is now blocked from the image bot in this server. "
+                "Undo with /kontext-admin unblock.",
+                member=f"<@{task.requester_id}>",
+            ),
         )
 
 
@@ -208,7 +233,10 @@ class ModlogReset(TaskButton, template=custom_ids.RESET_TEMPLATE):
         if task is None or task.guild_id is None:
             return
         await interaction.client.moderation.reset_quota(task.guild_id, task.requester_id)
-        await send_ephemeral(interaction, f"<@{task.requester_id}>'s credits for today were reset.")
+        await send_ephemeral(
+            interaction,
+            Text("{member}'s credits for today were reset.", member=f"<@{task.requester_id}>"),
+        )
 
 
 DYNAMIC_ITEMS = (ModlogDelete, ModlogBlock, ModlogReset)

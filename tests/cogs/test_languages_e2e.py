@@ -3,6 +3,7 @@ names, and a member's answers come in the language of their Discord (English oth
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from e2e_checks import ephemeral_texts, ledger_rows
@@ -104,4 +105,30 @@ async def test_a_japanese_members_result_has_japanese_buttons_and_prompt_box(
         ["再生成", "編集"],
         "この画像を編集",
         "プロンプト",
+    )
+
+
+async def test_the_mod_log_is_in_the_servers_language(
+    discord_fake: FakeDiscord, bot_factory: Callable[..., Awaitable[BotProcess]]
+) -> None:
+    """In a Spanish server, a Japanese member's task is logged in Spanish (the server's
+    preferred locale), buttons included; the member's own reply stays Japanese."""
+    discord_fake.guild_locale = "es-ES"
+    modlog = discord_fake.add_channel("mod-log")
+    await bot_factory()
+    setup = await discord_fake.slash(
+        "kontext-admin", {"channel": modlog}, subcommand="modlog", user=discord_fake.moderator
+    )
+    await discord_fake.wait_for_conversation(setup, lambda c: c.text, timeout=10)
+    aiko = discord_fake.add_user("aiko")
+    aiko.locale = "ja"
+    inter = await discord_fake.slash("imagine", {"prompt": "a paper crane"}, user=aiko)
+    await discord_fake.wait_for_conversation(inter, lambda c: c.files, timeout=20)
+    entries = await discord_fake.wait_until(
+        lambda: discord_fake.channel_messages(modlog.id), 10, what="the mod-log entry"
+    )
+    entry = entries[0]
+    assert (entry.embeds[0]["title"], [b["label"] for b in entry.buttons]) == (
+        "Imagen · Entregada",
+        ["Eliminar resultado", "Bloquear usuario", "Reiniciar cuota"],
     )

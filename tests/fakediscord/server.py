@@ -291,6 +291,10 @@ class FakeDiscord:
 
         # World
         self.guild_id = self._snowflake()
+        # The server's language (Server Settings → Community → language): GUILD_CREATE's
+        # `preferred_locale` and every guild interaction's `guild_locale`. Set before the bot
+        # connects.
+        self.guild_locale = "en-US"
         self.app_id = self._snowflake()
         self.bot_user = FakeUser(self.app_id, "Kontext", MEMBER_PERMISSIONS, bot=True)
         self.roles: dict[int, dict[str, Any]] = {}
@@ -501,7 +505,7 @@ class FakeDiscord:
             "emojis": [],
             "stickers": [],
             "features": [],
-            "preferred_locale": "en-US",
+            "preferred_locale": self.guild_locale,
             "premium_tier": 0,
             "verification_level": 0,
             "default_message_notifications": 0,
@@ -1622,10 +1626,10 @@ class FakeDiscord:
             bot_perms = self.permissions_for(self.bot_user, ch)
             payload.update(
                 guild_id=str(self.guild_id),
-                guild={"id": str(self.guild_id), "locale": "en-US", "features": []},
+                guild={"id": str(self.guild_id), "locale": self.guild_locale, "features": []},
                 channel={**ch.channel_obj(self.bot_user.id), "permissions": str(perms)},
                 member=user.member_obj(self.joined_at, perms),
-                guild_locale="en-US",
+                guild_locale=self.guild_locale,
                 context=CONTEXT_GUILD,
                 authorizing_integration_owners={"0": str(self.guild_id)},
             )
