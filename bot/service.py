@@ -60,6 +60,36 @@ class Refused(Exception):
         self.reason = reason
 
 
+def _missing_permissions(missing: Sequence[str]) -> Plural:
+    return Plural(
+        "I can't post images here: I need the {names} permission in this channel. "
+        "Ask a moderator to give it to me (or to my role) here, then try again.",
+        "I can't post images here: I need these permissions in this channel: {names}. "
+        "Ask a moderator to give them to me (or to my role) here, then try again.",
+        len(missing),
+        names=", ".join(f"**{name}**" for name in missing),
+    )
+
+
+def _too_many_open(open_count: int, cap: int) -> Text:
+    return Text(
+        "You already have {open_count} image(s) in progress (the limit is {cap}). "
+        "Wait for one to finish, then try again.",
+        open_count=open_count,
+        cap=cap,
+    )
+
+
+def _set_too_large(count: int, total: int, cap: int) -> Text:
+    return Text(
+        "A set of {count} would take you to {total} images in progress (the limit "
+        "is {cap}). Ask for fewer, or wait for one to finish.",
+        count=count,
+        total=total,
+        cap=cap,
+    )
+
+
 @dataclass(frozen=True)
 class RequestParams(TaskParams):
     """TaskParams plus the options the member left unset (a server's defaults may fill them)."""
@@ -174,18 +204,7 @@ class KontextService(ExistingTasks):
         if not missing:
             return
         self._refuse("bot_permissions")
-        names = ", ".join(f"**{name}**" for name in missing)
-        raise Refused(
-            Plural(
-                "I can't post images here: I need the {names} permission in this channel. "
-                "Ask a moderator to give it to me (or to my role) here, then try again.",
-                "I can't post images here: I need these permissions in this channel: {names}. "
-                "Ask a moderator to give them to me (or to my role) here, then try again.",
-                len(missing),
-                names=names,
-            ),
-            reason="bot_permissions",
-        )
+        raise Refused(_missing_permissions(missing), reason="bot_permissions")
 
     async def admit(
         self, origin: Origin, *, private: bool | None = None, parent_task_id: str | None = None
@@ -211,15 +230,7 @@ class KontextService(ExistingTasks):
         cap = self._settings.user_max_active_tasks
         if open_count >= cap:
             self._refuse("active_tasks")
-            raise Refused(
-                Text(
-                    "You already have {open_count} image(s) in progress (the limit is {cap}). "
-                    "Wait for one to finish, then try again.",
-                    open_count=open_count,
-                    cap=cap,
-                ),
-                reason="active_tasks",
-            )
+            raise Refused(_too_many_open(open_count, cap), reason="active_tasks")
         last = await self._ledger.last_submission_at(origin.user_id)
         cooldown = self.moderation.cooldown_for(server)
         if last is not None and cooldown > 0:
@@ -252,16 +263,8 @@ class KontextService(ExistingTasks):
         cap = self._settings.user_max_active_tasks
         if count > 1 and admission.open_tasks + count > cap:
             self._refuse("active_tasks")
-            raise Refused(
-                Text(
-                    "A set of {count} would take you to {total} images in progress (the limit "
-                    "is {cap}). Ask for fewer, or wait for one to finish.",
-                    count=count,
-                    total=admission.open_tasks + count,
-                    cap=cap,
-                ),
-                reason="active_tasks",
-            )
+            total = admission.open_tasks + count
+            raise Refused(_set_too_large(count, total, cap), reason="active_tasks")
         return count
 
     def _with_privacy(
@@ -342,8 +345,7 @@ class KontextService(ExistingTasks):
         """Charge the day's credits, write the task (QUEUED), hand it to the scheduler.
 
         `count` > 1 makes a set: one task per image, charged together (each holds its own
-        cost, refunded on its own), sharing the reply and the input image. `ref_name`: the
-        saved reference used (alone, with no `image`, it is the input: bot.executors).
+        cost, refunded on its own), sharing the reply and the input image (`ref_name`'s alone).
         Raise Refused when the daily credits ran out since `screen`."""
         origin, server = admission.origin, admission.server
         with self._moderated():
