@@ -104,9 +104,8 @@ class Runner:
         hooks: TaskHooks | None = None,
         supervisor: Supervisor | None = None,
         clock: Callable[[], float] = time.time,
-        refs: RefStore | None = None,
+        refs: RefStore | None = None,  # the saved references an edit may take as input
     ) -> None:
-        """`refs`: the saved references an edit may take as its input (/imagine ref:)."""
         self._settings = settings
         self._ledger = ledger
         self._scheduler = scheduler

@@ -137,7 +137,7 @@ async def fetch_inputs(
     service: KontextService,
     inputs: Sequence[InputImage],
     params: TaskParams,
-    reference: bytes | None = None,
+    reference: Reference | None = None,
 ) -> tuple[PreparedImage, TaskParams]:
     """Download and validate each image in order (a refusal names it), then stitch them into
     KIE's one input image, a saved `reference` last. Of several, the result's shape is image
@@ -150,7 +150,7 @@ async def fetch_inputs(
             raise InputRejected(numbered(number, len(inputs), exc.user_message)) from None
     if len(prepared) == 1 and reference is None:
         return prepared[0], params
-    stitching = [image.data for image in prepared] + ([reference] if reference else [])
+    stitching = [image.data for image in prepared] + ([reference.data] if reference else [])
     stitched = await images.in_worker(images.stitch, stitching)
     if params.aspect_ratio is None:
         first = prepared[0]
@@ -203,7 +203,7 @@ async def _take_request(
     """Validate, admit, answer within 3 s, download the input, write the task(s); or say why not.
     `count`: images asked for (None: the server's default); `private`: the member's option
     (a task made from a private result is private whatever it says: `admit`); `ref_name`: a
-    saved reference, the input alone or stitched after the images.
+    saved reference, the input alone or stitched last.
 
     Every refusal is ephemeral and costs nothing: no task, no KIE call, no cooldown.
     """
@@ -225,15 +225,9 @@ async def _take_request(
     if reply_id is None:
         return
     image = prepared_image
-    if inputs:
-        try:
-            image, params = await fetch_inputs(
-                service, inputs, params, ref.data if ref is not None else None
-            )
-        except InputRejected as exc:
-            await _withdraw(interaction, exc.user_message)
-            return
     try:
+        if inputs:
+            image, params = await fetch_inputs(service, inputs, params, ref)
         await service.create_task(
             admission,
             kind=kind,
@@ -246,7 +240,8 @@ async def _take_request(
             count=image_count,
             ref_name=ref.name if ref is not None else None,
         )
-    except Refused as exc:  # the daily quota ran out between the check and the charge
+    # A refused input, or the daily quota ran out between the check and the charge.
+    except (InputRejected, Refused) as exc:
         await _withdraw(interaction, exc.user_message)
 
 
