@@ -95,3 +95,27 @@ async def test_a_reroll_speaks_the_language_of_whoever_clicked(
     details = fields(rerolled)
     assert rerolled.embeds[0]["title"] == "画像が完成しました"
     assert details["元"].endswith("の再生成"), json.dumps(details, ensure_ascii=False)
+
+
+async def test_a_japanese_members_set_names_its_failed_image_in_japanese(
+    discord_fake: FakeDiscord, kie_sim: Any, bot_process: BotProcess
+) -> None:
+    """A set of 2 for locale ja, one failing at KIE: the set's status counts and names the
+    failure in Japanese."""
+    kie_sim.script("success", 1)
+    kie_sim.script("generation_failed", 1)
+    yuki = member(discord_fake, "yuki", "ja")
+
+    inter = await discord_fake.slash("imagine", {"prompt": "two cats", "count": 2}, user=yuki)
+    conv = discord_fake.conversation(inter)
+
+    def settled() -> bool:
+        original = conv.original
+        return original is not None and len(original.attachments) == 1 and "失敗" in original.text
+
+    await discord_fake.wait_until(settled, 20, what="one image in and the other's failure")
+    assert conv.original is not None
+    embed = conv.original.embeds[0]
+    assert embed["title"] == "2 枚中 1 枚完成"
+    assert "KIE はこの画像を生成できませんでした。" in embed["description"]
+    assert embed["footer"]["text"].startswith("セット ")
