@@ -172,7 +172,13 @@ async def test_autocomplete_offers_the_servers_names(
     choices = await discord_fake.autocomplete(
         "ref", {"name": "her"}, focused="name", subcommand="show"
     )
-    assert [c["value"] for c in choices] == ["Hero", "Heroine"]
+    on_imagine = await discord_fake.autocomplete(
+        "imagine", {"prompt": "x", "ref": "VIL"}, focused="ref"
+    )
+    assert ([c["value"] for c in choices], [c["value"] for c in on_imagine]) == (
+        ["Hero", "Heroine"],
+        ["Villain"],
+    )
 
 
 def kept_bytes(bot: BotProcess, name: str) -> bytes:
@@ -362,3 +368,20 @@ async def test_show_fits_a_large_reference_under_the_channels_upload_limit(
         True,
         b"\xff\xd8\xff",
     )
+
+
+async def test_four_images_and_a_reference_are_refused_privately_before_anything_is_spent(
+    discord_fake: FakeDiscord, kie_sim: Any, bot_process: BotProcess
+) -> None:
+    """The reference is stitched after the images and KIE's input holds four: with a reference,
+    at most three attached."""
+    await save(discord_fake, "Hero")
+    options: dict[str, Any] = {
+        key: (f"{key}.png", png((32, 32), GREEN), "image/png")
+        for key in ("image", "image2", "image3", "image4")
+    }
+    answer = await private_answer(
+        discord_fake,
+        await discord_fake.slash("edit", {**options, "prompt": "combine them", "ref": "Hero"}),
+    )
+    assert ("attach at most 3 images" in answer, kie_sim.tasks) == (True, {})
