@@ -100,7 +100,7 @@ class References:
         """The server's reference of that name (any case); RefRejected when there is none."""
         if guild_id is None:
             raise RefRejected(OUTSIDE_SERVERS)
-        ref = await self._store.get_ref(guild_id, name.strip())
+        ref = await self._store.get_ref(guild_id, " ".join(name.split()))
         if ref is None:
             raise RefRejected(
                 Text(
