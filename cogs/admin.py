@@ -11,7 +11,7 @@ from discord.app_commands import Choice, Range
 from discord.ext import commands
 
 from bot.flux import DEFAULT_MODEL, MODEL_NAMES, model_name
-from bot.i18n import Message, Plural, Text, join
+from bot.i18n import N_, Message, Plural, Text, join, tr
 from bot.kie import KieError
 from bot.moderation import GuildSettings, UsageSummary
 from bot.moderation.policy import (
@@ -32,14 +32,16 @@ from cogs.channel_options import (
 )
 from cogs.client import send_ephemeral
 from cogs.modlog import DYNAMIC_ITEMS
-from cogs.requests import AnyInteraction, Interaction, server_id_of
+from cogs.requests import AnyInteraction, Interaction, locale_of, server_id_of
 
 if TYPE_CHECKING:
     from cogs.client import KontextBot
 
 log = logging.getLogger(__name__)
 
-NOT_A_MODERATOR = "Only moderators with the Manage Server permission can change the image bot."
+NOT_A_MODERATOR = Text(
+    "Only moderators with the Manage Server permission can change the image bot."
+)
 NO_MENTIONS = discord.AllowedMentions.none()
 
 NO_DEFAULT_MODEL = f"{model_name(DEFAULT_MODEL)} (none set)"
@@ -52,8 +54,32 @@ DEFAULT_RATIO_CHOICES = [Choice(name=r, value=r) for r in ASPECT_RATIOS] + [
 ]
 
 
+TOO_MANY_CHANNELS = N_("At most {most} channels can be listed.")
+LIST_FULL = N_("The list is full ({most} entries).")
+ALLOWANCE_SET = N_(
+    "Each member may now spend {credits} credits per day (Pro costs {pro}, Max {max})."
+)
+BLOCKED = N_("{member} is now blocked from the image bot in this server.")
+RESET = N_("{member}'s credits for today were reset.")
+BALANCE_UNREAD = N_("KIE's balance couldn't be read right now: {why}")
+BALANCE = N_("KIE balance: **{balance}** credits (alert threshold {threshold}).")
+BALANCE_LOW = N_(
+    "KIE balance: **{balance}** credits (alert threshold {threshold}) — under the alert "
+    "threshold, the operator should top up."
+)
+
+
+def _defaults_answer(gs: GuildSettings) -> Text:
+    return Text(
+        "Default model: {model}. Default aspect ratio: {ratio}. Images per request: {count}.",
+        model=_default_model(gs),
+        ratio=gs.default_aspect_ratio or Text("16:9 (none set)"),
+        count=gs.default_count,
+    )
+
+
 def _channels(ids: tuple[int, ...]) -> str:
-    return ", ".join(f"<#{c}>" for c in ids) if ids else "all channels"
+    return ", ".join(f"<#{c}>" for c in ids) if ids else N_("all channels")
 
 
 def _limit(value: float | None) -> str:
@@ -125,7 +151,7 @@ class Admin(
             raise app_commands.MissingPermissions(["manage_guild"])
         return True
 
-    async def _update(self, interaction: Interaction, text: str, **changes: Any) -> None:
+    async def _update(self, interaction: Interaction, text: Message, **changes: Any) -> None:
         await self.bot.moderation.update(_guild(interaction), **changes)
         await send_ephemeral(interaction, text)
 
@@ -158,17 +184,17 @@ class Admin(
             return
         gs = await self._settings(interaction)
         if channel.id in gs.allowed_channels:
-            await send_ephemeral(interaction, f"<#{channel.id}> is already allowed.")
+            await send_ephemeral(
+                interaction, Text("{channel} is already allowed.", channel=f"<#{channel.id}>")
+            )
             return
         if len(gs.allowed_channels) >= MAX_ALLOWED_CHANNELS:
-            await send_ephemeral(
-                interaction, f"At most {MAX_ALLOWED_CHANNELS} channels can be listed."
-            )
+            await send_ephemeral(interaction, Text(TOO_MANY_CHANNELS, most=MAX_ALLOWED_CHANNELS))
             return
         channels = (*gs.allowed_channels, channel.id)
         await self._update(
             interaction,
-            f"The image bot now works only in {_channels(channels)}.",
+            Text("The image bot now works only in {channels}.", channels=_channels(channels)),
             allowed_channels=channels,
         )
 
@@ -179,19 +205,21 @@ class Admin(
     ) -> None:
         gs = await self._settings(interaction)
         if channel.id not in gs.allowed_channels:
-            await send_ephemeral(interaction, f"<#{channel.id}> isn't on the list.")
+            await send_ephemeral(
+                interaction, Text("{channel} isn't on the list.", channel=f"<#{channel.id}>")
+            )
             return
         channels = tuple(c for c in gs.allowed_channels if c != channel.id)
         await self._update(
             interaction,
-            f"The image bot now works in {_channels(channels)}.",
+            Text("The image bot now works in {channels}.", channels=_channels(channels)),
             allowed_channels=channels,
         )
 
     @channels.command(name="all", description="Allow the image bot in every channel")
     async def channels_all(self, interaction: Interaction) -> None:
         await self._update(
-            interaction, "The image bot now works in all channels.", allowed_channels=()
+            interaction, Text("The image bot now works in all channels."), allowed_channels=()
         )
 
     @app_commands.command(name="defaults", description="Default model, aspect ratio and count")
@@ -218,25 +246,19 @@ class Admin(
         gs = await self._settings(interaction)
         if changes:
             gs = await self.bot.moderation.update(_guild(interaction), **changes)
-        await send_ephemeral(
-            interaction,
-            f"Default model: {_default_model(gs)}. "
-            f"Default aspect ratio: {gs.default_aspect_ratio or '16:9 (none set)'}. "
-            f"Images per request: {gs.default_count}.",
-        )
+        await send_ephemeral(interaction, _defaults_answer(gs))
 
     @app_commands.command(name="cooldown", description="Seconds a member waits between images")
     @app_commands.describe(seconds="Leave empty to use the bot's default")
     async def cooldown(
         self, interaction: Interaction, seconds: Range[int, 0, 86400] | None = None
     ) -> None:
-        if seconds is None:
-            text = (
-                f"The cooldown is back to the bot's default "
-                f"({self.bot.settings.user_cooldown_seconds:g} s)."
-            )
-        else:
-            text = f"Members now wait {seconds} s between images."
+        default = f"{self.bot.settings.user_cooldown_seconds:g}"
+        text = (
+            Text("The cooldown is back to the bot's default ({seconds} s).", seconds=default)
+            if seconds is None
+            else Text("Members now wait {seconds} s between images.", seconds=seconds)
+        )
         await self._update(
             interaction, text, cooldown_seconds=None if seconds is None else float(seconds)
         )
@@ -251,14 +273,14 @@ class Admin(
             return
         gs = await self._settings(interaction)
         if entry in gs.blocked_words:
-            await send_ephemeral(interaction, "That entry is already on the list.")
+            await send_ephemeral(interaction, Text("That entry is already on the list."))
             return
         if len(gs.blocked_words) >= MAX_BLOCKED_ENTRIES:
-            await send_ephemeral(interaction, f"The list is full ({MAX_BLOCKED_ENTRIES} entries).")
+            await send_ephemeral(interaction, Text(LIST_FULL, most=MAX_BLOCKED_ENTRIES))
             return
         await self._update(
             interaction,
-            f"Added. {len(gs.blocked_words) + 1} entries are blocked.",
+            Text("Added. {count} entries are blocked.", count=len(gs.blocked_words) + 1),
             blocked_words=(*gs.blocked_words, entry),
         )
 
@@ -268,11 +290,11 @@ class Admin(
         gs = await self._settings(interaction)
         entry = entry.strip()
         if entry not in gs.blocked_words:
-            await send_ephemeral(interaction, "That entry isn't on the list.")
+            await send_ephemeral(interaction, Text("That entry isn't on the list."))
             return
         await self._update(
             interaction,
-            f"Removed. {len(gs.blocked_words) - 1} entries are blocked.",
+            Text("Removed. {count} entries are blocked.", count=len(gs.blocked_words) - 1),
             blocked_words=tuple(w for w in gs.blocked_words if w != entry),
         )
 
@@ -280,10 +302,10 @@ class Admin(
     async def words_list(self, interaction: Interaction) -> None:
         gs = await self._settings(interaction)
         if not gs.blocked_words:
-            await send_ephemeral(interaction, "No words are blocked.")
+            await send_ephemeral(interaction, Text("No words are blocked."))
             return
         lines = [f"- `{w.replace('`', 'ˋ')}`" for w in gs.blocked_words]
-        text = "Blocked:\n" + "\n".join(lines)
+        text = tr(locale_of(interaction), "Blocked:") + "\n" + "\n".join(lines)
         await send_ephemeral(interaction, text[:1990])
 
     @app_commands.command(name="modlog", description="Where the mod-log is posted")
@@ -293,9 +315,9 @@ class Admin(
             await send_ephemeral(interaction, problem)
             return
         text = (
-            f"The mod-log is now posted in <#{channel.id}>."
+            Text("The mod-log is now posted in {channel}.", channel=f"<#{channel.id}>")
             if channel
-            else "The mod-log is now off."
+            else Text("The mod-log is now off.")
         )
         await self._update(interaction, text, modlog_channel_id=channel.id if channel else None)
 
@@ -304,12 +326,16 @@ class Admin(
     async def allowance(
         self, interaction: Interaction, credits: Range[int, 0, 1_000_000] | None = None
     ) -> None:
+        settings = self.bot.settings
         text = (
-            "Members now have no daily credit limit."
+            Text("Members now have no daily credit limit.")
             if credits is None
-            else f"Each member may now spend {credits} credits per day "
-            f"(Pro costs {fmt_credits(self.bot.settings.credit_cost_pro)}, "
-            f"Max {fmt_credits(self.bot.settings.credit_cost_max)})."
+            else Text(
+                ALLOWANCE_SET,
+                credits=credits,
+                pro=fmt_credits(settings.credit_cost_pro),
+                max=fmt_credits(settings.credit_cost_max),
+            )
         )
         await self._update(
             interaction,
@@ -323,9 +349,9 @@ class Admin(
         self, interaction: Interaction, credits: Range[int, 0, 10_000_000] | None = None
     ) -> None:
         text = (
-            "The server now has no daily credit budget."
+            Text("The server now has no daily credit budget.")
             if credits is None
-            else f"The server may now spend {credits} credits per day."
+            else Text("The server may now spend {credits} credits per day.", credits=credits)
         )
         await self._update(
             interaction, text, server_daily_budget=None if credits is None else float(credits)
@@ -337,12 +363,10 @@ class Admin(
     @app_commands.describe(member="The member to block")
     async def block(self, interaction: Interaction, member: discord.User) -> None:
         if member.id == interaction.user.id:
-            await send_ephemeral(interaction, "You can't block yourself.")
+            await send_ephemeral(interaction, Text("You can't block yourself."))
             return
         await self.bot.moderation.block(_guild(interaction), member.id, by=interaction.user.id)
-        await send_ephemeral(
-            interaction, f"<@{member.id}> is now blocked from the image bot in this server."
-        )
+        await send_ephemeral(interaction, Text(BLOCKED, member=f"<@{member.id}>"))
 
     @app_commands.command(name="unblock", description="Let a blocked member use the image bot")
     @app_commands.describe(member="The member to unblock")
@@ -350,18 +374,19 @@ class Admin(
         removed = await self.bot.moderation.unblock(
             _guild(interaction), member.id, by=interaction.user.id
         )
+        mention = f"<@{member.id}>"
         await send_ephemeral(
             interaction,
-            f"<@{member.id}> may use the image bot again."
+            Text("{member} may use the image bot again.", member=mention)
             if removed
-            else f"<@{member.id}> wasn't blocked.",
+            else Text("{member} wasn't blocked.", member=mention),
         )
 
     @app_commands.command(name="reset-quota", description="Reset a member's credits for today")
     @app_commands.describe(member="The member whose daily credits start over")
     async def reset_quota(self, interaction: Interaction, member: discord.User) -> None:
         await self.bot.moderation.reset_quota(_guild(interaction), member.id)
-        await send_ephemeral(interaction, f"<@{member.id}>'s credits for today were reset.")
+        await send_ephemeral(interaction, Text(RESET, member=f"<@{member.id}>"))
 
     @app_commands.command(name="credits", description="The bot's remaining KIE credits")
     async def credits(self, interaction: Interaction) -> None:
@@ -370,20 +395,13 @@ class Admin(
             balance = await self.bot.moderation.credits()
         except KieError as exc:
             log.warning("credit balance read failed: %s", type(exc).__name__)
-            await send_ephemeral(
-                interaction, f"KIE's balance couldn't be read right now: {exc.user_message}"
-            )
+            await send_ephemeral(interaction, Text(BALANCE_UNREAD, why=exc.user_message))
             return
         threshold = self.bot.settings.low_credit_threshold
-        low = (
-            " — under the alert threshold, the operator should top up"
-            if balance < threshold
-            else ""
-        )
+        answer = BALANCE_LOW if balance < threshold else BALANCE
         await send_ephemeral(
             interaction,
-            f"KIE balance: **{fmt_credits(balance)}** credits "
-            f"(alert threshold {fmt_credits(threshold)}){low}.",
+            Text(answer, balance=fmt_credits(balance), threshold=fmt_credits(threshold)),
         )
 
 

@@ -13,6 +13,7 @@ from discord import app_commands
 from discord.app_commands import Choice, Range
 from discord.ext import commands
 
+from bot.i18n import N_, Message, Text
 from bot.moderation.policy import (
     MAX_COUNT,
     MAX_REFS_LIMIT,
@@ -31,9 +32,9 @@ PRIVATE_CHOICES = [
     Choice(name="Off: every result is public", value=PRIVATE_OFF),
 ]
 PRIVATE_ANSWERS = {
-    PRIVATE_FORCED: "Every result is now private: only the member who asked sees it.",
-    PRIVATE_ALLOWED: "Members may now ask for private results with the `private` option.",
-    PRIVATE_OFF: "Results are now always public; the `private` option is refused.",
+    PRIVATE_FORCED: N_("Every result is now private: only the member who asked sees it."),
+    PRIVATE_ALLOWED: N_("Members may now ask for private results with the `private` option."),
+    PRIVATE_OFF: N_("Results are now always public; the `private` option is refused."),
 }
 
 
@@ -42,7 +43,7 @@ class OutputSettings(commands.Cog):
 
     bot: KontextBot
 
-    async def _update(self, interaction: Interaction, text: str, **changes: Any) -> None:
+    async def _update(self, interaction: Interaction, text: Message, **changes: Any) -> None:
         raise NotImplementedError
 
     @app_commands.command(name="models", description="Allow or turn off the Max model")
@@ -50,7 +51,9 @@ class OutputSettings(commands.Cog):
     async def models(self, interaction: Interaction, max: bool) -> None:
         await self._update(
             interaction,
-            "Members may now use the Max model." if max else "The Max model is now off.",
+            Text("Members may now use the Max model.")
+            if max
+            else Text("The Max model is now off."),
             max_model_allowed=max,
         )
 
@@ -59,7 +62,7 @@ class OutputSettings(commands.Cog):
     async def max_tolerance(self, interaction: Interaction, value: Range[int, 0, 6]) -> None:
         await self._update(
             interaction,
-            f"Members may now ask for a safety tolerance of at most {value}.",
+            Text("Members may now ask for a safety tolerance of at most {value}.", value=value),
             max_tolerance=value,
         )
 
@@ -68,7 +71,9 @@ class OutputSettings(commands.Cog):
     async def spoiler(self, interaction: Interaction, enabled: bool) -> None:
         await self._update(
             interaction,
-            "Results are now posted as spoilers." if enabled else "Results are no longer spoilers.",
+            Text("Results are now posted as spoilers.")
+            if enabled
+            else Text("Results are no longer spoilers."),
             spoiler=enabled,
         )
 
@@ -77,7 +82,7 @@ class OutputSettings(commands.Cog):
     async def max_count(self, interaction: Interaction, value: Range[int, 1, MAX_COUNT]) -> None:
         await self._update(
             interaction,
-            f"Members may now ask for at most {value} image(s) at once.",
+            Text("Members may now ask for at most {value} image(s) at once.", value=value),
             max_count=value,
         )
 
@@ -88,7 +93,7 @@ class OutputSettings(commands.Cog):
     ) -> None:
         await self._update(
             interaction,
-            f"This server may now keep at most {value} saved reference(s).",
+            Text("This server may now keep at most {value} saved reference(s).", value=value),
             max_refs=value,
         )
 
@@ -96,4 +101,4 @@ class OutputSettings(commands.Cog):
     @app_commands.describe(mode="Forced, allowed (the member chooses) or off")
     @app_commands.choices(mode=PRIVATE_CHOICES)
     async def private(self, interaction: Interaction, mode: str) -> None:
-        await self._update(interaction, PRIVATE_ANSWERS[mode], private_results=mode)
+        await self._update(interaction, Text(PRIVATE_ANSWERS[mode]), private_results=mode)

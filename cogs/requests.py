@@ -318,5 +318,5 @@ class PromptModal(discord.ui.Modal):
         # The optional `item` keeps this compatible with View.on_error too (a Modal is a View).
         log.error("prompt modal failed (user %s)", interaction.user.id, exc_info=error)
         await send_ephemeral(
-            interaction, "Something went wrong on the bot's side. Please try again."
+            interaction, Text("Something went wrong on the bot's side. Please try again.")
         )
