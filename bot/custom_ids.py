@@ -24,6 +24,17 @@ def is_task_id(value: str) -> bool:
     return bool(_TASK_ID_RE.match(value))
 
 
+# A result's footer as a member may paste it: "Task 0123456789ab", or the footer's word in the
+# member's language ("Tarea …", "任务 …", "タスク …").
+_PASTED_TASK_ID = re.compile(rf"^(?:\S*\s+|\S*[^\s0-9a-f])?({TASK_ID_PATTERN})$")
+
+
+def task_id_in(typed: str) -> str | None:
+    """The task id in what a member typed: the id alone or after a footer's word."""
+    match = _PASTED_TASK_ID.match(typed.strip().lower())
+    return match[1] if match else None
+
+
 def _template(action: str) -> str:
     return rf"kontext:{action}:(?P<task_id>{TASK_ID_PATTERN})"
 

@@ -17,7 +17,7 @@ from typing import Final
 import aiohttp
 
 from bot import images, net
-from bot.custom_ids import is_task_id
+from bot.custom_ids import task_id_in
 from bot.flux import model_name
 from bot.i18n import N_, Message, Text
 from bot.ledger import OPEN_STATES, Task, TaskAndInputStore, TaskState
@@ -215,9 +215,10 @@ class Recall:
         return self._clock()
 
     async def task(self, task_id: str) -> Task | None:
-        """The task with this id (as typed, or pasted with a result's "Task " footer)."""
-        typed = task_id.strip().lower().removeprefix("task").strip()
-        return await self._ledger.get(typed) if is_task_id(typed) else None
+        """The task with this id (as typed, or pasted with a result's footer, "Task …" in any
+        of the bot's languages)."""
+        found = task_id_in(task_id)
+        return await self._ledger.get(found) if found is not None else None
 
     async def showing(
         self, task: Task | None, viewer: Viewer, *, channel_id: int, parent_id: int | None = None

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from e2e_checks import ledger_rows
 from e2e_helpers import BotProcess
 from fakediscord import FakeDiscord, FakeInteraction, FakeUser, MessageView
 
@@ -119,3 +120,24 @@ async def test_a_japanese_members_set_names_its_failed_image_in_japanese(
     assert embed["title"] == "2 枚中 1 枚完成"
     assert "KIE はこの画像を生成できませんでした。" in embed["description"]
     assert embed["footer"]["text"].startswith("セット ")
+
+
+async def test_show_takes_a_spanish_footer_pasted_as_it_is(
+    discord_fake: FakeDiscord, kie_sim: Any, bot_process: BotProcess
+) -> None:
+    """A Spanish member copies the result's footer, "Tarea <id>", into /show: the same image is
+    posted again."""
+    lucia = member(discord_fake, "lucia", "es-ES")
+    first = await discord_fake.slash("imagine", {"prompt": "un barco"}, user=lucia)
+    result = await final_message(discord_fake, first, "the image")
+    footer = result.embeds[0]["footer"]["text"]
+    assert footer.startswith("Tarea ")
+    await discord_fake.wait_until(  # the image shows a moment before the ledger says done
+        lambda: [r.state for r in ledger_rows(bot_process.env)] == ["done"], 20, what="done"
+    )
+
+    shown = await discord_fake.slash("show", {"task": footer}, user=lucia)
+    again = await final_message(discord_fake, shown, "the image shown again")
+
+    assert again.embeds[0]["footer"]["text"] == footer
+    assert again.attachments[0].data == result.attachments[0].data
