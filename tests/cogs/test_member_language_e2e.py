@@ -95,7 +95,7 @@ async def test_a_reroll_speaks_the_language_of_whoever_clicked(
 
     details = fields(rerolled)
     assert rerolled.embeds[0]["title"] == "画像が完成しました"
-    assert details["元"].endswith("の再生成"), json.dumps(details, ensure_ascii=False)
+    assert details["作成元"].endswith("の再生成"), json.dumps(details, ensure_ascii=False)
 
 
 async def test_a_japanese_members_set_names_its_failed_image_in_japanese(
