@@ -19,7 +19,7 @@ import aiohttp
 from bot import images, net
 from bot.custom_ids import task_id_in
 from bot.flux import model_name
-from bot.i18n import N_, Message, Text
+from bot.i18n import N_, Message, Text, tr
 from bot.ledger import OPEN_STATES, Task, TaskAndInputStore, TaskState
 from bot.moderation import Moderation
 from bot.moderation.policy import PRIVATE_FORCED, Refusal, blocked_refusal, check_channel
@@ -82,9 +82,9 @@ def show_refusal(task: Task | None, viewer: Viewer) -> Message | None:
         return Text("This task isn't finished yet: it is {state}.", state=_state_words(task))
     if task.state == TaskState.FAILED:
         reason = task.error_message or Text("no image was made")
-        return Text(
-            "This task has no image: it {state} — {reason}", state=_state_words(task), reason=reason
-        )
+        if task.error_code == Outcome.CANCELLED.value:
+            return Text("This task has no image: it was cancelled — {reason}", reason=reason)
+        return Text("This task has no image: it failed — {reason}", reason=reason)
     return None
 
 
@@ -93,9 +93,6 @@ def _message(refusal: Refusal | None) -> Message | None:
 
 
 def _state_words(task: Task) -> Message:
-    if task.state == TaskState.FAILED:
-        cancelled = task.error_code == Outcome.CANCELLED.value
-        return Text("was cancelled") if cancelled else Text("failed")
     words = {
         TaskState.QUEUED: N_("queued"),
         TaskState.SUBMITTING: N_("being sent to KIE"),
@@ -105,21 +102,35 @@ def _state_words(task: Task) -> Message:
     return Text(words) if words else task.state.value
 
 
-def _state_label(task: Task) -> str:
+STATE_LABELS = {
+    "cancelled": N_("cancelled"),
+    TaskState.QUEUED.value: N_("queued"),
+    TaskState.SUBMITTING.value: N_("submitting"),
+    TaskState.GENERATING.value: N_("generating"),
+    TaskState.DELIVERING.value: N_("delivering"),
+    TaskState.DONE.value: N_("done"),
+    TaskState.FAILED.value: N_("failed"),
+}
+
+
+def _state_label(task: Task, locale: str | None = None) -> str:
     if task.state == TaskState.FAILED and task.error_code == Outcome.CANCELLED.value:
-        return "cancelled"
-    return task.state.value
+        state = "cancelled"
+    else:
+        state = task.state.value
+    return tr(locale, STATE_LABELS[state]) if state in STATE_LABELS else state
 
 
-def ago(seconds: float) -> str:
+def ago(seconds: float, locale: str | None = None) -> str:
     """'just now', '12 min ago', '3 h ago', '5 d ago' (plain text: choice names show no markup)."""
     seconds = max(0.0, seconds)
     if seconds < 60:
-        return "just now"
-    for unit, size in (("d", 86400), ("h", 3600)):
-        if seconds >= size:
-            return f"{int(seconds // size)} {unit} ago"
-    return f"{int(seconds // 60)} min ago"
+        return tr(locale, "just now")
+    if seconds >= 86400:
+        return tr(locale, "{n} d ago", n=int(seconds // 86400))
+    if seconds >= 3600:
+        return tr(locale, "{n} h ago", n=int(seconds // 3600))
+    return tr(locale, "{n} min ago", n=int(seconds // 60))
 
 
 def _plain(text: str, limit: int) -> str:
@@ -129,11 +140,12 @@ def _plain(text: str, limit: int) -> str:
     return line if len(line) <= limit else line[: limit - 1].rstrip() + "…"
 
 
-def choice_name(task: Task, *, now: float) -> str:
+def choice_name(task: Task, *, now: float, locale: str | None = None) -> str:
     """What /show's list says about a task: 'a red fox · done · 5 min ago' (≤ 100 characters)."""
-    tail = f" · {_state_label(task)} · {ago(now - task.created_at)}"
+    tail = f" · {_state_label(task, locale)} · {ago(now - task.created_at, locale)}"
     if task.in_set:
-        tail = f" · #{task.set_index} of {task.set_size}" + tail
+        place = tr(locale, "#{index} of {size}", index=task.set_index, size=task.set_size)
+        tail = f" · {place}" + tail
     return _plain(task.params.prompt, CHOICE_NAME_MAX - len(tail)) + tail
 
 
@@ -155,40 +167,48 @@ def group_requests(tasks: Sequence[Task]) -> list[list[Task]]:
     return list(groups.values())
 
 
-def history_line(number: int, request: Sequence[Task]) -> str:
+def _request_state(request: Sequence[Task], locale: str | None) -> str:
+    if len(request) == 1:
+        return _state_label(request[0], locale)
+    counts: dict[str, int] = {}
+    for task in request:
+        counts[_state_label(task, locale)] = counts.get(_state_label(task, locale), 0) + 1
+    states = ", ".join(f"{n} {s}" for s, n in counts.items())
+    return tr(locale, "set of {size}: {states}", size=len(request), states=states)
+
+
+def history_line(number: int, request: Sequence[Task], locale: str | None = None) -> str:
     """One /history entry: prompt, model, state, when, cost, link (a set is one entry)."""
     first = request[0]
-    if len(request) > 1:
-        counts: dict[str, int] = {}
-        for task in request:
-            counts[_state_label(task)] = counts.get(_state_label(task), 0) + 1
-        state = f"set of {len(request)}: " + ", ".join(f"{n} {s}" for s, n in counts.items())
-    else:
-        state = _state_label(first)
-    cost = sum(t.cost for t in request if not t.refunded)
-    refunded = " (refunded)" if any(t.refunded for t in request) else ""
+    cost = f"{sum(t.cost for t in request if not t.refunded):g}"
+    credits = (
+        tr(locale, "{cost} credits (refunded)", cost=cost)
+        if any(t.refunded for t in request)
+        else tr(locale, "{cost} credits", cost=cost)
+    )
     parts = [
         f"**{number}.** {prompt_excerpt(first.params.prompt, 80)}",
         model_name(first.params.model),
-        state,
+        _request_state(request, locale),
         f"<t:{int(first.created_at)}:R>",
-        f"{cost:g} credits{refunded}",
+        credits,
     ]
     if first.output_deleted_by is not None:
-        parts.append("deleted by a moderator")
+        parts.append(tr(locale, "deleted by a moderator"))
     elif (link := message_link(first)) is not None:
-        parts.append(f"[message]({link})")
+        parts.append(tr(locale, "[message]({link})", link=link))
     elif first.private:
-        parts.append("private")
+        parts.append(tr(locale, "private"))
     return " · ".join(parts)
 
 
-def history_text(tasks: Sequence[Task]) -> str:
+def history_text(tasks: Sequence[Task], locale: str | None = None) -> str:
     """The /history list: one line per request, newest first."""
     requests = group_requests(tasks)
     if not requests:
-        return "No images yet."
-    return "\n".join(history_line(i, request) for i, request in enumerate(requests, 1))
+        return tr(locale, "No images yet.")
+    lines = (history_line(i, request, locale) for i, request in enumerate(requests, 1))
+    return "\n".join(lines)
 
 
 class Recall:
@@ -241,7 +261,9 @@ class Recall:
         forced = settings.private_results == PRIVATE_FORCED
         return Showing(_message(denied), private=task.private or forced)
 
-    async def choices(self, viewer: Viewer, typed: str) -> list[tuple[str, str]]:
+    async def choices(
+        self, viewer: Viewer, typed: str, locale: str | None = None
+    ) -> list[tuple[str, str]]:
         """/show's list while the member types: (name, task id), newest first; a moderator
         sees everyone's tasks in this server."""
         mine = None if viewer.moderator and viewer.guild_id is not None else viewer.user_id
@@ -249,12 +271,12 @@ class Recall:
             viewer.guild_id, requester_id=mine, search=typed, limit=CHOICES_MAX
         )
         now = self._clock()
-        return [(choice_name(task, now=now), task.id) for task in tasks]
+        return [(choice_name(task, now=now, locale=locale), task.id) for task in tasks]
 
-    async def history(self, guild_id: int | None, member_id: int) -> str:
-        """A member's last requests here, as /history lists them."""
+    async def history(self, guild_id: int | None, member_id: int, locale: str | None = None) -> str:
+        """A member's last requests here, as /history lists them (in `locale`)."""
         tasks = await self._ledger.recent_requests(guild_id, member_id, limit=HISTORY_ENTRIES)
-        return history_text(tasks)
+        return history_text(tasks, locale)
 
     async def result_image(self, task: Task) -> ResultImage | None:
         """The finished image of `task`: the bot's copy, else the delivered message's

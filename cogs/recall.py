@@ -13,12 +13,19 @@ from discord.app_commands import Choice, Range
 from discord.ext import commands
 
 from bot import images
+from bot.i18n import tr
 from bot.ledger import Task
 from bot.ports import ResultImage
 from bot.recall import GONE, HISTORY_FOR_MODERATORS, UNKNOWN, Recall, Viewer
 from cogs.archive import DiscordArchive
 from cogs.client import NO_PINGS, send_ephemeral
-from cogs.requests import Interaction, origin_of, refused_for_permissions, server_id_of
+from cogs.requests import (
+    Interaction,
+    locale_of,
+    origin_of,
+    refused_for_permissions,
+    server_id_of,
+)
 from cogs.result_message import result_actions, result_embed, result_filename
 
 if TYPE_CHECKING:
@@ -37,6 +44,16 @@ def viewer_of(interaction: Interaction) -> Viewer:
         # Outside servers nobody moderates: everyone sees only their own tasks.
         moderator=guild_id is not None and interaction.permissions.manage_messages,
     )
+
+
+def _history_title(locale: str, *, own: bool, here: int | None) -> str:
+    if own:
+        if here is not None:
+            return tr(locale, "Your last images here")
+        return tr(locale, "Your last images outside servers")
+    if here is not None:
+        return tr(locale, "Last images of a member here")
+    return tr(locale, "Last images of a member outside servers")
 
 
 class RecallCommands(commands.Cog):
@@ -81,7 +98,7 @@ class RecallCommands(commands.Cog):
 
     @show.autocomplete("task")
     async def task_choices(self, interaction: Interaction, current: str) -> list[Choice[str]]:
-        choices = await self.recall.choices(viewer_of(interaction), current)
+        choices = await self.recall.choices(viewer_of(interaction), current, locale_of(interaction))
         return [Choice(name=name, value=value) for name, value in choices]
 
     async def _post(
@@ -110,14 +127,14 @@ class RecallCommands(commands.Cog):
         if whose != viewer.user_id and not viewer.moderator:
             await send_ephemeral(interaction, HISTORY_FOR_MODERATORS)
             return
-        title = "Your last images" if whose == viewer.user_id else "Last images of a member"
+        locale = locale_of(interaction)
         embed = discord.Embed(
-            title=title + (" here" if viewer.guild_id is not None else " outside servers"),
-            description=await self.recall.history(viewer.guild_id, whose),
+            title=_history_title(locale, own=whose == viewer.user_id, here=viewer.guild_id),
+            description=await self.recall.history(viewer.guild_id, whose, locale),
             color=0x5865F2,
         )
         if whose != viewer.user_id:
-            embed.add_field(name="Member", value=f"<@{whose}>")
+            embed.add_field(name=tr(locale, "Member"), value=f"<@{whose}>")
         await interaction.response.send_message(
             embed=embed, ephemeral=True, allowed_mentions=NO_PINGS
         )
