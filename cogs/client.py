@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import hashlib
-import json
 import logging
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -31,7 +29,7 @@ from bot.scheduler import Scheduler
 from bot.service import KontextService
 from bot.supervisor import Supervisor, backoff_delay
 from bot.web import HealthSources, WebServer
-from cogs.command_catalogue import CatalogueTranslator
+from cogs.command_catalogue import CatalogueTranslator, tree_digest
 
 log = logging.getLogger(__name__)
 
@@ -393,29 +391,13 @@ class KontextBot(commands.Bot):
         log.info("KIE callback for task %s (code %s)", task_id, code)
         self.runner.nudge(task_id)
 
-    async def commands_digest(self) -> str:
-        """A hash of the tree as it would be synced, its localisations included."""
-        translator = self.tree.translator
-        payload = sorted(
-            [
-                await command.get_translated_payload(self.tree, translator)
-                if translator
-                else command.to_dict(self.tree)
-                for command in self.tree.get_commands()
-            ],
-            key=lambda c: (c.get("type", 1), c["name"]),
-        )
-        guild = self.settings.dev_guild_id
-        text = json.dumps({"guild": guild, "commands": payload}, sort_keys=True, default=str)
-        return hashlib.sha256(text.encode()).hexdigest()
-
     async def sync_commands(self, *, force: bool, guild_id: int | None = None) -> int | None:
         """Sync the command tree when it changed since the last sync (or when forced).
 
         Returns the number of commands synced, -1 when nothing had to be done, None on failure.
         """
         guild_id = guild_id or self.settings.dev_guild_id
-        digest = await self.commands_digest()
+        digest = await tree_digest(self.tree, self.settings.dev_guild_id)
         key = f"{COMMANDS_HASH_KEY}:{guild_id or 'global'}"
         if not force and await self.ledger.get_meta(key) == digest:
             log.info("command set unchanged since the last sync; not syncing")

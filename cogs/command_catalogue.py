@@ -9,8 +9,10 @@ A context menu's name is free text: its constant is marked with N_ and looked up
 
 from __future__ import annotations
 
+import hashlib
 import importlib
 import inspect
+import json
 import pkgutil
 from collections.abc import Iterator
 from typing import IO, Any
@@ -54,6 +56,23 @@ class CatalogueTranslator(app_commands.Translator):
         if isinstance(context.data, app_commands.ContextMenu):
             gettext_context = None
         return translated(locale.value, string.message, context=gettext_context)
+
+
+async def tree_digest(tree: app_commands.CommandTree[Any], guild_id: int | None) -> str:
+    """A hash of the tree as a sync would send it, its localisations included: the bot syncs
+    again when a name, an option or a translation changed."""
+    translator = tree.translator
+    payload = sorted(
+        [
+            await command.get_translated_payload(tree, translator)
+            if translator
+            else command.to_dict(tree)
+            for command in tree.get_commands()
+        ],
+        key=lambda c: (c.get("type", 1), c["name"]),
+    )
+    text = json.dumps({"guild": guild_id, "commands": payload}, sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()
 
 
 def _tree_commands() -> Iterator[Command[Any, ..., Any] | Group]:
