@@ -12,6 +12,7 @@ import discord
 from discord import app_commands
 from discord.app_commands import AppCommandChannel, AppCommandThread
 
+from bot.i18n import N_, Message, Plural, Text
 from cogs.client import KontextBot
 from cogs.requests import Interaction
 
@@ -36,12 +37,12 @@ MODLOG_PERMISSIONS = (
 )
 THREAD_TYPES = (ChannelType.public_thread, ChannelType.private_thread, ChannelType.news_thread)
 KINDS = {
-    ChannelType.category: "a category",
-    ChannelType.voice: "a voice channel",
-    ChannelType.stage_voice: "a stage channel",
-    ChannelType.forum: "a forum",
-    ChannelType.media: "a media channel",
-    **dict.fromkeys(THREAD_TYPES, "a thread"),
+    ChannelType.category: N_("a category"),
+    ChannelType.voice: N_("a voice channel"),
+    ChannelType.stage_voice: N_("a stage channel"),
+    ChannelType.forum: N_("a forum"),
+    ChannelType.media: N_("a media channel"),
+    **dict.fromkeys(THREAD_TYPES, N_("a thread")),
 }
 
 
@@ -74,37 +75,42 @@ def _type_of(channel: object) -> discord.ChannelType | None:
     return channel.type if isinstance(channel, AppCommandChannel | AppCommandThread) else None
 
 
-def _kind(channel_type: discord.ChannelType | None) -> str:
+def _kind(channel_type: discord.ChannelType | None) -> Text:
     if channel_type is None:
-        return "not readable"
-    return KINDS.get(channel_type, "a channel of another kind")
+        return Text("not readable")
+    return Text(KINDS.get(channel_type, N_("a channel of another kind")))
 
 
-def _modlog_type_refusal(channel: AnyChannel) -> str | None:
+def _modlog_type_refusal(channel: AnyChannel) -> Text | None:
     """Why ``channel`` can't hold the mod-log, or None when its type can."""
     channel_type = _type_of(channel)
     if channel_type in MODLOG_TYPES:
         return None
-    return (
-        f"<#{channel.id}> is {_kind(channel_type)}: the mod-log needs a text or announcement "
-        "channel. Nothing was changed."
+    return Text(
+        "{channel} is {kind}: the mod-log needs a text or announcement channel. "
+        "Nothing was changed.",
+        channel=f"<#{channel.id}>",
+        kind=_kind(channel_type),
     )
 
 
-def command_channel_refusal(channel: AnyChannel) -> str | None:
+def command_channel_refusal(channel: AnyChannel) -> Text | None:
     """Why members can't run commands in ``channel``, or None when they can."""
     channel_type = _type_of(channel)
     if channel_type in COMMAND_TYPES:
         return None
     if channel_type in THREAD_TYPES:
-        return (
-            f"<#{channel.id}> is a thread: allow the channel it belongs to instead, "
-            "and its threads are allowed with it. Nothing was changed."
+        return Text(
+            "{channel} is a thread: allow the channel it belongs to instead, "
+            "and its threads are allowed with it. Nothing was changed.",
+            channel=f"<#{channel.id}>",
         )
-    return (
-        f"<#{channel.id}> is {_kind(channel_type)}, where members can't run commands. "
+    return Text(
+        "{channel} is {kind}, where members can't run commands. "
         "Pick a text, announcement, voice, forum or media channel "
-        "(a category's channels are added one by one). Nothing was changed."
+        "(a category's channels are added one by one). Nothing was changed.",
+        channel=f"<#{channel.id}>",
+        kind=_kind(channel_type),
     )
 
 
@@ -125,16 +131,19 @@ def _missing_modlog_permissions(interaction: Interaction, channel: AnyChannel) -
     return [name for attr, name in MODLOG_PERMISSIONS if not getattr(perms, attr)]
 
 
-def _missing_permissions_text(channel: AnyChannel, missing: list[str]) -> str:
-    names = ", ".join(missing[:-1]) + (" and " if len(missing) > 1 else "") + missing[-1]
-    them = "them" if len(missing) > 1 else "it"
-    return (
-        f"The bot can't post the mod-log in <#{channel.id}>: it lacks {names} there. "
-        f"Give the bot {them} in that channel, then set it again. Nothing was changed."
+def _missing_permissions_text(channel: AnyChannel, missing: list[str]) -> Plural:
+    return Plural(
+        "The bot can't post the mod-log in {channel}: it lacks {names} there. "
+        "Give the bot it in that channel, then set it again. Nothing was changed.",
+        "The bot can't post the mod-log in {channel}: it lacks {names} there. "
+        "Give the bot them in that channel, then set it again. Nothing was changed.",
+        len(missing),
+        channel=f"<#{channel.id}>",
+        names=", ".join(missing),
     )
 
 
-def modlog_problem(interaction: Interaction, channel: AnyChannel) -> str | None:
+def modlog_problem(interaction: Interaction, channel: AnyChannel) -> Message | None:
     """Why the mod-log can't go to ``channel`` (its type, the bot's permissions), or None."""
     refusal = _modlog_type_refusal(channel)
     if refusal is not None:

@@ -187,23 +187,23 @@ def normalise(text: str) -> str:
     return unicodedata.normalize("NFKC", text).casefold()
 
 
-def check_entry(entry: str) -> str | None:
+def check_entry(entry: str) -> Text | None:
     """None when `entry` is a usable word or `re:` expression, else what is wrong with it."""
     text = entry.strip()
     if not text:
-        return "The entry is empty."
+        return Text("The entry is empty.")
     if len(text) > MAX_ENTRY_CHARS:
-        return f"An entry may be at most {MAX_ENTRY_CHARS} characters long."
+        return Text("An entry may be at most {most} characters long.", most=MAX_ENTRY_CHARS)
     if text.startswith(REGEX_PREFIX):
         body = text[len(REGEX_PREFIX) :]
         if not body:
-            return "The regular expression is empty."
+            return Text("The regular expression is empty.")
         try:
             re.compile(body, re.IGNORECASE)
         except re.error as exc:
-            return f"That regular expression doesn't compile ({exc.msg})."
+            return Text("That regular expression doesn't compile ({error}).", error=exc.msg)
         if re.compile(body, re.IGNORECASE).search("") is not None:
-            return "That regular expression matches every prompt."
+            return Text("That regular expression matches every prompt.")
     return None
 
 
