@@ -11,19 +11,22 @@ from discord.app_commands import Choice, Range
 from discord.ext import commands
 
 from bot.flux import DEFAULT_MODEL, MODEL_NAMES, model_name
-from bot.i18n import N_, Message, Plural, Text, join, tr
+from bot.i18n import N_, Message, Plural, Text, join, render, tr
 from bot.kie import KieError
 from bot.moderation import GuildSettings, UsageSummary
 from bot.moderation.policy import (
     MAX_ALLOWED_CHANNELS,
     MAX_BLOCKED_ENTRIES,
     MAX_COUNT,
+    PRIVATE_ALLOWED,
+    PRIVATE_FORCED,
+    PRIVATE_OFF,
     check_entry,
     fmt_credits,
     relative,
 )
 from bot.validation import ASPECT_RATIOS
-from cogs.admin_output import PRIVATE_CHOICES, OutputSettings
+from cogs.admin_output import OutputSettings
 from cogs.channel_options import (
     CommandChannel,
     ModlogChannel,
@@ -44,7 +47,7 @@ NOT_A_MODERATOR = Text(
 )
 NO_MENTIONS = discord.AllowedMentions.none()
 
-NO_DEFAULT_MODEL = f"{model_name(DEFAULT_MODEL)} (none set)"
+NO_DEFAULT_MODEL = Text("{model} (none set)", model=model_name(DEFAULT_MODEL))
 DEFAULT_MODEL_CHOICES = [
     *(Choice(name=name, value=model) for model, name in MODEL_NAMES.items()),
     Choice(name=f"No default ({model_name(DEFAULT_MODEL)})", value="none"),
@@ -54,6 +57,7 @@ DEFAULT_RATIO_CHOICES = [Choice(name=r, value=r) for r in ASPECT_RATIOS] + [
 ]
 
 
+CREDITS_FOOTER = N_("Credits per image: Pro {pro}, Max {max}. Quotas reset at 00:00 UTC.")
 TOO_MANY_CHANNELS = N_("At most {most} channels can be listed.")
 LIST_FULL = N_("The list is full ({most} entries).")
 ALLOWANCE_SET = N_(
@@ -78,44 +82,66 @@ def _defaults_answer(gs: GuildSettings) -> Text:
     )
 
 
-def _channels(ids: tuple[int, ...]) -> str:
-    return ", ".join(f"<#{c}>" for c in ids) if ids else N_("all channels")
+def _channels(ids: tuple[int, ...]) -> Message:
+    return ", ".join(f"<#{c}>" for c in ids) if ids else Text("all channels")
 
 
-def _limit(value: float | None) -> str:
-    return "no limit" if value is None else f"{fmt_credits(value)} credits"
+def _limit(value: float | None, locale: str | None) -> str:
+    if value is None:
+        return tr(locale, "no limit")
+    return tr(locale, "{cost} credits", cost=fmt_credits(value))
 
 
-def _default_model(gs: GuildSettings) -> str:
+def _on_off(on: bool, locale: str | None) -> str:
+    return tr(locale, "on") if on else tr(locale, "off")
+
+
+def _default_model(gs: GuildSettings) -> Message:
     return model_name(gs.default_model) if gs.default_model else NO_DEFAULT_MODEL
 
 
-def describe(gs: GuildSettings, default_cooldown: float) -> str:
-    """The current settings of a server, as a moderator reads them."""
+def describe(gs: GuildSettings, default_cooldown: float, locale: str | None = None) -> str:
+    """The current settings of a server, as a moderator reads them (in `locale`)."""
     cooldown = gs.cooldown_seconds if gs.cooldown_seconds is not None else default_cooldown
-    words = len(gs.blocked_words)
-    return "\n".join(
-        [
-            f"**Channels:** {_channels(gs.allowed_channels)}",
-            f"**Default model:** {_default_model(gs)}",
-            f"**Default aspect ratio:** {gs.default_aspect_ratio or '16:9 (none set)'}",
-            f"**Max model:** {'allowed' if gs.max_model_allowed else 'off'}",
-            f"**Highest safety tolerance:** {gs.max_tolerance} (edits: at most 2)",
-            f"**Spoiler-tag results:** {'on' if gs.spoiler else 'off'}",
-            f"**Images per request:** {gs.default_count} by default, at most {gs.max_count}",
-            f"**Private results:** {_PRIVATE_NAMES[gs.private_results]}",
-            f"**Saved references:** at most {gs.max_refs} (/ref)",
-            f"**Member cooldown:** {cooldown:g} s"
-            + ("" if gs.cooldown_seconds is not None else " (the bot's default)"),
-            f"**Blocked words/expressions:** {words}",
-            f"**Mod-log:** {f'<#{gs.modlog_channel_id}>' if gs.modlog_channel_id else 'off'}",
-            f"**Member daily allowance:** {_limit(gs.member_daily_allowance)}",
-            f"**Server daily budget:** {_limit(gs.server_daily_budget)}",
-        ]
-    )
+    seconds = tr(locale, "{seconds} s", seconds=f"{cooldown:g}")
+    if gs.cooldown_seconds is None:
+        seconds = tr(locale, "{seconds} (the bot's default)", seconds=seconds)
+    modlog = f"<#{gs.modlog_channel_id}>" if gs.modlog_channel_id else tr(locale, "off")
+    rows = [
+        (N_("Channels"), render(_channels(gs.allowed_channels), locale)),
+        (N_("Default model"), render(_default_model(gs), locale)),
+        (N_("Default aspect ratio"), gs.default_aspect_ratio or tr(locale, "16:9 (none set)")),
+        (N_("Max model"), tr(locale, "allowed") if gs.max_model_allowed else tr(locale, "off")),
+        (
+            N_("Highest safety tolerance"),
+            tr(locale, "{tolerance} (edits: at most 2)", tolerance=gs.max_tolerance),
+        ),
+        (N_("Spoiler-tag results"), _on_off(gs.spoiler, locale)),
+        (
+            N_("Images per request"),
+            tr(
+                locale,
+                "{count} by default, at most {most}",
+                count=gs.default_count,
+                most=gs.max_count,
+            ),
+        ),
+        (N_("Private results"), tr(locale, _PRIVATE_NAMES[gs.private_results])),
+        (N_("Saved references"), tr(locale, "at most {most} (/ref)", most=gs.max_refs)),
+        (N_("Member cooldown"), seconds),
+        (N_("Blocked words/expressions"), str(len(gs.blocked_words))),
+        (N_("Mod-log"), modlog),
+        (N_("Member daily allowance"), _limit(gs.member_daily_allowance, locale)),
+        (N_("Server daily budget"), _limit(gs.server_daily_budget, locale)),
+    ]
+    return "\n".join(f"**{tr(locale, label)}:** {value}" for label, value in rows)
 
 
-_PRIVATE_NAMES = {c.value: c.name.split(":")[0].lower() for c in PRIVATE_CHOICES}
+_PRIVATE_NAMES = {
+    PRIVATE_FORCED: N_("forced"),
+    PRIVATE_ALLOWED: N_("allowed"),
+    PRIVATE_OFF: N_("off"),
+}
 
 
 def _guild(interaction: Interaction) -> int:
@@ -162,15 +188,23 @@ class Admin(
 
     @app_commands.command(name="show", description="Show this server's image bot settings")
     async def show(self, interaction: Interaction) -> None:
-        gs = await self._settings(interaction)
+        gs, settings, locale = (
+            await self._settings(interaction),
+            self.bot.settings,
+            locale_of(interaction),
+        )
         embed = discord.Embed(
-            title="Image bot settings",
-            description=describe(gs, self.bot.settings.user_cooldown_seconds),
+            title=tr(locale, "Image bot settings"),
+            description=describe(gs, settings.user_cooldown_seconds, locale),
             color=0x5865F2,
         )
         embed.set_footer(
-            text=f"Credits per image: Pro {fmt_credits(self.bot.settings.credit_cost_pro)}, "
-            f"Max {fmt_credits(self.bot.settings.credit_cost_max)}. Quotas reset at 00:00 UTC."
+            text=tr(
+                locale,
+                CREDITS_FOOTER,
+                pro=fmt_credits(settings.credit_cost_pro),
+                max=fmt_credits(settings.credit_cost_max),
+            )
         )
         await interaction.response.send_message(
             embed=embed, ephemeral=True, allowed_mentions=NO_MENTIONS

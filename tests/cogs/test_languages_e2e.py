@@ -132,3 +132,21 @@ async def test_the_mod_log_is_in_the_servers_language(
         "Imagen · Entregada",
         ["Eliminar resultado", "Bloquear usuario", "Reiniciar cuota"],
     )
+
+
+async def test_a_chinese_moderator_reads_the_settings_in_chinese(
+    discord_fake: FakeDiscord, bot_process: BotProcess
+) -> None:
+    """/kontext-admin show in a moderator's Simplified Chinese: the title and each setting."""
+    discord_fake.moderator.locale = "zh-CN"
+    inter = await discord_fake.slash(
+        "kontext-admin", subcommand="show", user=discord_fake.moderator
+    )
+    conv = await discord_fake.wait_for_conversation(
+        inter, lambda c: c.ephemeral_messages, timeout=10
+    )
+    embed = conv.ephemeral_messages[0].embeds[0]
+    assert (embed["title"], embed["description"].splitlines()[:2]) == (
+        "图像机器人设置",
+        ["**频道:** 所有频道", "**默认模型:** Pro（未设置）"],
+    )
