@@ -41,7 +41,7 @@ class Denied(Exception):
     """A moderation rule refuses the request; `refusal` says why (for the member)."""
 
     def __init__(self, refusal: Refusal) -> None:
-        super().__init__(refusal.message)
+        super().__init__(str(refusal.message))
         self.refusal = refusal
 
 
