@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any, Self
 import discord
 
 from bot import custom_ids
-from bot.i18n import Text, tr
+from bot.i18n import Text, tr, translated
 from bot.ledger import ParentAction, Task, TaskKind, TaskParams
 from bot.validation import MAX_TOLERANCE_EDIT, InputRejected
 from cogs.buttons import TaskButton
@@ -184,7 +184,14 @@ class ReframeSelect(
             discord.ui.Select(
                 custom_id=custom_ids.reframe_id(task_id),
                 placeholder=tr(locale, custom_ids.REFRAME_PLACEHOLDER),
-                options=[discord.SelectOption(label=c.name, value=c.value) for c in ASPECT_CHOICES],
+                options=[
+                    # The same words as /imagine's aspect_ratio choices, in the task's language.
+                    discord.SelectOption(
+                        label=translated(locale, c.name, context="choice name") or c.name,
+                        value=c.value,
+                    )
+                    for c in ASPECT_CHOICES
+                ],
             ),
             row=1,
         )

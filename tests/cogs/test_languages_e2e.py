@@ -87,22 +87,31 @@ async def test_a_refusal_comes_in_the_members_language(
 async def test_a_japanese_members_result_has_japanese_buttons_and_prompt_box(
     discord_fake: FakeDiscord, bot_process: BotProcess
 ) -> None:
-    """The buttons under a Japanese member's result are labelled in Japanese (the task keeps the
-    member's locale), and Edit opens a prompt box titled and labelled in Japanese."""
+    """The buttons and the Reframe list under a Japanese member's result are in Japanese (the
+    task keeps the member's locale), and Edit opens a prompt box titled and labelled in Japanese."""
     aiko = discord_fake.add_user("aiko")
     aiko.locale = "ja"
     inter = await discord_fake.slash("imagine", {"prompt": "a red fox in snow"}, user=aiko)
     conv = await discord_fake.wait_for_conversation(inter, lambda c: c.files, timeout=20)
     assert conv.original is not None
-    labels = [str(c.get("label") or c.get("placeholder")) for c in conv.original.buttons]
+    labels = [str(c.get("label")) for c in conv.original.buttons]
+    reframe = next(
+        c
+        for row in conv.original.components
+        for c in row.get("components") or []
+        if c.get("type") == 3
+    )
+    wide = next(o["label"] for o in reframe["options"] if o["value"] == "16:9")
     click = await discord_fake.click(conv.original, label="編集", user=aiko)
     await discord_fake.wait_until(lambda: click.modal is not None, 10, what="the prompt box")
     modal = click.modal
     assert modal is not None
     box = modal["components"][0]
     field = box.get("component") or box["components"][0]
-    assert (labels, modal["title"], field["label"]) == (
+    assert (labels, reframe["placeholder"], wide, modal["title"], field["label"]) == (
         ["再生成", "編集"],
+        "画角を変更…",
+        "16:9 — ワイド",
         "この画像を編集",
         "プロンプト",
     )
