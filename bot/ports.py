@@ -13,6 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from bot.i18n import Message
 from bot.ledger import Task
 
 
@@ -90,8 +91,10 @@ class ModLogSink(Protocol):
     async def post_task(self, channel_id: int, guild_id: int | None, task: Task) -> PublishOutcome:
         """One compact entry for a finished task."""
 
-    async def post_alert(self, channel_id: int, guild_id: int | None, text: str) -> PublishOutcome:
-        """An alert to moderators (the bot's KIE credits)."""
+    async def post_alert(
+        self, channel_id: int, guild_id: int | None, text: Message
+    ) -> PublishOutcome:
+        """An alert to moderators (the bot's KIE credits), in the server's language."""
 
 
 class ResultArchive(Protocol):

@@ -14,7 +14,7 @@ import discord
 
 from bot import custom_ids
 from bot.flux import model_name
-from bot.i18n import N_, Text, tr
+from bot.i18n import N_, Message, Text, render, tr
 from bot.ledger import Task, TaskKind, TaskState
 from bot.moderation.policy import fmt_credits
 from bot.ports import NotPublished, Published, PublishOutcome
@@ -128,10 +128,14 @@ class DiscordModLog:
             return _not_posted(f"mod-log entry for task {task.id}", refused(exc))
         return Published(message.id)
 
-    async def post_alert(self, channel_id: int, guild_id: int | None, text: str) -> PublishOutcome:
+    async def post_alert(
+        self, channel_id: int, guild_id: int | None, text: Message
+    ) -> PublishOutcome:
         channel = self._client.get_partial_messageable(channel_id, guild_id=guild_id)
-        title = tr(self._server_locale(guild_id), "KIE credits")
-        embed = discord.Embed(title=title, description=text, color=0xE67E22)
+        locale = self._server_locale(guild_id)
+        embed = discord.Embed(
+            title=tr(locale, "KIE credits"), description=render(text, locale), color=0xE67E22
+        )
         try:
             message = await channel.send(embed=embed, allowed_mentions=NO_PINGS)
         except discord.HTTPException as exc:

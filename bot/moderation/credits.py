@@ -14,6 +14,7 @@ from collections.abc import Awaitable, Callable
 from typing import Protocol
 
 from bot.config import Settings
+from bot.i18n import Text
 from bot.ledger import MetaStore, ModerationStore, Task, TaskState
 from bot.metrics import Metrics
 from bot.moderation import policy
@@ -73,8 +74,10 @@ class CreditWatch:
         """Alert on a 402; after a delivery, read the balance if it has not been read lately."""
         if task.error_code == Outcome.OUT_OF_CREDITS.value:
             await self._alert_once(
-                "KIE answered that the bot's account is out of credits (402). Members are told "
-                "the bot is out of credits until the account is topped up."
+                Text(
+                    "KIE answered that the bot's account is out of credits (402). Members are "
+                    "told the bot is out of credits until the account is topped up."
+                )
             )
         elif (
             task.state == TaskState.DONE
@@ -93,9 +96,12 @@ class CreditWatch:
         threshold = self._settings.low_credit_threshold
         if balance < threshold:
             await self._alert_once(
-                f"The bot's KIE balance is {policy.fmt_credits(balance)} credits, under the "
-                f"alert threshold of {policy.fmt_credits(threshold)}. The operator should top up "
-                "the account."
+                Text(
+                    "The bot's KIE balance is {balance} credits, under the alert threshold of "
+                    "{threshold}. The operator should top up the account.",
+                    balance=policy.fmt_credits(balance),
+                    threshold=policy.fmt_credits(threshold),
+                )
             )
         elif await self._ledger.get_meta(ALERT_KEY) or await self._ledger.get_meta(OUT_KEY):
             log.info("KIE balance recovered (%s credits); credit alert reset", balance)
@@ -103,7 +109,7 @@ class CreditWatch:
             await self._ledger.set_meta(OUT_KEY, "")
         return balance
 
-    async def _alert_once(self, text: str) -> None:
+    async def _alert_once(self, text: Text) -> None:
         if await self._ledger.get_meta(ALERT_KEY):
             return
         await self._ledger.set_meta(ALERT_KEY, repr(self._clock()))

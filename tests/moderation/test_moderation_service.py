@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from bot.config import Secret, Settings
+from bot.i18n import Message
 from bot.ledger import SqliteLedger, Task, TaskKind, TaskParams, TaskState
 from bot.metrics import Metrics
 from bot.moderation import Denied, Moderation
@@ -35,8 +36,8 @@ class RecordingSink:
     async def post_task(self, channel_id: int, guild_id: int, task: Task) -> None:
         self.tasks.append(task)
 
-    async def post_alert(self, channel_id: int, guild_id: int, text: str) -> None:
-        self.alerts.append(text)
+    async def post_alert(self, channel_id: int, guild_id: int, text: Message) -> None:
+        self.alerts.append(str(text))
 
 
 class Balance:
