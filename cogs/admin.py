@@ -429,7 +429,7 @@ class Admin(
             balance = await self.bot.moderation.credits()
         except KieError as exc:
             log.warning("credit balance read failed: %s", type(exc).__name__)
-            await send_ephemeral(interaction, Text(BALANCE_UNREAD, why=exc.user_message))
+            await send_ephemeral(interaction, Text(BALANCE_UNREAD, why=Text(exc.user_message)))
             return
         threshold = self.bot.settings.low_credit_threshold
         answer = BALANCE_LOW if balance < threshold else BALANCE

@@ -34,6 +34,7 @@ from typing import Any
 
 import aiohttp
 
+from bot.i18n import N_
 from bot.kie.errors import (
     KieBadResponse,
     KieError,
@@ -267,7 +268,7 @@ class KieClient:
             raise KieNotFound(
                 f"result unavailable ({first}); download-url refused it ({exc})",
                 endpoint="download",
-                user_message="The finished image is no longer available from KIE.",
+                user_message=N_("The finished image is no longer available from KIE."),
             ) from None
         except KieError as exc:
             raise KieTransportError(
@@ -308,5 +309,5 @@ def _result_too_large() -> KieBadResponse:
         "result larger than allowed",
         endpoint="download",
         retryable=False,
-        user_message="The generated image is too large to post.",
+        user_message=N_("The generated image is too large to post."),
     )

@@ -10,6 +10,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import ClassVar, Final
 
+from bot.i18n import N_
+
 __all__ = [
     "ERROR_BY_CODE",
     "KieAuthError",
@@ -43,7 +45,9 @@ class KieError(Exception):
 
     default_code: ClassVar[int | None] = None
     default_retryable: ClassVar[bool] = False
-    default_user_message: ClassVar[str] = "The image service returned an error — try again later."
+    default_user_message: ClassVar[str] = N_(
+        "The image service returned an error — try again later."
+    )
 
     code: int | None
     retryable: bool
@@ -89,7 +93,7 @@ class KieTransportError(KieError):
     """The connection failed (reset, refused, DNS) or timed out before an answer arrived."""
 
     default_retryable = True
-    default_user_message = "The image service could not be reached — try again in a moment."
+    default_user_message = N_("The image service could not be reached — try again in a moment.")
 
 
 class KieConnectError(KieTransportError):
@@ -100,21 +104,23 @@ class KieBadResponse(KieError):
     """KIE answered, but not with JSON of the documented shape."""
 
     default_retryable = True
-    default_user_message = "The image service sent an unexpected answer — try again in a moment."
+    default_user_message = N_(
+        "The image service sent an unexpected answer — try again in a moment."
+    )
 
 
 class KieContentPolicy(KieError):
     """400: the prompt or the input image was flagged by the content filter."""
 
     default_code = 400
-    default_user_message = "Your prompt or image was flagged by the content filter."
+    default_user_message = N_("Your prompt or image was flagged by the content filter.")
 
 
 class KieAuthError(KieError):
     """401: the API key is missing or was refused."""
 
     default_code = 401
-    default_user_message = (
+    default_user_message = N_(
         "The bot's KIE API key was refused — an admin needs to check the configuration."
     )
 
@@ -123,7 +129,7 @@ class KieInsufficientCredits(KieError):
     """402: the account has run out of credits."""
 
     default_code = 402
-    default_user_message = (
+    default_user_message = N_(
         "The bot's KIE credits have run out — an admin needs to top up the account."
     )
 
@@ -132,14 +138,14 @@ class KieNotFound(KieError):
     """404: resource or endpoint does not exist."""
 
     default_code = 404
-    default_user_message = "The image service could not find what was asked for."
+    default_user_message = N_("The image service could not find what was asked for.")
 
 
 class KieMethodNotAllowed(KieError):
     """405: method not allowed (a bug on our side)."""
 
     default_code = 405
-    default_user_message = "The image service refused the request."
+    default_user_message = N_("The image service refused the request.")
 
 
 class KieUpstreamTimeout(KieError):
@@ -147,14 +153,14 @@ class KieUpstreamTimeout(KieError):
 
     default_code = 408
     default_retryable = True
-    default_user_message = "The image service timed out — try again in a moment."
+    default_user_message = N_("The image service timed out — try again in a moment.")
 
 
 class KieValidationError(KieError):
     """422: the request's parameters were refused (also "the record does not exist")."""
 
     default_code = 422
-    default_user_message = "KIE refused the request's parameters."
+    default_user_message = N_("KIE refused the request's parameters.")
 
 
 class KieRateLimited(KieError):
@@ -162,7 +168,7 @@ class KieRateLimited(KieError):
 
     default_code = 429
     default_retryable = True
-    default_user_message = "The image service is busy right now — try again in a few seconds."
+    default_user_message = N_("The image service is busy right now — try again in a few seconds.")
 
 
 class KieMaintenance(KieError):
@@ -170,7 +176,7 @@ class KieMaintenance(KieError):
 
     default_code = 455
     default_retryable = True
-    default_user_message = "KIE is under maintenance right now."
+    default_user_message = N_("KIE is under maintenance right now.")
 
 
 class KieServerError(KieError):
@@ -178,21 +184,21 @@ class KieServerError(KieError):
 
     default_code = 500
     default_retryable = True
-    default_user_message = "The image service had an internal error — try again later."
+    default_user_message = N_("The image service had an internal error — try again later.")
 
 
 class KieGenerationFailed(KieError):
     """501: the generation itself failed."""
 
     default_code = 501
-    default_user_message = "The image generation failed — try Re-roll."
+    default_user_message = N_("The image generation failed — try Re-roll.")
 
 
 class KieFeatureDisabled(KieError):
     """505: the feature is disabled."""
 
     default_code = 505
-    default_user_message = "This feature of the image service is disabled right now."
+    default_user_message = N_("This feature of the image service is disabled right now.")
 
 
 def _by_code(*classes: type[KieError]) -> dict[int, type[KieError]]:

@@ -159,3 +159,19 @@ async def test_a_chinese_moderator_reads_the_settings_in_chinese(
         "图像机器人设置",
         ["**频道:** 所有频道", "**默认模型:** Pro（未设置）"],
     )
+
+
+async def test_kies_own_error_reaches_a_moderator_in_their_language(
+    discord_fake: FakeDiscord, kie_sim: Any, bot_process: BotProcess
+) -> None:
+    """/kontext-admin credits while KIE is under maintenance: the reason KIE's error carries is
+    translated too (it was English inside a Japanese sentence)."""
+    discord_fake.moderator.locale = "ja"
+    kie_sim.fail_next("credit", code=455, count=10)  # every retry of the read too
+    inter = await discord_fake.slash(
+        "kontext-admin", subcommand="credits", user=discord_fake.moderator
+    )
+    texts = await discord_fake.wait_until(
+        lambda: [t for t in ephemeral_texts(discord_fake, inter) if t], 20, what="the answer"
+    )
+    assert "KIE は現在メンテナンス中です。" in texts[0], texts
