@@ -277,7 +277,24 @@ PROMPT_LABEL = N_("Prompt")
 PROMPT_PLACEHOLDER = N_("Describe the change: “make it night, add neon signs”")
 
 
-class PromptModal(discord.ui.Modal):
+class KontextModal(discord.ui.Modal):
+    """The bot's modals: a failure is logged and the member told privately, in their language."""
+
+    async def on_error(
+        self,
+        interaction: AnyInteraction,
+        error: Exception,
+        item: discord.ui.Item[Any] | None = None,
+        /,
+    ) -> None:
+        # The optional `item` keeps this compatible with View.on_error too (a Modal is a View).
+        log.error("%s failed (user %s)", type(self).__name__, interaction.user.id, exc_info=error)
+        await send_ephemeral(
+            interaction, Text("Something went wrong on the bot's side. Please try again.")
+        )
+
+
+class PromptModal(KontextModal):
     """Asks for a prompt, then hands the modal's own interaction to `on_prompt`."""
 
     prompt: discord.ui.TextInput[PromptModal] = discord.ui.TextInput(
@@ -307,16 +324,3 @@ class PromptModal(discord.ui.Modal):
 
     async def on_submit(self, interaction: AnyInteraction, /) -> None:
         await self._on_prompt(kontext(interaction), self.prompt.value)
-
-    async def on_error(
-        self,
-        interaction: AnyInteraction,
-        error: Exception,
-        item: discord.ui.Item[Any] | None = None,
-        /,
-    ) -> None:
-        # The optional `item` keeps this compatible with View.on_error too (a Modal is a View).
-        log.error("prompt modal failed (user %s)", interaction.user.id, exc_info=error)
-        await send_ephemeral(
-            interaction, Text("Something went wrong on the bot's side. Please try again.")
-        )

@@ -26,6 +26,7 @@ from cogs.client import send_ephemeral
 from cogs.requests import (
     AnyInteraction,
     Interaction,
+    KontextModal,
     first_image_url,
     kontext,
     refused_for_permissions,
@@ -41,7 +42,7 @@ TRANSLATE_MENU_NAME = N_("Translate text in image")
 NO_IMAGE = N_("That message has no image to translate. Pick a message with an image attached.")
 
 
-class LanguageModal(discord.ui.Modal):
+class LanguageModal(KontextModal):
     """Asks for the target language: a list of Discord's languages (the member's own chosen
     already) and a box for any other, which wins when filled."""
 
@@ -83,21 +84,6 @@ class LanguageModal(discord.ui.Modal):
     async def on_submit(self, interaction: AnyInteraction, /) -> None:
         listed = self.listed.values[0] if self.listed.values else None
         await self._on_language(kontext(interaction), chosen_language(listed, self.typed.value))
-
-    async def on_error(
-        self,
-        interaction: AnyInteraction,
-        error: Exception,
-        item: discord.ui.Item[Any] | None = None,
-        /,
-    ) -> None:
-        log.error("language modal failed (user %s)", interaction.user.id, exc_info=error)
-        await send_ephemeral(
-            interaction,
-            tr(
-                str(interaction.locale), "Something went wrong on the bot's side. Please try again."
-            ),
-        )
 
 
 class TranslateText(commands.Cog):

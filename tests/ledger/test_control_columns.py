@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import json
 import sqlite3
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -23,16 +22,6 @@ OLD_EXTRA = {
     "refunded": True,
     "output_deleted_by": 2**62 + 3,
 }
-
-
-@pytest.fixture
-async def ledger(tmp_path: Path) -> AsyncIterator[SqliteLedger]:
-    led = SqliteLedger(tmp_path / "ledger.sqlite3", clock=lambda: 1_700_000_000.0)
-    await led.open()
-    try:
-        yield led
-    finally:
-        await led.close()
 
 
 def make_task(task_id: str, *, cost: float = 5.0) -> Task:

@@ -3,23 +3,10 @@
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import AsyncIterator
 from pathlib import Path
-
-import pytest
 
 from bot.ledger import OperatorBlock, SqliteLedger
 from bot.ledger.sqlite import MIGRATIONS
-
-
-@pytest.fixture
-async def ledger(tmp_path: Path) -> AsyncIterator[SqliteLedger]:
-    led = SqliteLedger(tmp_path / "ledger.sqlite3", clock=lambda: 1_700_000_000.0)
-    await led.open()
-    try:
-        yield led
-    finally:
-        await led.close()
 
 
 async def test_a_block_is_stored_replaced_listed_and_lifted(ledger: SqliteLedger) -> None:

@@ -3,24 +3,9 @@ with a set counted once (/show's choices, /history)."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from pathlib import Path
-
-import pytest
-
 from bot.ledger import SqliteLedger, Task, TaskKind, TaskParams
 
 MEMBER, OTHER, GUILD = 111, 999, 222
-
-
-@pytest.fixture
-async def ledger(tmp_path: Path) -> AsyncIterator[SqliteLedger]:
-    led = SqliteLedger(tmp_path / "ledger.sqlite3", clock=lambda: 1_700_000_000.0)
-    await led.open()
-    try:
-        yield led
-    finally:
-        await led.close()
 
 
 def task(

@@ -3,25 +3,11 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
-from pathlib import Path
-
-import pytest
 
 from bot.ledger import Reference, RefSaved, RefSummary, SqliteLedger
 
 GUILD = 10
 OTHER_GUILD = 20
-
-
-@pytest.fixture
-async def ledger(tmp_path: Path) -> AsyncIterator[SqliteLedger]:
-    led = SqliteLedger(tmp_path / "ledger.sqlite3", clock=lambda: 1_700_000_000.0)
-    await led.open()
-    try:
-        yield led
-    finally:
-        await led.close()
 
 
 def ref(name: str, *, guild: int = GUILD, size: int = 10, owner: int = 1) -> Reference:
