@@ -23,6 +23,7 @@ from aiohttp import BodyPartReader, WSMsgType, web
 
 from .command_limits import check_command_texts
 from .conversation import Conversation, MessageView, iter_components
+from .gateway import IdentifyLimits, identify_shard, shard_of, shard_refusal
 from .limits import (
     Errors,
     check_attachment_count,
@@ -207,6 +208,7 @@ class _GatewayConn:
         self.ws = ws
         self.seq = 0
         self.identified = False
+        self.shard = (0, 1)  # [id, count] of its IDENTIFY (or of the session it RESUMEd)
 
 
 Handler = Callable[..., Awaitable[tuple[int, Any]]]
@@ -317,11 +319,16 @@ class FakeDiscord:
         self._by_token: dict[str, FakeInteraction] = {}
         self.cdn: dict[int, CdnFile] = {}
 
-        # Gateway
+        # Gateway. `shard_count` is what GET /gateway/bot recommends; servers besides the main
+        # one (add_guild, add_guilds) let a test spread servers over shards.
+        self.shard_count = 1
+        self.identify_limits = IdentifyLimits()
+        self.extra_guilds: dict[int, dict[str, Any]] = {}
         self._conns: list[_GatewayConn] = []
-        self._current: _GatewayConn | None = None
-        self._pending: list[tuple[str, dict[str, Any]]] = []
-        self.session_id = secrets.token_hex(16)
+        self._sessions: dict[int, _GatewayConn] = {}  # shard id → its identified connection
+        self._session_shard_count = 1  # the count the bot's sessions were identified with
+        self._pending: dict[int, list[tuple[str, dict[str, Any]]]] = {}
+        self.session_id = secrets.token_hex(16)  # shard 0's; shard n's ends in -n
 
         self._routes: list[tuple[str, re.Pattern[str], Handler, bool]] = []
         self._build_routes()
@@ -479,33 +486,77 @@ class FakeDiscord:
             perms &= ~channel.bot_denied
         return perms
 
-    def guild_obj(self) -> dict[str, Any]:
-        members = [u.member_obj(self.joined_at) for u in self.users.values()]
+    def _guild_on_shard(self, shard: tuple[int, int] | None) -> int:
+        """A new server id; on shard ``[id, count]`` when given."""
+        guild_id = self._snowflake()
+        if shard is not None:
+            shard_id, count = shard
+            stamp = guild_id >> 22
+            guild_id = (stamp + (shard_id - stamp) % count) << 22
+            self._last_id = max(self._last_id, guild_id)
+        return guild_id
+
+    def add_guild(
+        self, name: str, *, shard: tuple[int, int] | None = None, locale: str = "en-US"
+    ) -> FakeChannel:
+        """Add another server (on shard ``[id, count]`` when given) with every member and the
+        roles of the main one; returns its text channel "general" (its ``guild_id`` names it)."""
+        guild_id = self._guild_on_shard(shard)
+        self.extra_guilds[guild_id] = {"name": name, "locale": locale, "members": True}
+        ch = FakeChannel(self._snowflake(), "general", guild_id, 0, True, type=TEXT_CHANNEL)
+        self.channels[ch.id] = ch
+        return ch
+
+    def add_guilds(self, count: int) -> list[int]:
+        """Add ``count`` bare servers (no channels, the bot its only member), cheaply: their
+        ids spread evenly over any shard count."""
+        first = (self._snowflake() >> 22) + 1
+        ids = [(first + i) << 22 for i in range(count)]
+        for guild_id in ids:
+            self.extra_guilds[guild_id] = {"name": f"server {guild_id}", "locale": "en-US"}
+        self._last_id = max(self._last_id, ids[-1]) if ids else self._last_id
+        return ids
+
+    def guild_ids(self) -> list[int]:
+        return [self.guild_id, *self.extra_guilds]
+
+    def guild_locale_of(self, guild_id: int) -> str:
+        extra = self.extra_guilds.get(guild_id)
+        return str(extra["locale"]) if extra else self.guild_locale
+
+    def _guild_roles(self, guild_id: int) -> list[dict[str, Any]]:
+        if guild_id == self.guild_id:
+            return list(self.roles.values())
+        everyone = {**self.roles[self.guild_id], "id": str(guild_id)}
+        return [everyone, *(r for rid, r in self.roles.items() if rid != self.guild_id)]
+
+    def guild_obj(self, guild_id: int | None = None) -> dict[str, Any]:
+        guild_id = guild_id or self.guild_id
+        extra = self.extra_guilds.get(guild_id)
+        users = self.users.values()
+        if extra is not None and not extra.get("members"):
+            users = [self.bot_user]
+        members = [u.member_obj(self.joined_at) for u in users]
+        here = [c for c in self.channels.values() if c.guild_id == guild_id]
         return {
-            "id": str(self.guild_id),
-            "name": "Kontext Test Guild",
+            "id": str(guild_id),
+            "name": extra["name"] if extra else "Kontext Test Guild",
             "icon": None,
             "owner_id": str(self.moderator.id),
             "unavailable": False,
             "large": False,
             "member_count": len(members),
             "joined_at": self.joined_at,
-            "roles": list(self.roles.values()),
-            "channels": [
-                c.channel_obj(self.bot_user.id)
-                for c in self.channels.values()
-                if not c.is_private and not c.is_thread
-            ],
-            "threads": [
-                c.channel_obj(self.bot_user.id) for c in self.channels.values() if c.is_thread
-            ],
+            "roles": self._guild_roles(guild_id),
+            "channels": [c.channel_obj(self.bot_user.id) for c in here if not c.is_thread],
+            "threads": [c.channel_obj(self.bot_user.id) for c in here if c.is_thread],
             "members": members,
             "presences": [],
             "voice_states": [],
             "emojis": [],
             "stickers": [],
             "features": [],
-            "preferred_locale": self.guild_locale,
+            "preferred_locale": self.guild_locale_of(guild_id),
             "premium_tier": 0,
             "verification_level": 0,
             "default_message_notifications": 0,
@@ -633,7 +684,7 @@ class FakeDiscord:
         """Every Discord rule the client broke so far; the ``discord_fake`` fixture fails on any.
 
         Calls to routes the fake does not know, interactions first answered after 3 s, and
-        IDENTIFYs asking for intents beyond ``allowed_intents``.
+        IDENTIFYs asking for intents beyond ``allowed_intents`` or over the IDENTIFY limits.
         """
         problems: list[str] = []
         if self.unhandled:
@@ -649,6 +700,7 @@ class FakeDiscord:
                     f"IDENTIFY #{number} asked for intents {intents} ({intents:#b}); only "
                     f"{self.allowed_intents} ({self.allowed_intents:#b}, GUILDS) is promised"
                 )
+        problems.extend(self.identify_limits.violations)
         return problems
 
     async def wait_for_call(
@@ -673,7 +725,7 @@ class FakeDiscord:
     async def wait_for_identify(self, count: int = 1, timeout: float = 10.0) -> dict[str, Any]:
         """Wait for the ``count``-th IDENTIFY (READY has been sent when this returns)."""
         await self.wait_until(
-            lambda: len(self.identifies) >= count and self._current is not None,
+            lambda: len(self.identifies) >= count and bool(self._sessions),
             timeout,
             what=f"IDENTIFY #{count}",
         )
@@ -901,13 +953,8 @@ class FakeDiscord:
     async def _get_gateway(self, call: Call) -> tuple[int, Any]:
         return 200, {
             "url": self.gateway_url.rstrip("/"),
-            "shards": 1,
-            "session_start_limit": {
-                "total": 1000,
-                "remaining": 999,
-                "reset_after": 0,
-                "max_concurrency": 1,
-            },
+            "shards": self.shard_count,
+            "session_start_limit": self.identify_limits.as_wire(),
         }
 
     def _check_app(self, app_id: str) -> None:
@@ -1471,8 +1518,8 @@ class FakeDiscord:
                     await self._on_gateway(conn, json.loads(msg.data))
         finally:
             self._conns.remove(conn)
-            if self._current is conn:
-                self._current = None
+            if self._sessions.get(conn.shard[0]) is conn:
+                del self._sessions[conn.shard[0]]
             await self._changed()
         return ws
 
@@ -1493,38 +1540,21 @@ class FakeDiscord:
             if not isinstance(d, dict) or d.get("token") != self.token:
                 await conn.ws.close(code=4004, message=b"Authentication failed.")
                 return
-            self.identifies.append(d)
-            await self._ws_send(
-                conn,
-                0,
-                {
-                    "v": 10,
-                    "user": {**self.bot_user.user_obj(), "verified": True, "flags": 0},
-                    "guilds": [{"id": str(self.guild_id), "unavailable": True}],
-                    "session_id": self.session_id,
-                    "resume_gateway_url": self.gateway_url,
-                    "application": {"id": str(self.app_id), "flags": 0},
-                    "private_channels": [],
-                    "relationships": [],
-                },
-                "READY",
-            )
-            await self._ws_send(conn, 0, self.guild_obj(), "GUILD_CREATE")
-            conn.identified = True
-            self._current = conn
-            await self._send_pending(conn)
+            await self._identify(conn, d)
         elif op == 6:
             self.resumes.append(d if isinstance(d, dict) else {})
+            shard = self._shard_of_session(d.get("session_id") if isinstance(d, dict) else None)
             if (
                 self.accept_resume
                 and isinstance(d, dict)
-                and d.get("session_id") == self.session_id
+                and shard is not None
                 and d.get("token") == self.token
             ):
                 conn.seq = int(d.get("seq") or 0)
+                conn.shard = (shard, self._session_shard_count)
                 await self._ws_send(conn, 0, {}, "RESUMED")
                 conn.identified = True
-                self._current = conn
+                self._sessions[shard] = conn
                 await self._send_pending(conn)
             else:
                 await self._ws_send(conn, 9, False)
@@ -1545,8 +1575,51 @@ class FakeDiscord:
             )
         await self._changed()
 
+    async def _identify(self, conn: _GatewayConn, d: dict[str, Any]) -> None:
+        """READY and the GUILD_CREATEs of the IDENTIFY's shard, or Discord's refusal."""
+        self.identifies.append(d)
+        shard_id, count = identify_shard(d)
+        on_shard = [g for g in self.guild_ids() if shard_of(g, count) == shard_id]
+        refusal = shard_refusal(shard_id, count, len(on_shard))
+        if refusal is not None:
+            code, reason = refusal
+            await conn.ws.close(code=code, message=reason.encode())
+            return
+        if not self.identify_limits.take(shard_id):
+            await self._ws_send(conn, 9, False)  # Discord: an IDENTIFY over the limit
+            return
+        conn.shard = (shard_id, count)
+        self._session_shard_count = count
+        ready: dict[str, Any] = {
+            "v": 10,
+            "user": {**self.bot_user.user_obj(), "verified": True, "flags": 0},
+            "guilds": [{"id": str(g), "unavailable": True} for g in on_shard],
+            "session_id": self._session_id(shard_id),
+            "resume_gateway_url": self.gateway_url,
+            "application": {"id": str(self.app_id), "flags": 0},
+            "private_channels": [],
+            "relationships": [],
+        }
+        if "shard" in d:
+            ready["shard"] = [shard_id, count]
+        await self._ws_send(conn, 0, ready, "READY")
+        for guild_id in on_shard:
+            await self._ws_send(conn, 0, self.guild_obj(guild_id), "GUILD_CREATE")
+        conn.identified = True
+        self._sessions[shard_id] = conn
+        await self._send_pending(conn)
+
+    def _session_id(self, shard_id: int) -> str:
+        return self.session_id if shard_id == 0 else f"{self.session_id}-{shard_id}"
+
+    def _shard_of_session(self, session_id: Any) -> int | None:
+        for shard_id in range(self._session_shard_count):
+            if session_id == self._session_id(shard_id):
+                return shard_id
+        return None
+
     async def _send_pending(self, conn: _GatewayConn) -> None:
-        pending, self._pending = self._pending, []
+        pending = self._pending.pop(conn.shard[0], [])
         for event, data in pending:
             if event == "INTERACTION_CREATE" and int(data["id"]) in self.interactions:
                 # Discord only creates an interaction for a connected bot: one queued while the
@@ -1554,27 +1627,50 @@ class FakeDiscord:
                 self.interactions[int(data["id"])].created_at = self.clock.time()
             await self._ws_send(conn, 0, data, event)
 
+    def event_shard(self, data: dict[str, Any]) -> int:
+        """The shard an event about ``data`` goes to: its server's (DMs: shard 0)."""
+        guild_id = data.get("guild_id")
+        return shard_of(int(guild_id) if guild_id else None, self._session_shard_count)
+
     async def dispatch(self, event: str, data: dict[str, Any]) -> None:
-        """Send a gateway DISPATCH; queued until the next IDENTIFY if no session is live."""
-        conn = self._current
+        """Send a gateway DISPATCH on its server's shard; queued until that shard's next
+        IDENTIFY if it has no live session."""
+        shard = self.event_shard(data)
+        conn = self._sessions.get(shard)
         if conn is None or conn.ws.closed:
-            self._pending.append((event, data))
+            self._pending.setdefault(shard, []).append((event, data))
             return
         try:
             await self._ws_send(conn, 0, data, event)
         except ConnectionResetError:
-            self._pending.append((event, data))
+            self._pending.setdefault(shard, []).append((event, data))
 
-    async def drop_gateway(self, code: int = 4000) -> None:
-        """Close the live gateway socket; discord.py reconnects, RESUMEs, gets op 9, IDENTIFYs."""
-        conn, self._current = self._current, None
-        if conn is not None:
-            await conn.ws.close(code=code, message=b"dropped by test")
+    def pending_events(self, shard_id: int = 0) -> list[str]:
+        """The events queued for a shard that has no live session."""
+        return [event for event, _ in self._pending.get(shard_id, [])]
+
+    async def drop_gateway(self, code: int = 4000, *, shard_id: int | None = None) -> None:
+        """Close the live gateway socket (of every shard, or of ``shard_id``); discord.py
+        reconnects, RESUMEs, gets op 9, IDENTIFYs."""
+        shards = list(self._sessions) if shard_id is None else [shard_id]
+        for shard in shards:
+            conn = self._sessions.pop(shard, None)
+            if conn is not None:
+                await conn.ws.close(code=code, message=b"dropped by test")
 
     @property
     def connected(self) -> bool:
-        """Whether a client holds an identified gateway session now."""
-        return self._current is not None and not self._current.ws.closed
+        """Whether a client holds an identified gateway session now (on any shard)."""
+        return any(not conn.ws.closed for conn in self._sessions.values())
+
+    def shard_connected(self, shard_id: int) -> bool:
+        """Whether shard ``shard_id`` has an identified gateway session now."""
+        conn = self._sessions.get(shard_id)
+        return conn is not None and not conn.ws.closed
+
+    def session_shards(self) -> list[tuple[int, int]]:
+        """[id, count] of every live session, by shard id."""
+        return sorted(c.shard for c in self._sessions.values() if not c.ws.closed)
 
     # ------------------------------------------------------------------ interaction builders
 
@@ -1624,14 +1720,16 @@ class FakeDiscord:
         else:
             perms = self.permissions_for(user, ch)
             bot_perms = self.permissions_for(self.bot_user, ch)
+            guild_id = ch.guild_id or self.guild_id
+            locale = self.guild_locale_of(guild_id)
             payload.update(
-                guild_id=str(self.guild_id),
-                guild={"id": str(self.guild_id), "locale": self.guild_locale, "features": []},
+                guild_id=str(guild_id),
+                guild={"id": str(guild_id), "locale": locale, "features": []},
                 channel={**ch.channel_obj(self.bot_user.id), "permissions": str(perms)},
                 member=user.member_obj(self.joined_at, perms),
-                guild_locale=self.guild_locale,
+                guild_locale=locale,
                 context=CONTEXT_GUILD,
-                authorizing_integration_owners={"0": str(self.guild_id)},
+                authorizing_integration_owners={"0": str(guild_id)},
             )
         payload["app_permissions"] = str(
             app_permissions if app_permissions is not None else bot_perms
