@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import aiohttp
 
 from bot import net, operator_cli
-from bot.config import ConfigError, Settings, load_settings
+from bot.config import ConfigError, Settings, database_url_for_display, load_settings
 from bot.kie import KieAuthError, KieClient, KieError, KieTransportError
 from bot.kie_sim import KieSimulator, SimConfig
 from bot.ledger import Ledger, LedgerError, open_ledger
@@ -25,6 +25,7 @@ from bot.supervisor import WorkSet
 from cogs.client import (
     IntentsRefused,
     KontextBot,
+    ShardingRefused,
     TokenRefused,
     apply_discord_endpoints,
     login_refusals,
@@ -150,6 +151,10 @@ async def _run(settings: Settings) -> int:
             return 2
         except IntentsRefused:
             log.error("Discord refused the intents this bot asked for")
+            return 1
+        except ShardingRefused as exc:
+            # Retrying cannot help: the same shard layout would be refused again.
+            log.error("%s", exc.advice(settings.shard_count))
             return 1
     log.info("stopped")
     return 0
@@ -280,6 +285,7 @@ async def _check_discord(settings: Settings) -> tuple[str | None, list[str]]:
 
 
 async def _check_ledger(settings: Settings) -> list[str]:
+    shown = database_url_for_display(settings.database_url)
     ledger = open_ledger(settings.database_url)
     try:
         await ledger.open()
@@ -288,8 +294,8 @@ async def _check_ledger(settings: Settings) -> list[str]:
         finally:
             await ledger.close()
     except LedgerError as exc:
-        return [f"Ledger: {settings.database_url} cannot be written ({exc})."]
-    print(f"Ledger: {settings.database_url} is writable.")
+        return [f"Ledger: {shown} cannot be written ({exc})."]
+    print(f"Ledger: {shown} is writable.")
     return []
 
 

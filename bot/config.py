@@ -89,6 +89,8 @@ class Settings:
     log_format: str = "text"
     max_open_tasks: int = 200
     dev_guild_id: int | None = None
+    shard_count: int | None = None  # None: Discord's recommendation (SHARD_COUNT=auto)
+    shard_ids: tuple[int, ...] | None = None  # None: every shard of shard_count
     credit_cost_pro: float = 5.0
     credit_cost_max: float = 10.0
     low_credit_threshold: float = 100.0
@@ -117,6 +119,47 @@ class Settings:
 
     def secret_values(self) -> list[str]:
         return [s.get() for s in self.secrets if s.get()]
+
+
+POSTGRES_SCHEMES: Final = ("postgresql://", "postgres://")
+DATABASE_URL_FORMS: Final = (
+    "sqlite:///path/to/file.sqlite3 or postgresql://user:password@host:5432/database"
+)
+
+
+def is_postgres_url(url: str) -> bool:
+    return url.startswith(POSTGRES_SCHEMES)
+
+
+def check_database_url(url: str) -> None:
+    """ValueError unless `url` is a sqlite:/// file or a postgresql:// (postgres://) database."""
+    if not is_postgres_url(url):
+        sqlite_path(url)
+        return
+    parts = urlsplit(url)
+    if not parts.hostname and not parts.path.strip("/"):
+        raise ValueError("the postgresql URL names no host and no database")
+
+
+def database_password(url: str) -> str | None:
+    """The password a postgresql:// URL carries (redacted from logs), if any."""
+    if not is_postgres_url(url):
+        return None
+    try:
+        return urlsplit(url).password or None
+    except ValueError:
+        return None
+
+
+def database_url_for_display(url: str) -> str:
+    """DATABASE_URL as it may be shown or logged: a postgresql:// password as ***."""
+    password = database_password(url)
+    if password is None:
+        return url
+    scheme, _, rest = url.partition("://")
+    credentials, at, host = rest.rpartition("@")
+    user = credentials.split(":", 1)[0]
+    return f"{scheme}://{user}:***{at}{host}"
 
 
 def sqlite_path(url: str) -> Path:
@@ -234,7 +277,13 @@ def load_settings(env: Mapping[str, str] | None = None, *, dotenv: bool = True) 
     logs = _log_settings(r)
     if r.problems:
         raise ConfigError(r.problems)
-    secrets = (discord["discord_token"], kie["kie_api_key"], kie["kie_webhook_hmac_key"])
+    db_password = database_password(service["database_url"])
+    secrets = (
+        discord["discord_token"],
+        kie["kie_api_key"],
+        kie["kie_webhook_hmac_key"],
+        Secret(db_password) if db_password else None,
+    )
     return Settings(
         **discord,
         **kie,
@@ -251,15 +300,48 @@ class _DiscordSettings(TypedDict):
     discord_api_base_url: str
     discord_gateway_url: str
     dev_guild_id: int | None
+    shard_count: int | None
+    shard_ids: tuple[int, ...] | None
 
 
 def _discord_settings(r: _Reader) -> _DiscordSettings:
+    shard_count = r.parse("SHARD_COUNT", None, _shard_count, "auto or a whole number from 1")
     return _DiscordSettings(
         discord_token=r.required_secret("DISCORD_TOKEN", "Discord bot token"),
         discord_api_base_url=r.url("DISCORD_API_BASE_URL", DEFAULT_DISCORD_API, ("http", "https")),
         discord_gateway_url=r.url("DISCORD_GATEWAY_URL", DEFAULT_DISCORD_GATEWAY, ("ws", "wss")),
         dev_guild_id=_optional_snowflake(r, "DEV_GUILD_ID", "a Discord server id"),
+        shard_count=shard_count,
+        shard_ids=_shard_ids(r, shard_count),
     )
+
+
+def _shard_count(value: str) -> int | None:
+    if value.strip().lower() in ("", "auto"):
+        return None
+    n = int(value)
+    if n < 1:
+        raise ValueError
+    return n
+
+
+def _shard_ids(r: _Reader, shard_count: int | None) -> tuple[int, ...] | None:
+    """SHARD_IDS: comma-separated shard ids, distinct, each under SHARD_COUNT when it is a
+    number (with auto they are checked against Discord's recommendation at start-up)."""
+    raw = r.raw("SHARD_IDS")
+    if raw is None or not raw.strip():
+        return None
+    highest = "" if shard_count is None else f" below SHARD_COUNT ({shard_count})"
+
+    def convert(v: str) -> tuple[int, ...]:
+        ids = tuple(int(part) for part in v.split(","))
+        if len(set(ids)) != len(ids) or any(i < 0 for i in ids):
+            raise ValueError
+        if shard_count is not None and max(ids) >= shard_count:
+            raise ValueError
+        return tuple(sorted(ids))
+
+    return r.parse("SHARD_IDS", None, convert, f"distinct shard ids such as 0,2,5{highest}")
 
 
 class _KieSettings(TypedDict):
@@ -314,11 +396,10 @@ class _ServiceSettings(TypedDict):
 def _service_settings(r: _Reader) -> _ServiceSettings:
     database_url = r.raw("DATABASE_URL") or "sqlite:///data/kontext-bot.sqlite3"
     try:
-        sqlite_path(database_url)
+        check_database_url(database_url)
     except ValueError:
-        r.problems.append(
-            f"DATABASE_URL must look like sqlite:///path/to/file.sqlite3 (got {database_url!r})."
-        )
+        shown = database_url_for_display(database_url)
+        r.problems.append(f"DATABASE_URL must look like {DATABASE_URL_FORMS} (got {shown!r}).")
     public_base_url = r.raw("PUBLIC_BASE_URL")
     if public_base_url is not None:
         public_base_url = r.url("PUBLIC_BASE_URL", "", ("http", "https")) or None

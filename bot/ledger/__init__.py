@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from bot.config import sqlite_path
+from bot.config import DATABASE_URL_FORMS, is_postgres_url, sqlite_path
 from bot.ledger.base import (
     Block,
     InputStore,
@@ -29,15 +29,22 @@ from bot.ledger.models import (
     TaskParams,
     TaskState,
 )
+from bot.ledger.postgres import PostgresLedger
 from bot.ledger.sqlite import SqliteLedger
 
 
 def open_ledger(database_url: str) -> Ledger:
     """The ledger for DATABASE_URL (not yet opened: call `await ledger.open()`).
 
-    Only `sqlite:///` URLs are supported today; anything else raises ValueError.
+    `sqlite:///path` (the default: one file) or `postgresql://` / `postgres://` (several
+    processes may share it); anything else raises ValueError.
     """
-    return SqliteLedger(sqlite_path(database_url))
+    if is_postgres_url(database_url):
+        return PostgresLedger(database_url)
+    try:
+        return SqliteLedger(sqlite_path(database_url))
+    except ValueError as exc:
+        raise ValueError(f"{exc}: DATABASE_URL must look like {DATABASE_URL_FORMS}") from exc
 
 
 __all__ = [
@@ -51,6 +58,7 @@ __all__ = [
     "ModerationStore",
     "OperatorBlock",
     "ParentAction",
+    "PostgresLedger",
     "RefSaved",
     "RefStore",
     "RefSummary",

@@ -12,7 +12,8 @@ from bot.ledger.sqlite_inputs import SqliteInputStore, SqliteMetaStore
 from bot.ledger.sqlite_moderation import SqliteModerationStore
 from bot.ledger.sqlite_refs import SqliteRefStore
 from bot.ledger.sqlite_schema import MIGRATIONS, SCHEMA_VERSION
-from bot.ledger.sqlite_tasks import TASK_FIELDS, SqliteTaskStore
+from bot.ledger.sqlite_tasks import SqliteTaskStore
+from bot.ledger.task_rows import TASK_FIELDS
 
 
 class SqliteLedger(

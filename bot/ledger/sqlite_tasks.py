@@ -2,49 +2,21 @@
 
 from __future__ import annotations
 
-import dataclasses
-import json
 import sqlite3
 from collections.abc import Mapping, Sequence
 from typing import Any, Final
 
-from bot.ledger.base import LedgerError, TaskNotFound
-from bot.ledger.models import OPEN_STATES, ParentAction, Task, TaskKind, TaskParams, TaskState
+from bot.ledger.base import TaskNotFound
+from bot.ledger.models import OPEN_STATES, Task, TaskState
 from bot.ledger.sqlite_connection import SqliteConnection
+from bot.ledger.task_rows import TASK_FIELDS, UPDATABLE_FIELDS, decode_task, encode_field
 
-TASK_FIELDS: Final = tuple(f.name for f in dataclasses.fields(Task))
-_UPDATABLE: Final = frozenset(TASK_FIELDS) - {"id"}
-_BOOLEAN_FIELDS: Final = ("rerollable", "reply_gone", "spoiler", "refunded", "private")
-
-
-def _encode(name: str, value: Any) -> Any:
-    """A Task field's value as stored in its column."""
-    if name == "state":
-        return TaskState(value).value
-    if name == "kind":
-        return TaskKind(value).value
-    if name == "parent_action":
-        return None if value is None else ParentAction(value).value
-    if name == "params":
-        if not isinstance(value, TaskParams):
-            raise ValueError("params must be a TaskParams")
-        return json.dumps(value.to_dict(), ensure_ascii=False, separators=(",", ":"))
-    return value
+_UPDATABLE: Final = UPDATABLE_FIELDS
+_encode = encode_field
 
 
 def _decode(row: sqlite3.Row) -> Task:
-    try:
-        values: dict[str, Any] = {name: row[name] for name in TASK_FIELDS}
-        values["state"] = TaskState(values["state"])
-        values["kind"] = TaskKind(values["kind"])
-        if values["parent_action"] is not None:
-            values["parent_action"] = ParentAction(values["parent_action"])
-        values["params"] = TaskParams.from_dict(json.loads(values["params"]))
-        for name in _BOOLEAN_FIELDS:
-            values[name] = bool(values[name])
-        return Task(**values)
-    except (KeyError, IndexError, TypeError, ValueError) as exc:
-        raise LedgerError(f"a stored task could not be read: {exc}") from exc
+    return decode_task(row)
 
 
 class SqliteTaskStore(SqliteConnection):

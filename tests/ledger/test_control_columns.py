@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from bot.ledger import SqliteLedger, Task, TaskKind, TaskNotFound, TaskParams
+from bot.ledger import Ledger, SqliteLedger, Task, TaskKind, TaskNotFound, TaskParams
 from bot.ledger.sqlite import MIGRATIONS
 
 OLD_EXTRA = {
@@ -89,7 +89,7 @@ async def test_a_schema_3_task_without_keys_gets_the_defaults(tmp_path: Path) ->
         assert got == {name: getattr(defaults, name) for name in OLD_EXTRA}
 
 
-async def test_a_column_compare_and_set_wins_once(ledger: SqliteLedger) -> None:
+async def test_a_column_compare_and_set_wins_once(ledger: Ledger) -> None:
     """Of several concurrent refunds (refunded False -> True) exactly one is applied."""
     await ledger.insert(make_task("dddddddddddd"))
     results = await asyncio.gather(
@@ -99,13 +99,13 @@ async def test_a_column_compare_and_set_wins_once(ledger: SqliteLedger) -> None:
     assert len(winners) == 1 and winners[0].refunded is True
 
 
-async def test_a_column_compare_and_set_of_a_missing_task_raises(ledger: SqliteLedger) -> None:
+async def test_a_column_compare_and_set_of_a_missing_task_raises(ledger: Ledger) -> None:
     """update_if() of an unknown id raises TaskNotFound (not None, which means 'moved on')."""
     with pytest.raises(TaskNotFound):
         await ledger.update_if("missing", {"refunded": False}, refunded=True)
 
 
-async def test_a_column_compare_and_set_refuses_unknown_fields(ledger: SqliteLedger) -> None:
+async def test_a_column_compare_and_set_refuses_unknown_fields(ledger: Ledger) -> None:
     """update_if() refuses an expected field the Task does not have."""
     await ledger.insert(make_task("eeeeeeeeeeee"))
     with pytest.raises(ValueError, match="bogus"):

@@ -5,11 +5,11 @@ from __future__ import annotations
 import sqlite3
 from pathlib import Path
 
-from bot.ledger import OperatorBlock, SqliteLedger
+from bot.ledger import Ledger, OperatorBlock, SqliteLedger
 from bot.ledger.sqlite import MIGRATIONS
 
 
-async def test_a_block_is_stored_replaced_listed_and_lifted(ledger: SqliteLedger) -> None:
+async def test_a_block_is_stored_replaced_listed_and_lifted(ledger: Ledger) -> None:
     """A second block replaces the reason; listed oldest first; deleting twice: True, False."""
     await ledger.put_operator_block(OperatorBlock(7, "spam", 10.0))
     await ledger.put_operator_block(OperatorBlock(7, "scam", 11.0))

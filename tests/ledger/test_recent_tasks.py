@@ -3,7 +3,7 @@ with a set counted once (/show's choices, /history)."""
 
 from __future__ import annotations
 
-from bot.ledger import SqliteLedger, Task, TaskKind, TaskParams
+from bot.ledger import Ledger, Task, TaskKind, TaskParams
 
 MEMBER, OTHER, GUILD = 111, 999, 222
 
@@ -35,13 +35,13 @@ def task(
     )
 
 
-async def insert(ledger: SqliteLedger, *tasks: Task) -> None:
+async def insert(ledger: Ledger, *tasks: Task) -> None:
     for one in tasks:
         await ledger.insert(one)
 
 
 async def test_recent_tasks_are_the_members_own_in_this_server_newest_first(
-    ledger: SqliteLedger,
+    ledger: Ledger,
 ) -> None:
     """Another member's task and the member's tasks elsewhere are left out; a limit holds."""
     await insert(
@@ -58,7 +58,7 @@ async def test_recent_tasks_are_the_members_own_in_this_server_newest_first(
     assert [t.id for t in mine] == [f"{n:012x}" for n in (7, 6, 2)]
 
 
-async def test_recent_tasks_of_everyone_and_outside_servers(ledger: SqliteLedger) -> None:
+async def test_recent_tasks_of_everyone_and_outside_servers(ledger: Ledger) -> None:
     """Without a requester: everyone's in the server; guild None: the tasks outside servers."""
     await insert(ledger, task(1), task(2, user=OTHER), task(3, guild=None), task(4, guild=None))
     everyone = await ledger.recent_tasks(GUILD, limit=10)
@@ -66,7 +66,7 @@ async def test_recent_tasks_of_everyone_and_outside_servers(ledger: SqliteLedger
     assert ([t.id[-1] for t in everyone], [t.id[-1] for t in outside]) == (["2", "1"], ["4", "3"])
 
 
-async def test_recent_tasks_search_matches_id_or_prompt_in_any_case(ledger: SqliteLedger) -> None:
+async def test_recent_tasks_search_matches_id_or_prompt_in_any_case(ledger: Ledger) -> None:
     """What the member typed so far narrows the list to ids or prompts containing it."""
     await insert(
         ledger,
@@ -82,7 +82,7 @@ async def test_recent_tasks_search_matches_id_or_prompt_in_any_case(ledger: Sqli
     )
 
 
-async def test_recent_requests_count_a_set_once_in_set_order(ledger: SqliteLedger) -> None:
+async def test_recent_requests_count_a_set_once_in_set_order(ledger: Ledger) -> None:
     """The 2 latest requests: a set of 4 (all its images, in order) and the single task
     before it; the oldest single task is past the limit."""
     first_of_set = f"{10:012x}"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
-from bot.ledger import Reference, RefSaved, RefSummary, SqliteLedger
+from bot.ledger import Ledger, Reference, RefSaved, RefSummary
 
 GUILD = 10
 OTHER_GUILD = 20
@@ -23,7 +23,7 @@ def ref(name: str, *, guild: int = GUILD, size: int = 10, owner: int = 1) -> Ref
     )
 
 
-async def test_a_name_is_unique_per_server_in_any_case(ledger: SqliteLedger) -> None:
+async def test_a_name_is_unique_per_server_in_any_case(ledger: Ledger) -> None:
     results = [
         await ledger.save_ref(ref("Hero"), limit=50),
         await ledger.save_ref(ref("hERO"), limit=50),
@@ -36,7 +36,7 @@ async def test_a_name_is_unique_per_server_in_any_case(ledger: SqliteLedger) -> 
     )
 
 
-async def test_the_limit_holds_when_saves_race(ledger: SqliteLedger) -> None:
+async def test_the_limit_holds_when_saves_race(ledger: Ledger) -> None:
     results = await asyncio.gather(*(ledger.save_ref(ref(f"r{i}"), limit=3) for i in range(8)))
     assert (sorted(r.value for r in results), (await ledger.ref_storage(GUILD))[0]) == (
         ["full"] * 5 + ["saved"] * 3,
@@ -44,7 +44,7 @@ async def test_the_limit_holds_when_saves_race(ledger: SqliteLedger) -> None:
     )
 
 
-async def test_list_names_and_storage(ledger: SqliteLedger) -> None:
+async def test_list_names_and_storage(ledger: Ledger) -> None:
     await ledger.save_ref(ref("beta", size=5), limit=50)
     await ledger.save_ref(ref("Alpha", size=7, owner=2), limit=50)
     await ledger.save_ref(ref("gamma", guild=OTHER_GUILD, size=100), limit=50)
@@ -64,7 +64,7 @@ async def test_list_names_and_storage(ledger: SqliteLedger) -> None:
     )
 
 
-async def test_delete_takes_the_bytes_with_it(ledger: SqliteLedger) -> None:
+async def test_delete_takes_the_bytes_with_it(ledger: Ledger) -> None:
     await ledger.save_ref(ref("hero", size=42), limit=50)
     deleted = await ledger.delete_ref(GUILD, "HERO")
     assert (
@@ -75,7 +75,7 @@ async def test_delete_takes_the_bytes_with_it(ledger: SqliteLedger) -> None:
     ) == (b"x" * 42, None, (0, 0), None)
 
 
-async def test_the_upload_is_remembered(ledger: SqliteLedger) -> None:
+async def test_the_upload_is_remembered(ledger: Ledger) -> None:
     await ledger.save_ref(ref("hero"), limit=50)
     await ledger.set_ref_upload(GUILD, "Hero", "https://kie/u/1.png", 1_700_000_100.0)
     found = await ledger.get_ref(GUILD, "hero")

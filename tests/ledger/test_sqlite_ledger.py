@@ -1,10 +1,12 @@
-"""The SQLite ledger: storage, compare-and-set transitions, queries and restarts."""
+"""The ledger: storage, compare-and-set transitions, queries and restarts.
+
+Tests taking the `ledger` fixture run on both backends (SQLite and PostgreSQL: conftest.py);
+those on a `db_path` are about the SQLite file itself (paths, read-only, PRAGMAs)."""
 
 from __future__ import annotations
 
 import asyncio
 import sqlite3
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -13,6 +15,7 @@ from bot.ledger import (
     Ledger,
     LedgerError,
     ParentAction,
+    PostgresLedger,
     SqliteLedger,
     StoredInput,
     Task,
@@ -44,13 +47,8 @@ def db_path(tmp_path: Path) -> Path:
 
 
 @pytest.fixture
-async def ledger(db_path: Path, clock: FakeClock) -> AsyncIterator[SqliteLedger]:
-    led = SqliteLedger(db_path, clock=clock)
-    await led.open()
-    try:
-        yield led
-    finally:
-        await led.close()
+def ledger_clock(clock: FakeClock) -> FakeClock:
+    return clock
 
 
 def make_task(task_id: str = "a1b2c3d4e5f6", *, user: int = 111, created: float = 100.0) -> Task:
@@ -115,14 +113,14 @@ def full_task() -> Task:
     )
 
 
-async def test_round_trip_every_field(ledger: SqliteLedger) -> None:
+async def test_round_trip_every_field(ledger: Ledger) -> None:
     """Every Task field, including enums, params, booleans and big ints, reads back unchanged."""
     task = full_task()
     await ledger.insert(task)
     assert await ledger.get("0123456789ab") == task
 
 
-async def test_round_trip_defaults_and_nones(ledger: SqliteLedger) -> None:
+async def test_round_trip_defaults_and_nones(ledger: Ledger) -> None:
     """A fresh task with every optional field None and default control state reads back equal."""
     task = make_task()
     await ledger.insert(task)
@@ -131,21 +129,19 @@ async def test_round_trip_defaults_and_nones(ledger: SqliteLedger) -> None:
     assert got is not None and got.kie_task_id is None and got.rerollable is True
 
 
-async def test_get_missing_returns_none(ledger: SqliteLedger) -> None:
+async def test_get_missing_returns_none(ledger: Ledger) -> None:
     """get() of an unknown id is None, not an error."""
     assert await ledger.get("nope") is None
 
 
-async def test_duplicate_insert_is_ledger_error(ledger: SqliteLedger) -> None:
+async def test_duplicate_insert_is_ledger_error(ledger: Ledger) -> None:
     """Inserting the same id twice raises LedgerError (the sqlite error is wrapped)."""
     await ledger.insert(make_task())
     with pytest.raises(LedgerError):
         await ledger.insert(make_task())
 
 
-async def test_update_writes_given_fields_and_updated_at(
-    ledger: SqliteLedger, clock: FakeClock
-) -> None:
+async def test_update_writes_given_fields_and_updated_at(ledger: Ledger, clock: FakeClock) -> None:
     """update() changes only the given fields plus updated_at from the clock."""
     task = make_task()
     await ledger.insert(task)
@@ -155,13 +151,13 @@ async def test_update_writes_given_fields_and_updated_at(
     assert await ledger.get(task.id) == updated
 
 
-async def test_update_missing_raises_not_found(ledger: SqliteLedger) -> None:
+async def test_update_missing_raises_not_found(ledger: Ledger) -> None:
     """update() of an unknown id raises TaskNotFound."""
     with pytest.raises(TaskNotFound):
         await ledger.update("missing", attempts=1)
 
 
-async def test_update_rejects_unknown_field(ledger: SqliteLedger) -> None:
+async def test_update_rejects_unknown_field(ledger: Ledger) -> None:
     """update() refuses a field the Task does not have, and the id itself."""
     await ledger.insert(make_task())
     with pytest.raises(ValueError, match="bogus"):
@@ -170,7 +166,7 @@ async def test_update_rejects_unknown_field(ledger: SqliteLedger) -> None:
         await ledger.update(make_task().id, id="other")
 
 
-async def test_transition_applies_when_state_matches(ledger: SqliteLedger) -> None:
+async def test_transition_applies_when_state_matches(ledger: Ledger) -> None:
     """transition() from an expected state writes the changes and returns the new task."""
     await ledger.insert(make_task())
     got = await ledger.transition(
@@ -183,7 +179,7 @@ async def test_transition_applies_when_state_matches(ledger: SqliteLedger) -> No
     assert got.state is TaskState.SUBMITTING and got.attempts == 1
 
 
-async def test_transition_returns_none_when_state_moved_on(ledger: SqliteLedger) -> None:
+async def test_transition_returns_none_when_state_moved_on(ledger: Ledger) -> None:
     """transition() leaves the row alone and returns None when the state is not expected."""
     task = make_task().with_changes(state=TaskState.DONE)
     await ledger.insert(task)
@@ -194,13 +190,13 @@ async def test_transition_returns_none_when_state_moved_on(ledger: SqliteLedger)
     assert await ledger.get(task.id) == task
 
 
-async def test_transition_missing_task_raises(ledger: SqliteLedger) -> None:
+async def test_transition_missing_task_raises(ledger: Ledger) -> None:
     """transition() of an unknown id raises TaskNotFound rather than pretending it moved on."""
     with pytest.raises(TaskNotFound):
         await ledger.transition("missing", frozenset({TaskState.QUEUED}), state=TaskState.FAILED)
 
 
-async def test_concurrent_transitions_exactly_one_wins(ledger: SqliteLedger) -> None:
+async def test_concurrent_transitions_exactly_one_wins(ledger: Ledger) -> None:
     """Two racing transitions out of GENERATING (callback vs poll loop): exactly one succeeds."""
     task = make_task().with_changes(state=TaskState.GENERATING)
     await ledger.insert(task)
@@ -233,7 +229,7 @@ async def test_concurrent_transitions_from_two_connections(db_path: Path) -> Non
         await second.close()
 
 
-async def test_open_tasks_oldest_first_without_terminal(ledger: SqliteLedger) -> None:
+async def test_open_tasks_oldest_first_without_terminal(ledger: Ledger) -> None:
     """open_tasks() lists every non-terminal task by created_at and leaves out DONE/FAILED."""
     await ledger.insert(make_task("t3", created=30.0).with_changes(state=TaskState.GENERATING))
     await ledger.insert(make_task("t1", created=10.0))
@@ -244,7 +240,7 @@ async def test_open_tasks_oldest_first_without_terminal(ledger: SqliteLedger) ->
     assert [t.id for t in await ledger.open_tasks()] == ["t0", "t1", "t2", "t3"]
 
 
-async def test_count_open_for_user(ledger: SqliteLedger) -> None:
+async def test_count_open_for_user(ledger: Ledger) -> None:
     """count_open_for_user() counts that user's non-terminal tasks only."""
     await ledger.insert(make_task("a", user=1))
     await ledger.insert(make_task("b", user=1).with_changes(state=TaskState.GENERATING))
@@ -255,7 +251,7 @@ async def test_count_open_for_user(ledger: SqliteLedger) -> None:
     assert await ledger.count_open_for_user(3) == 0
 
 
-async def test_find_by_kie_task_id_and_callback_secret(ledger: SqliteLedger) -> None:
+async def test_find_by_kie_task_id_and_callback_secret(ledger: Ledger) -> None:
     """Tasks can be found by KIE's task id and by their callback secret; unknown ones are None."""
     await ledger.insert(make_task("a").with_changes(kie_task_id="k1", callback_secret="s1"))
     await ledger.insert(make_task("b").with_changes(kie_task_id="k2", callback_secret="s2"))
@@ -267,7 +263,7 @@ async def test_find_by_kie_task_id_and_callback_secret(ledger: SqliteLedger) -> 
     assert await ledger.find_by_callback_secret("nope") is None
 
 
-async def test_kie_task_id_is_unique(ledger: SqliteLedger) -> None:
+async def test_kie_task_id_is_unique(ledger: Ledger) -> None:
     """Two tasks cannot claim the same KIE task id."""
     await ledger.insert(make_task("a").with_changes(kie_task_id="k1"))
     await ledger.insert(make_task("b"))
@@ -275,7 +271,7 @@ async def test_kie_task_id_is_unique(ledger: SqliteLedger) -> None:
         await ledger.update("b", kie_task_id="k1")
 
 
-async def test_inputs_put_get_delete(ledger: SqliteLedger) -> None:
+async def test_inputs_put_get_delete(ledger: Ledger) -> None:
     """An input image is stored byte for byte, replaced by a second put, and deleted."""
     blob = bytes(range(256)) * 100
     await ledger.put_input(StoredInput("a", blob, "cat.png", "image/png"))
@@ -287,7 +283,7 @@ async def test_inputs_put_get_delete(ledger: SqliteLedger) -> None:
     await ledger.delete_input("a")  # idempotent
 
 
-async def test_purge_inputs_only_old_finished_ones(ledger: SqliteLedger, clock: FakeClock) -> None:
+async def test_purge_inputs_only_old_finished_ones(ledger: Ledger, clock: FakeClock) -> None:
     """purge_inputs deletes inputs of finished tasks stored before the cutoff, and nothing else."""
     old_done = make_task("000000000001").with_changes(state=TaskState.DONE)
     old_failed = make_task("000000000002").with_changes(state=TaskState.FAILED)
@@ -308,7 +304,7 @@ async def test_purge_inputs_only_old_finished_ones(ledger: SqliteLedger, clock: 
     assert await ledger.purge_inputs(cutoff) == 0
 
 
-async def test_result_copies_put_get_delete(ledger: SqliteLedger) -> None:
+async def test_result_copies_put_get_delete(ledger: Ledger) -> None:
     """A result's own copy: stored once (a second put keeps the first), read, deleted."""
     await ledger.insert(make_task())
     first = StoredInput("a1b2c3d4e5f6", b"\x89PNG first", "kontext.png", "image/png")
@@ -319,7 +315,7 @@ async def test_result_copies_put_get_delete(ledger: SqliteLedger) -> None:
     assert (kept, await ledger.get_result_copy("a1b2c3d4e5f6")) == (first, None)
 
 
-async def test_purge_result_copies_only_old_ones(ledger: SqliteLedger, clock: FakeClock) -> None:
+async def test_purge_result_copies_only_old_ones(ledger: Ledger, clock: FakeClock) -> None:
     """purge_result_copies deletes the copies kept before the cutoff (the inputs' retention)."""
     await ledger.put_result_copy(StoredInput("000000000001", b"old", "a.png", "image/png"))
     cutoff = clock.now + 1
@@ -330,7 +326,7 @@ async def test_purge_result_copies_only_old_ones(ledger: SqliteLedger, clock: Fa
     assert (purged, [c and c.data for c in left]) == (1, [None, b"new"])
 
 
-async def test_meta_get_set(ledger: SqliteLedger) -> None:
+async def test_meta_get_set(ledger: Ledger) -> None:
     """meta is a key/value store: missing is None, set overwrites."""
     assert await ledger.get_meta("commands_hash") is None
     await ledger.set_meta("commands_hash", "abc")
@@ -338,7 +334,7 @@ async def test_meta_get_set(ledger: SqliteLedger) -> None:
     assert await ledger.get_meta("commands_hash") == "def"
 
 
-async def test_recent_durations(ledger: SqliteLedger) -> None:
+async def test_recent_durations(ledger: Ledger) -> None:
     """recent_durations() is completed-submitted for the latest DONE tasks with both times set."""
     for i in range(5):
         await ledger.insert(
@@ -355,7 +351,7 @@ async def test_recent_durations(ledger: SqliteLedger) -> None:
     assert await ledger.recent_durations(limit=2) == [14.0, 13.0]
 
 
-async def test_last_submission_at(ledger: SqliteLedger) -> None:
+async def test_last_submission_at(ledger: Ledger) -> None:
     """last_submission_at() is the newest created_at of that user's tasks, any state."""
     assert await ledger.last_submission_at(1) is None
     await ledger.insert(make_task("a", user=1, created=50.0).with_changes(state=TaskState.DONE))
@@ -430,7 +426,7 @@ async def test_use_before_open_is_ledger_error(db_path: Path) -> None:
         await led.set_meta("a", "b")
 
 
-async def test_check_writable_passes_on_a_normal_ledger(ledger: SqliteLedger) -> None:
+async def test_check_writable_passes_on_a_normal_ledger(ledger: Ledger) -> None:
     """check_writable() succeeds on a writable database and really writes."""
     await ledger.check_writable()
     assert await ledger.get_meta("health.last_write_check") is not None
@@ -452,17 +448,25 @@ async def test_check_writable_fails_on_read_only_database(db_path: Path) -> None
         await reader.close()
 
 
-async def test_check_writable_fails_with_query_only(ledger: SqliteLedger, db_path: Path) -> None:
+async def test_check_writable_fails_with_query_only(db_path: Path) -> None:
     """A connection that cannot write (PRAGMA query_only) fails check_writable()."""
-    await ledger._conn().execute("PRAGMA query_only = ON")
-    with pytest.raises(LedgerError):
-        await ledger.check_writable()
+    ledger = SqliteLedger(db_path)
+    await ledger.open()
+    try:
+        await ledger._conn().execute("PRAGMA query_only = ON")
+        with pytest.raises(LedgerError):
+            await ledger.check_writable()
+    finally:
+        await ledger.close()
 
 
-def test_open_ledger_picks_sqlite(tmp_path: Path) -> None:
-    """open_ledger() builds a SqliteLedger for sqlite:/// URLs and refuses other schemes."""
+def test_open_ledger_picks_the_backend_by_url(tmp_path: Path) -> None:
+    """open_ledger() builds a SqliteLedger for sqlite:/// URLs, a PostgresLedger for
+    postgresql:// and postgres://, and refuses other schemes naming both forms."""
     led: Ledger = open_ledger(f"sqlite:///{tmp_path}/x.sqlite3")
     assert isinstance(led, SqliteLedger)
     assert led.path == tmp_path / "x.sqlite3"
-    with pytest.raises(ValueError):
-        open_ledger("postgresql://localhost/db")
+    assert isinstance(open_ledger("postgresql://u:pw@localhost/db"), PostgresLedger)
+    assert isinstance(open_ledger("postgres://localhost/db"), PostgresLedger)
+    with pytest.raises(ValueError, match=r"sqlite:///.*postgresql://"):
+        open_ledger("mysql://localhost/db")
