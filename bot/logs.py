@@ -79,9 +79,9 @@ class ReconnectNoiseFilter(logging.Filter):
 
     def filter(self, record: logging.LogRecord) -> bool:
         if (
-            record.name == "discord.client"
+            record.name in ("discord.client", "discord.shard")
             and isinstance(record.msg, str)
-            and record.msg.startswith("Attempting a reconnect")
+            and record.msg.startswith(("Attempting a reconnect", "Failed to connect for shard"))
             and record.exc_info
             and record.exc_info[1] is not None
         ):

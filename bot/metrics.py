@@ -62,6 +62,7 @@ class Metrics:
             "Bytes the saved reference images take in the ledger, all servers",
             registry=r,
         )
+        self.shard_connected, self.shard_latency = _shard_gauges(r)
         self.background_restarts = Counter(
             "kontext_background_restarts",
             "Restarts of a background task after it failed",
@@ -74,3 +75,20 @@ class Metrics:
 
     def render(self) -> bytes:
         return generate_latest(self.registry)
+
+
+def _shard_gauges(r: CollectorRegistry) -> tuple[Gauge, Gauge]:
+    """Per gateway shard of this process: connected (1/0) and the heartbeat latency."""
+    connected = Gauge(
+        "kontext_discord_shard_connected",
+        "1 while this process's gateway shard holds a live session, else 0",
+        ["shard"],
+        registry=r,
+    )
+    latency = Gauge(
+        "kontext_discord_shard_latency_seconds",
+        "The shard's last gateway heartbeat round trip",
+        ["shard"],
+        registry=r,
+    )
+    return connected, latency

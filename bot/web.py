@@ -122,6 +122,7 @@ class WebServer:
 
     async def metrics(self, request: web.Request) -> web.Response:
         self._metrics.loop_lag.set(self._lag.last)
+        self._set_shard_gauges()
         try:
             # Open tasks by state, from the ledger (the source of truth) at each scrape.
             counts = dict.fromkeys(sorted(OPEN_STATES), 0)
@@ -137,6 +138,13 @@ class WebServer:
         return web.Response(
             body=self._metrics.render(), headers={"Content-Type": CONTENT_TYPE_LATEST}
         )
+
+    def _set_shard_gauges(self) -> None:
+        shards: dict[str, dict[str, Any]] = self._health.discord().get("shards") or {}
+        for shard, state in shards.items():
+            self._metrics.shard_connected.labels(shard=shard).set(1 if state["connected"] else 0)
+            if state["latency_seconds"] is not None:
+                self._metrics.shard_latency.labels(shard=shard).set(state["latency_seconds"])
 
     async def kie_callback(self, request: web.Request) -> web.Response:
         """Answer at once; the work (record-info, delivery) happens after the answer."""

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -30,6 +31,7 @@ from bot.service import KontextService
 from bot.supervisor import Supervisor, backoff_delay
 from bot.web import HealthSources, WebServer
 from cogs.command_catalogue import CatalogueTranslator, tree_digest
+from cogs.shards import INVALID_SHARD, SHARD_CLOSE_CODES, SHARDING_REQUIRED, ShardHealth
 
 log = logging.getLogger(__name__)
 
@@ -76,11 +78,35 @@ def login_refusals() -> Iterator[None]:
     except discord.LoginFailure:
         raise TokenRefused(at_gateway=False) from None
     except discord.ConnectionClosed as exc:
+        if exc.code in SHARD_CLOSE_CODES:
+            raise ShardingRefused(exc.code, exc.shard_id) from None
         if exc.code != GATEWAY_AUTHENTICATION_FAILED:
             raise
         raise TokenRefused(at_gateway=True) from None
     except discord.PrivilegedIntentsRequired:
         raise IntentsRefused from None
+
+
+class ShardingRefused(Exception):
+    """Discord closed a shard's gateway with 4010 or 4011: the shard layout must change."""
+
+    def __init__(self, code: int, shard_id: int | None) -> None:
+        super().__init__(code)
+        self.code = code
+        self.shard_id = shard_id
+
+    def advice(self, shard_count: int | None) -> str:
+        count = "auto" if shard_count is None else str(shard_count)
+        if self.code == SHARDING_REQUIRED:
+            return (
+                f"Discord requires more gateway shards (close code 4011, shard {self.shard_id}): "
+                f"SHARD_COUNT={count} puts more than 2,500 servers on one shard; set "
+                "SHARD_COUNT=auto or a larger number"
+            )
+        return (
+            f"Discord refused shard {self.shard_id} (close code 4010, invalid shard): check "
+            f"SHARD_COUNT={count} and SHARD_IDS (each id must be below SHARD_COUNT)"
+        )
 
 
 class DiscordUnanswered(Exception):
@@ -158,6 +184,10 @@ def client_options(settings: Settings, metrics: Metrics) -> dict[str, Any]:
         "allowed_installs": installs,
         "help_command": None,
         "http_trace": discord_error_trace(metrics),
+        # None: Discord's recommendation (GET /gateway/bot); discord.py waits 5 s between
+        # two IDENTIFYs, within any max_concurrency.
+        "shard_count": settings.shard_count,
+        "shard_ids": list(settings.shard_ids) if settings.shard_ids else None,
     }
 
 
@@ -214,7 +244,7 @@ async def send_ephemeral(
         log.warning("could not answer interaction %s: %s", interaction.id, exc.status)
 
 
-class KontextBot(commands.Bot):
+class KontextBot(commands.AutoShardedBot):
     def __init__(
         self,
         *,
@@ -263,7 +293,7 @@ class KontextBot(commands.Bot):
         self._closing_now = asyncio.Event()
         self._stopping_core = asyncio.Lock()
         self._core_stopped = False
-        self._gateway_up = False
+        self.shard_health = ShardHealth(self._shard_latency)
         self._discord_problem: str | None = None  # why Discord is not connected, for /healthz
         self._http_started = False
         self._set_up = False
@@ -304,14 +334,17 @@ class KontextBot(commands.Bot):
     @property
     def gateway_connected(self) -> bool:
         """An identified gateway session is up now (false between a drop and the next READY)."""
-        return self._gateway_up and not self.is_closed()
+        return self.shard_health.all_up() and not self.is_closed()
+
+    def _shard_latency(self, shard_id: int) -> float:
+        shard = self.get_shard(shard_id)
+        return shard.latency if shard is not None else math.inf
 
     def discord_health(self) -> dict[str, Any]:
-        if self.gateway_connected:
-            return {"ok": True}
-        check: dict[str, Any] = {"ok": False}
-        if self._discord_problem:
+        check: dict[str, Any] = {"ok": self.gateway_connected}
+        if not check["ok"] and self._discord_problem:
             check["error"] = self._discord_problem
+        check["shards"] = self.shard_health.report()
         return check
 
     async def start_http(self) -> None:
@@ -339,8 +372,18 @@ class KontextBot(commands.Bot):
                     raise  # setup_hook itself failed: not a question of reaching Discord
                 if not await self._wait_to_retry(attempt, exc):
                     return  # shutting down
+        await self._choose_shards()
         self._discord_problem = "logged in; connecting to the gateway"
         await self.connect()
+
+    async def _choose_shards(self) -> None:
+        """SHARD_IDS with SHARD_COUNT=auto: the count is Discord's recommendation, read here
+        (discord.py needs a count with ids). Raises ShardingRefused for an id past it."""
+        if self.shard_count is None and self.shard_ids:
+            self.shard_count, _, _ = await self.http.get_bot_gateway()
+            log.info("Discord recommends %d shard(s)", self.shard_count)
+            if max(self.shard_ids) >= self.shard_count:
+                raise ShardingRefused(INVALID_SHARD, max(self.shard_ids))
 
     async def _wait_to_retry(self, attempt: int, exc: Exception) -> bool:
         """Say why, wait the back-off; False if the bot is shutting down meanwhile."""
@@ -421,8 +464,6 @@ class KontextBot(commands.Bot):
         return len(synced)
 
     async def on_ready(self) -> None:
-        self._gateway_up = True
-        self._discord_problem = None
         log.info("connected to Discord as %s (%s)", self.user, self.user.id if self.user else "?")
 
     def dispatch(self, event_name: str, /, *args: Any, **kwargs: Any) -> None:
@@ -433,15 +474,22 @@ class KontextBot(commands.Bot):
             return
         super().dispatch(event_name, *args, **kwargs)
 
-    async def on_resumed(self) -> None:
-        self._gateway_up = True
+    async def on_shard_connect(self, shard_id: int) -> None:
+        """READY on a shard (its session is live; on_shard_ready comes once its servers are in)."""
+        # With SHARD_COUNT=auto the count is known once discord.py has asked Discord.
+        if self.shard_count is not None and not self.shard_health.expected:
+            self.shard_health.launched(self.shard_ids or range(self.shard_count))
+        self.shard_health.up(shard_id)
         self._discord_problem = None
+        log.info("shard %d of %s connected", shard_id, self.shard_count)
 
-    async def on_disconnect(self) -> None:
-        if self._gateway_up:
-            log.warning("lost the Discord gateway; discord.py is reconnecting")
-            self._discord_problem = "lost the gateway connection; reconnecting"
-        self._gateway_up = False
+    async def on_shard_resumed(self, shard_id: int) -> None:
+        self.shard_health.up(shard_id)
+
+    async def on_shard_disconnect(self, shard_id: int) -> None:
+        self.shard_health.down(shard_id)
+        if not self._closing:
+            self._discord_problem = f"lost the gateway connection of shard {shard_id}; reconnecting"
 
     async def shutdown(self) -> None:
         """Graceful: refuse new commands, let in-flight work settle briefly, stop, close.
