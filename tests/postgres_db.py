@@ -6,6 +6,7 @@ plain message (never skips): the PostgreSQL ledger is part of what CI proves.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import secrets
 from collections.abc import AsyncIterator
@@ -53,3 +54,24 @@ async def fresh_database() -> AsyncIterator[str]:
             await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         finally:
             await admin.close()
+
+
+async def wait_for_row(url: str, sql: str, what: str, timeout: float = 20.0) -> asyncpg.Record:
+    """Wait until `sql` returns a row (re-checked every 0.1 s, like FakeDiscord.wait_until
+    re-checks external state); fails naming `what`."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    conn = await asyncpg.connect(url, timeout=10)
+    try:
+        while True:
+            try:
+                row = await conn.fetchrow(sql)
+            except asyncpg.UndefinedTableError:  # the bot has not migrated yet
+                row = None
+            if row is not None:
+                return row
+            if loop.time() >= deadline:
+                pytest.fail(f"timed out after {timeout}s waiting for {what}")
+            await asyncio.sleep(0.1)
+    finally:
+        await conn.close()
