@@ -312,6 +312,8 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = _parse(argv)
+    if args.command == operator_cli.MIGRATE_LEDGER:
+        return asyncio.run(operator_cli.migrate_ledger(args))
     try:
         settings = load_settings()
     except ConfigError as exc:
