@@ -152,9 +152,12 @@ def database_password(url: str) -> str | None:
 
 
 def database_url_for_display(url: str) -> str:
-    """DATABASE_URL as it may be shown or logged: a postgresql:// password as ***."""
-    password = database_password(url)
-    if password is None:
+    """DATABASE_URL as it may be shown or logged: a password (any scheme) as ***."""
+    try:
+        password = urlsplit(url).password
+    except ValueError:
+        password = None
+    if not password:
         return url
     scheme, _, rest = url.partition("://")
     credentials, at, host = rest.rpartition("@")

@@ -37,7 +37,7 @@ def test_every_problem_is_listed_at_once():
                 "HTTP_PORT": "eighty",
                 "ALLOW_PRIVATE_URLS": "maybe",
                 "KIE_API_BASE_URL": "ftp://x",
-                "DATABASE_URL": "postgres://db",
+                "DATABASE_URL": "mysql://db",
                 "LOG_LEVEL": "LOUD",
                 "POLL_INTERVAL_SECONDS": "-1",
             }
@@ -55,6 +55,24 @@ def test_every_problem_is_listed_at_once():
     ):
         assert name in text
     assert len(info.value.problems) == 8
+
+
+def test_database_url_picks_postgresql_and_keeps_its_password_secret():
+    """postgresql:// and postgres:// are accepted; the password is a secret (redacted from
+    logs) and a bad URL's message names both forms without showing it."""
+    url = "postgresql://kontext:pw-SECRET-91@db.internal:5432/kontext"
+    s = load_settings({**BASE, "DATABASE_URL": url})
+    assert s.database_url == url
+    assert "pw-SECRET-91" in s.secret_values()
+    assert load_settings({**BASE, "DATABASE_URL": "postgres://db/kontext"}).secret_values() == [
+        "discord-secret-token",
+        "kie-secret-key",
+    ]
+    with pytest.raises(ConfigError) as info:
+        load_settings({**BASE, "DATABASE_URL": "mysql://kontext:pw-SECRET-91@db/kontext"})
+    text = str(info.value)
+    assert "sqlite:///" in text and "postgresql://" in text
+    assert "pw-SECRET-91" not in text
 
 
 def test_secrets_never_show_themselves():
