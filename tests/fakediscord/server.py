@@ -1585,7 +1585,8 @@ class FakeDiscord:
             code, reason = refusal
             await conn.ws.close(code=code, message=reason.encode())
             return
-        if not self.identify_limits.take(shard_id):
+        others_live = any(c is not conn and not c.ws.closed for c in self._sessions.values())
+        if not self.identify_limits.take(shard_id, alongside_live_sessions=others_live):
             await self._ws_send(conn, 9, False)  # Discord: an IDENTIFY over the limit
             return
         conn.shard = (shard_id, count)
