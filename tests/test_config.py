@@ -152,3 +152,23 @@ def test_a_bad_dm_modlog_channel_id_is_named():
     with pytest.raises(ConfigError) as info:
         load_settings({**BASE, "DM_MODLOG_CHANNEL_ID": "#mod-log", "DM_DAILY_CREDITS": "-1"})
     assert "DM_MODLOG_CHANNEL_ID" in str(info.value) and "DM_DAILY_CREDITS" in str(info.value)
+
+
+def test_shard_settings():
+    """SHARD_COUNT: auto (None, Discord's recommendation) or a number; SHARD_IDS: distinct ids
+    below the count, sorted; bad values are named."""
+    default = load_settings(BASE)
+    assert (default.shard_count, default.shard_ids) == (None, None)
+    s = load_settings({**BASE, "SHARD_COUNT": "6", "SHARD_IDS": "3, 2"})
+    assert (s.shard_count, s.shard_ids) == (6, (2, 3))
+    assert load_settings({**BASE, "SHARD_COUNT": "AUTO", "SHARD_IDS": "7"}).shard_ids == (7,)
+    for bad in ({"SHARD_COUNT": "0"}, {"SHARD_COUNT": "two"}):
+        with pytest.raises(ConfigError) as info:
+            load_settings({**BASE, **bad})
+        assert "SHARD_COUNT must be auto or a whole number from 1" in str(info.value)
+    for ids in ("2", "0,0", "-1", "a,b"):
+        with pytest.raises(ConfigError) as info:
+            load_settings({**BASE, "SHARD_COUNT": "2", "SHARD_IDS": ids})
+        assert "SHARD_IDS must be distinct shard ids such as 0,2,5 below SHARD_COUNT (2)" in str(
+            info.value
+        )
