@@ -15,7 +15,7 @@ from typing import Any, Final
 
 from bot.ledger.base import Block, LedgerError, OperatorBlock
 from bot.ledger.postgres_connection import PostgresConnection
-from bot.ledger.task_rows import Row
+from bot.ledger.task_rows import Row, same_guild
 
 _SERVER_TOTAL: Final = (
     "(SELECT COALESCE(SUM(v::float8), 0) FROM jsonb_each_text({}.members) AS m(k, v))"
@@ -144,7 +144,7 @@ class PostgresModerationStore(PostgresConnection):
         self, guild_id: int | None, user_id: int, error_code: str, since: float
     ) -> int:
         rows = await self._fetch(
-            "SELECT COUNT(*) FROM tasks WHERE guild_id IS NOT DISTINCT FROM $1"
+            f"SELECT COUNT(*) FROM tasks WHERE {same_guild(guild_id, 1)}"
             " AND requester_id = $2 AND error_code = $3 AND completed_at >= $4",
             (guild_id, user_id, error_code, since),
         )
@@ -155,7 +155,7 @@ class PostgresModerationStore(PostgresConnection):
     ) -> tuple[int, int]:
         rows = await self._fetch(
             "SELECT COUNT(*), COUNT(DISTINCT COALESCE(set_id, id)) FROM tasks"
-            " WHERE guild_id IS NOT DISTINCT FROM $1 AND requester_id = $2 AND created_at >= $3"
+            f" WHERE {same_guild(guild_id, 1)} AND requester_id = $2 AND created_at >= $3"
             " AND (parent_action IS NULL OR parent_action != 'pick')"
             " AND (error_code IS NULL OR error_code != 'cancelled')",
             (guild_id, user_id, since),

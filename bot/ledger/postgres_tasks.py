@@ -8,7 +8,13 @@ from typing import Any
 from bot.ledger.base import TaskNotFound
 from bot.ledger.models import OPEN_STATES, Task, TaskState
 from bot.ledger.postgres_connection import PostgresConnection
-from bot.ledger.task_rows import TASK_FIELDS, UPDATABLE_FIELDS, decode_task, encode_field
+from bot.ledger.task_rows import (
+    TASK_FIELDS,
+    UPDATABLE_FIELDS,
+    decode_task,
+    encode_field,
+    same_guild,
+)
 
 _COLUMNS = ", ".join(TASK_FIELDS)  # never `*`: the table also has `seq`
 
@@ -152,7 +158,7 @@ class PostgresTaskStore(PostgresConnection):
         search: str = "",
         limit: int,
     ) -> list[Task]:
-        conditions = ["guild_id IS NOT DISTINCT FROM $1"]
+        conditions = [same_guild(guild_id, 1)]
         params: list[object] = [guild_id]
         if requester_id is not None:
             params.append(requester_id)
@@ -178,11 +184,11 @@ class PostgresTaskStore(PostgresConnection):
         return await self._tasks(
             "WITH latest AS ("
             "  SELECT COALESCE(set_id, id) AS request, MAX(created_at) AS latest_at FROM tasks"
-            "  WHERE requester_id = $1 AND guild_id IS NOT DISTINCT FROM $2"
+            f"  WHERE requester_id = $1 AND {same_guild(guild_id, 2)}"
             "  GROUP BY COALESCE(set_id, id) ORDER BY latest_at DESC LIMIT $3)"
             f" SELECT {columns} FROM tasks"
             " JOIN latest ON COALESCE(tasks.set_id, tasks.id) = latest.request"
-            " WHERE requester_id = $1 AND guild_id IS NOT DISTINCT FROM $2"
+            f" WHERE requester_id = $1 AND {same_guild(guild_id, 2)}"
             " ORDER BY latest.latest_at DESC, tasks.set_index",
             (requester_id, guild_id, max(0, limit)),
         )

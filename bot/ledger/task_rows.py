@@ -48,3 +48,11 @@ def decode_task(row: Row) -> Task:
         return Task(**values)
     except (KeyError, IndexError, TypeError, ValueError) as exc:
         raise LedgerError(f"a stored task could not be read: {exc}") from exc
+
+
+def same_guild(guild_id: int | None, param: int) -> str:
+    """PostgreSQL's condition for "in this server" (None: outside servers) on parameter
+    `param`, in a form its indexes serve (`IS NOT DISTINCT FROM` would not use them)."""
+    if guild_id is None:
+        return f"guild_id IS NULL AND ${param}::bigint IS NULL"
+    return f"guild_id = ${param}"
