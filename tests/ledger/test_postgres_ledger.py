@@ -8,7 +8,7 @@ import asyncio
 import asyncpg
 import pytest
 
-from bot.ledger import LedgerError, PostgresLedger
+from bot.ledger import LedgerError, PostgresLedger, Reference, RefSaved
 from bot.ledger.postgres import SCHEMA_VERSION
 
 DAY = "2026-12-03"
@@ -80,3 +80,26 @@ async def test_an_unreachable_server_is_a_ledger_error_without_the_password() ->
     assert "hunter2-secret" not in str(caught.value)
     with pytest.raises(LedgerError, match="not open"):
         await led.get("a1b2c3d4e5f6")
+
+
+async def test_reference_saves_from_two_processes_keep_the_limit(postgres_url: str) -> None:
+    """Two pools saving 200 different names into one server at once: exactly the limit (50)
+    is kept (without the server's lock the count and the insert interleave: 54 kept)."""
+    first, second = PostgresLedger(postgres_url), PostgresLedger(postgres_url)
+    await first.open()
+    await second.open()
+    try:
+        saves = await asyncio.gather(
+            *(
+                led.save_ref(
+                    Reference(7, f"ref {n}", None, 1, b"png", "r.png", "image/png", 1.0),
+                    limit=50,
+                )
+                for n, led in enumerate([first, second] * 100)
+            )
+        )
+        assert saves.count(RefSaved.SAVED) == 50
+        assert await first.ref_storage(7) == (50, 150)
+    finally:
+        await first.close()
+        await second.close()
