@@ -26,6 +26,9 @@ log = logging.getLogger("bot.ledger.postgres")
 MIGRATION_LOCK_KEY: Final = int.from_bytes(b"kontext", "big")
 POOL_MAX_SIZE: Final = 10
 CONNECT_TIMEOUT_SECONDS: Final = 10.0
+# A statement still running after this long fails with LedgerError instead of hanging the bot.
+COMMAND_TIMEOUT_SECONDS: Final = 30.0
+MIGRATION_WAIT_SECONDS: Final = 300.0
 
 # What asyncpg raises when a query or a connection fails.
 DATABASE_ERRORS: Final = (asyncpg.PostgresError, asyncpg.InterfaceError, OSError, TimeoutError)
@@ -61,6 +64,7 @@ class PostgresConnection:
                 min_size=1,
                 max_size=self._pool_max_size,
                 timeout=CONNECT_TIMEOUT_SECONDS,
+                command_timeout=COMMAND_TIMEOUT_SECONDS,
             )
         except (*DATABASE_ERRORS, ValueError) as exc:
             raise LedgerError(
@@ -89,7 +93,12 @@ class PostgresConnection:
     async def _migrate(self, pool: asyncpg.Pool) -> None:
         try:
             async with pool.acquire() as conn:
-                await conn.execute("SELECT pg_advisory_lock($1)", MIGRATION_LOCK_KEY)
+                # Another process may be migrating: wait for it longer than for a query.
+                await conn.execute(
+                    "SELECT pg_advisory_lock($1)",
+                    MIGRATION_LOCK_KEY,
+                    timeout=MIGRATION_WAIT_SECONDS,
+                )
                 try:
                     await self._apply_migrations(conn)
                 finally:
