@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from e2e_helpers import run_cli
 from postgres_db import wait_for_row
 
 
@@ -37,3 +38,15 @@ async def test_imagine_on_postgres_survives_a_kill_and_delivers_once(
     assert (row["n"], kie_sim.count("generate")) == (1, 1)
     assert len([m for m in discord_fake.channel_messages() if m.attachments]) == 1
     assert "pw-SECRET-e2e" not in bot.log_text()
+
+
+async def test_check_names_the_postgres_ledger_without_its_password(
+    postgres_url: str, discord_fake: Any, bot_env: dict[str, str]
+) -> None:
+    """`python -m bot check` on a PostgreSQL ledger: writable, the password shown as ***."""
+    url = postgres_url.replace("postgres@", "postgres:pw-SECRET-check@", 1)
+    run = await run_cli({**bot_env, "DATABASE_URL": url}, "check")
+    assert run.code == 0, run.stderr
+    assert "Ledger: postgresql://postgres:***@" in run.stdout
+    assert "is writable" in run.stdout
+    assert "pw-SECRET-check" not in run.stdout + run.stderr
