@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import math
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -31,7 +30,13 @@ from bot.service import KontextService
 from bot.supervisor import Supervisor, backoff_delay
 from bot.web import HealthSources, WebServer
 from cogs.command_catalogue import CatalogueTranslator, tree_digest
-from cogs.shards import INVALID_SHARD, SHARD_CLOSE_CODES, SHARDING_REQUIRED, ShardHealth
+from cogs.shards import (
+    INVALID_SHARD,
+    SHARD_CLOSE_CODES,
+    SHARDING_REQUIRED,
+    ShardedBot,
+    session_starts_short,
+)
 
 log = logging.getLogger(__name__)
 
@@ -244,7 +249,7 @@ async def send_ephemeral(
         log.warning("could not answer interaction %s: %s", interaction.id, exc.status)
 
 
-class KontextBot(commands.AutoShardedBot):
+class KontextBot(ShardedBot):
     def __init__(
         self,
         *,
@@ -293,7 +298,6 @@ class KontextBot(commands.AutoShardedBot):
         self._closing_now = asyncio.Event()
         self._stopping_core = asyncio.Lock()
         self._core_stopped = False
-        self.shard_health = ShardHealth(self._shard_latency)
         self._discord_problem: str | None = None  # why Discord is not connected, for /healthz
         self._http_started = False
         self._set_up = False
@@ -336,10 +340,6 @@ class KontextBot(commands.AutoShardedBot):
         """An identified gateway session is up now (false between a drop and the next READY)."""
         return self.shard_health.all_up() and not self.is_closed()
 
-    def _shard_latency(self, shard_id: int) -> float:
-        shard = self.get_shard(shard_id)
-        return shard.latency if shard is not None else math.inf
-
     def discord_health(self) -> dict[str, Any]:
         check: dict[str, Any] = {"ok": self.gateway_connected}
         if not check["ok"] and self._discord_problem:
@@ -372,18 +372,32 @@ class KontextBot(commands.AutoShardedBot):
                     raise  # setup_hook itself failed: not a question of reaching Discord
                 if not await self._wait_to_retry(attempt, exc):
                     return  # shutting down
-        await self._choose_shards()
+        if not await self._choose_shards():
+            return  # shutting down
         self._discord_problem = "logged in; connecting to the gateway"
         await self.connect()
 
-    async def _choose_shards(self) -> None:
-        """SHARD_IDS with SHARD_COUNT=auto: the count is Discord's recommendation, read here
-        (discord.py needs a count with ids). Raises ShardingRefused for an id past it."""
-        if self.shard_count is None and self.shard_ids:
-            self.shard_count, _, _ = await self.http.get_bot_gateway()
-            log.info("Discord recommends %d shard(s)", self.shard_count)
-            if max(self.shard_ids) >= self.shard_count:
-                raise ShardingRefused(INVALID_SHARD, max(self.shard_ids))
+    async def _choose_shards(self) -> bool:
+        """From GET /gateway/bot: the count for SHARD_COUNT=auto, the IDENTIFY concurrency, and
+        whether today's session starts suffice (else wait for their reset). False if shutting
+        down meanwhile; ShardingRefused for a SHARD_IDS id past the count."""
+        recommended, _, limit = await self.http.get_bot_gateway()
+        if self.shard_count is None:
+            self.shard_count = recommended
+            log.info("Discord recommends %d shard(s)", recommended)
+        if self.shard_ids and max(self.shard_ids) >= self.shard_count:
+            raise ShardingRefused(INVALID_SHARD, max(self.shard_ids))
+        self.identify_pacer.max_concurrency = max(1, limit["max_concurrency"])
+        shards = len(self.shard_ids or range(self.shard_count))
+        wait = session_starts_short(limit["remaining"], limit["reset_after"], shards)
+        if wait is None:
+            return True
+        self._discord_problem = (
+            f"Discord allows {limit['remaining']} more gateway session start(s) now and this "
+            f"process needs {shards}; waiting {wait:.0f} s for the daily reset"
+        )
+        log.error("%s", self._discord_problem)
+        return await self._pause(wait)
 
     async def _wait_to_retry(self, attempt: int, exc: Exception) -> bool:
         """Say why, wait the back-off; False if the bot is shutting down meanwhile."""
@@ -397,6 +411,10 @@ class KontextBot(commands.AutoShardedBot):
             attempt,
             delay,
         )
+        return await self._pause(delay)
+
+    async def _pause(self, delay: float) -> bool:
+        """Wait `delay` seconds; False if the bot is shutting down meanwhile."""
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(delay):
                 await self._closing_now.wait()
@@ -473,23 +491,6 @@ class KontextBot(commands.AutoShardedBot):
         if self.is_closed():
             return
         super().dispatch(event_name, *args, **kwargs)
-
-    async def on_shard_connect(self, shard_id: int) -> None:
-        """READY on a shard (its session is live; on_shard_ready comes once its servers are in)."""
-        # With SHARD_COUNT=auto the count is known once discord.py has asked Discord.
-        if self.shard_count is not None and not self.shard_health.expected:
-            self.shard_health.launched(self.shard_ids or range(self.shard_count))
-        self.shard_health.up(shard_id)
-        self._discord_problem = None
-        log.info("shard %d of %s connected", shard_id, self.shard_count)
-
-    async def on_shard_resumed(self, shard_id: int) -> None:
-        self.shard_health.up(shard_id)
-
-    async def on_shard_disconnect(self, shard_id: int) -> None:
-        self.shard_health.down(shard_id)
-        if not self._closing:
-            self._discord_problem = f"lost the gateway connection of shard {shard_id}; reconnecting"
 
     async def shutdown(self) -> None:
         """Graceful: refuse new commands, let in-flight work settle briefly, stop, close.

@@ -1,18 +1,25 @@
-"""Gateway shards: which of this process's shards hold a live session, for /healthz and
-/metrics."""
+"""Gateway shards: which of this process's shards hold a live session (for /healthz and
+/metrics) and Discord's IDENTIFY pacing."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import math
+import time
 from collections.abc import Callable, Iterable
 from typing import Any
+
+from discord.ext import commands
 
 log = logging.getLogger(__name__)
 
 INVALID_SHARD = 4010  # the gateway's close code for a shard id or count it does not accept
 SHARDING_REQUIRED = 4011  # the session would hold too many servers: more shards are needed
 SHARD_CLOSE_CODES = (INVALID_SHARD, SHARDING_REQUIRED)
+# Discord: one IDENTIFY per 5 s in each max_concurrency bucket; the half second more covers the
+# time between this process's clock and Discord's receipt of the previous IDENTIFY.
+IDENTIFY_INTERVAL = 5.5
 
 
 class ShardHealth:
@@ -50,3 +57,70 @@ class ShardHealth:
                 "latency_seconds": round(latency, 4) if math.isfinite(latency) else None,
             }
         return shards
+
+
+class IdentifyPacer:
+    """Discord's IDENTIFY rate: one per IDENTIFY_INTERVAL seconds in each bucket
+    (`shard_id % max_concurrency`). discord.py waits 5 s before every IDENTIFY but a process's
+    first; this waits only as long as the shard's bucket needs, so a bot with max_concurrency
+    16 starts 16 shards at once."""
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        self.max_concurrency = 1
+        self._clock = clock
+        self._last: dict[int, float] = {}
+
+    def delay(self, shard_id: int) -> float:
+        """Seconds shard `shard_id` must wait before its IDENTIFY (0: go now)."""
+        last = self._last.get(shard_id % self.max_concurrency)
+        return 0.0 if last is None else max(0.0, last + IDENTIFY_INTERVAL - self._clock())
+
+    def identified(self, shard_id: int) -> None:
+        self._last[shard_id % self.max_concurrency] = self._clock()
+
+
+def session_starts_short(remaining: int, reset_after_ms: int, shards: int) -> float | None:
+    """Seconds until Discord allows `shards` more session starts (`session_start_limit` of
+    GET /gateway/bot: remaining, reset_after), or None when it allows them now."""
+    if remaining >= shards:
+        return None
+    return reset_after_ms / 1000
+
+
+class ShardedBot(commands.AutoShardedBot):
+    """discord.py's AutoShardedBot, with each shard's health for /healthz and /metrics and
+    IDENTIFYs paced by Discord's max_concurrency buckets."""
+
+    _discord_problem: str | None = None  # why Discord is not connected, for /healthz
+    _closing = False
+
+    def __init__(self, **options: Any) -> None:
+        super().__init__(**options)
+        self.shard_health = ShardHealth(self._shard_latency)
+        self.identify_pacer = IdentifyPacer()
+
+    def _shard_latency(self, shard_id: int) -> float:
+        shard = self.get_shard(shard_id)
+        return shard.latency if shard is not None else math.inf
+
+    async def before_identify_hook(self, shard_id: int | None, *, initial: bool = False) -> None:
+        shard = shard_id or 0
+        await asyncio.sleep(self.identify_pacer.delay(shard))
+        self.identify_pacer.identified(shard)
+
+    async def on_shard_connect(self, shard_id: int) -> None:
+        """READY on a shard (its session is live; on_shard_ready comes once its servers are in)."""
+        # With SHARD_COUNT=auto the count is known once discord.py has asked Discord.
+        if self.shard_count is not None and not self.shard_health.expected:
+            self.shard_health.launched(self.shard_ids or range(self.shard_count))
+        self.shard_health.up(shard_id)
+        self._discord_problem = None
+        log.info("shard %d of %s connected", shard_id, self.shard_count)
+
+    async def on_shard_resumed(self, shard_id: int) -> None:
+        self.shard_health.up(shard_id)
+
+    async def on_shard_disconnect(self, shard_id: int) -> None:
+        self.shard_health.down(shard_id)
+        if not self._closing:
+            self._discord_problem = f"lost the gateway connection of shard {shard_id}; reconnecting"

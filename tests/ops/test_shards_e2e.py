@@ -43,6 +43,24 @@ async def test_two_shards_each_deliver_an_imagine_in_their_servers(
         await imagine_delivered(discord_fake, channel, f"a lighthouse from shard {shard}")
 
 
+async def test_identifies_follow_max_concurrency(
+    discord_fake: FakeDiscord, bot_factory: BotFactory
+) -> None:
+    """max_concurrency 2: shards 0 and 1 are in different buckets and IDENTIFY at once; shard 2
+    shares shard 0's bucket and waits its 5 s (the fake fails the test on a sooner one)."""
+    discord_fake.identify_limits.max_concurrency = 2
+    await bot_factory(SHARD_COUNT="3")
+    await discord_fake.wait_until(lambda: len(discord_fake.session_shards()) == 3, 20)
+
+    sent = {
+        f.d["shard"][0]: f.time
+        for f in discord_fake.gateway_frames
+        if f.direction == "recv" and f.op == 2
+    }
+    assert sent[1] - sent[0] < 1.0
+    assert sent[2] - sent[0] >= 5.0
+
+
 async def test_shard_ids_runs_only_those_shards(
     discord_fake: FakeDiscord, bot_factory: BotFactory
 ) -> None:
