@@ -53,12 +53,24 @@ class IdentifyLimits:
     max_concurrency: int = 1
     last_identify: dict[int, float] = field(default_factory=dict)  # bucket → monotonic time
     violations: list[str] = field(default_factory=list)
+    _reset_at: float | None = None
+
+    def _refill(self) -> float:
+        """Seconds until `remaining` goes back to `total` (refilled first if that time came)."""
+        now = time.monotonic()
+        if self._reset_at is None:
+            self._reset_at = now + self.reset_after_ms / 1000
+        if now >= self._reset_at:
+            self.remaining = self.total
+            self._reset_at = now + 86_400
+        return self._reset_at - now
 
     def as_wire(self) -> dict[str, int]:
+        reset_after = self._refill()
         return {
             "total": self.total,
             "remaining": self.remaining,
-            "reset_after": self.reset_after_ms,
+            "reset_after": int(reset_after * 1000),
             "max_concurrency": self.max_concurrency,
         }
 
@@ -70,6 +82,7 @@ class IdentifyLimits:
         refused, so that restart tests need not wait 5 s (Discord would answer op 9 and
         discord.py would identify again: the same outcome, later).
         """
+        self._refill()
         bucket = shard_id % self.max_concurrency
         now = time.monotonic()
         last = self.last_identify.get(bucket)

@@ -61,6 +61,21 @@ async def test_identifies_follow_max_concurrency(
     assert sent[2] - sent[0] >= 5.0
 
 
+async def test_too_few_session_starts_wait_for_the_reset(
+    discord_fake: FakeDiscord, bot_factory: BotFactory
+) -> None:
+    """No session start left today: the bot says so and waits for the reset instead of
+    IDENTIFYing into a refusal (the fake records an IDENTIFY without starts left)."""
+    discord_fake.identify_limits.remaining = 0
+    discord_fake.identify_limits.reset_after_ms = 2000
+    bot = await bot_factory()
+
+    assert discord_fake.identify_limits.violations == []
+    assert "Discord allows 0 more gateway session start(s) now and this process needs 1" in (
+        bot.log_text()
+    )
+
+
 async def test_shard_ids_runs_only_those_shards(
     discord_fake: FakeDiscord, bot_factory: BotFactory
 ) -> None:
