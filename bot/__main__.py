@@ -11,6 +11,7 @@ import signal
 import sys
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from typing import Any
 
 import aiohttp
 
@@ -279,9 +280,30 @@ async def _check_discord(settings: Settings) -> tuple[str | None, list[str]]:
                 if resp.status == 200:
                     app = await resp.json(content_type=None)
                     application_id = str(app.get("id") or application_id)
+            async with http.get(f"{base}/gateway/bot") as resp:
+                gateway = await resp.json(content_type=None) if resp.status == 200 else None
     except (aiohttp.ClientError, TimeoutError) as exc:
         return None, [f"Discord: could not reach {base} ({type(exc).__name__})."]
-    return application_id, []
+    return application_id, _check_shards(settings, gateway)
+
+
+def _check_shards(settings: Settings, gateway: dict[str, Any] | None) -> list[str]:
+    """Print Discord's shard recommendation and this process's shards (GET /gateway/bot)."""
+    if not gateway:
+        return ["Discord: GET /gateway/bot did not answer; the shard count cannot be checked."]
+    recommended = int(gateway["shards"])
+    count = settings.shard_count or recommended
+    ids = settings.shard_ids or tuple(range(count))
+    limit = gateway.get("session_start_limit") or {}
+    print(
+        f"Discord: recommends {recommended} gateway shard(s); SHARD_COUNT="
+        f"{settings.shard_count or 'auto'} runs {len(ids)} of {count} here; "
+        f"{limit.get('remaining', '?')} session start(s) left today "
+        f"(max_concurrency {limit.get('max_concurrency', '?')})."
+    )
+    if max(ids) >= count:
+        return [f"SHARD_IDS: shard {max(ids)} is past Discord's recommendation of {count}."]
+    return []
 
 
 async def _check_ledger(settings: Settings) -> list[str]:
