@@ -42,6 +42,23 @@ async def test_check_passes_and_prints_the_invite_url(
     assert bot_env["DISCORD_TOKEN"] not in run.stdout + run.stderr
 
 
+async def test_check_prints_the_shard_recommendation_and_refuses_an_id_past_it(
+    discord_fake: FakeDiscord, bot_env: dict[str, str]
+) -> None:
+    """`check` reads GET /gateway/bot: the recommended count, this process's share, the
+    session starts left; SHARD_IDS past the recommendation (SHARD_COUNT=auto) fails it."""
+    discord_fake.shard_count = 3
+    run = await run_cli({**bot_env, "SHARD_IDS": "1,2"}, "check")
+    assert run.code == 0, run.stderr
+    assert (
+        "Discord: recommends 3 gateway shard(s); SHARD_COUNT=auto runs 2 of 3 here; "
+        "1000 session start(s) left today (max_concurrency 1)."
+    ) in run.stdout
+    past = await run_cli({**bot_env, "SHARD_IDS": "3"}, "check")
+    assert past.code == 1
+    assert "SHARD_IDS: shard 3 is past Discord's recommendation of 3." in past.stderr
+
+
 async def test_check_reports_a_bad_kie_key(
     keyed_sim: KieSimulator, discord_fake: FakeDiscord, bot_env: dict[str, str]
 ) -> None:
