@@ -103,10 +103,14 @@ class ShardingRefused(Exception):
     def advice(self, shard_count: int | None) -> str:
         count = "auto" if shard_count is None else str(shard_count)
         if self.code == SHARDING_REQUIRED:
+            fix = (
+                "set SHARD_COUNT to a larger number than Discord recommends"
+                if shard_count is None
+                else "set SHARD_COUNT=auto or a larger number"
+            )
             return (
                 f"Discord requires more gateway shards (close code 4011, shard {self.shard_id}): "
-                f"SHARD_COUNT={count} puts more than 2,500 servers on one shard; set "
-                "SHARD_COUNT=auto or a larger number"
+                f"SHARD_COUNT={count} puts more than 2,500 servers on one shard; {fix}"
             )
         return (
             f"Discord refused shard {self.shard_id} (close code 4010, invalid shard): check "
