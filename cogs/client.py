@@ -35,7 +35,6 @@ from cogs.shards import (
     SHARD_CLOSE_CODES,
     SHARDING_REQUIRED,
     ShardedBot,
-    session_starts_short,
 )
 
 log = logging.getLogger(__name__)
@@ -376,32 +375,28 @@ class KontextBot(ShardedBot):
                     raise  # setup_hook itself failed: not a question of reaching Discord
                 if not await self._wait_to_retry(attempt, exc):
                     return  # shutting down
-        if not await self._choose_shards():
+        if not await self._choose_shards_retrying():
             return  # shutting down
         self._discord_problem = "logged in; connecting to the gateway"
         await self.connect()
 
-    async def _choose_shards(self) -> bool:
-        """From GET /gateway/bot: the count for SHARD_COUNT=auto, the IDENTIFY concurrency, and
-        whether today's session starts suffice (else wait for their reset). False if shutting
-        down meanwhile; ShardingRefused for a SHARD_IDS id past the count."""
-        recommended, _, limit = await self.http.get_bot_gateway()
-        if self.shard_count is None:
-            self.shard_count = recommended
-            log.info("Discord recommends %d shard(s)", recommended)
-        if self.shard_ids and max(self.shard_ids) >= self.shard_count:
-            raise ShardingRefused(INVALID_SHARD, max(self.shard_ids))
-        self.identify_pacer.max_concurrency = max(1, limit["max_concurrency"])
-        shards = len(self.shard_ids or range(self.shard_count))
-        wait = session_starts_short(limit["remaining"], limit["reset_after"], shards)
-        if wait is None:
-            return True
-        self._discord_problem = (
-            f"Discord allows {limit['remaining']} more gateway session start(s) now and this "
-            f"process needs {shards}; waiting {wait:.0f} s for the daily reset"
-        )
-        log.error("%s", self._discord_problem)
-        return await self._pause(wait)
+    async def _choose_shards_retrying(self) -> bool:
+        """plan_shards (again with back-off while GET /gateway/bot gets no answer), then wait
+        for the session starts it lacks. False if shutting down meanwhile; ShardingRefused for
+        a SHARD_IDS id past Discord's recommended count."""
+        attempt = 0
+        while not self._closing_now.is_set():
+            try:
+                wait = await self.plan_shards()
+            except (*DISCORD_UNREACHABLE, discord.GatewayNotFound) as exc:
+                attempt += 1
+                if not await self._wait_to_retry(attempt, exc):
+                    return False
+                continue
+            if self.shard_ids and self.shard_count and max(self.shard_ids) >= self.shard_count:
+                raise ShardingRefused(INVALID_SHARD, max(self.shard_ids))
+            return wait is None or await self._pause(wait)
+        return False
 
     async def _wait_to_retry(self, attempt: int, exc: Exception) -> bool:
         """Say why, wait the back-off; False if the bot is shutting down meanwhile."""

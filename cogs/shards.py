@@ -99,6 +99,24 @@ class ShardedBot(commands.AutoShardedBot):
         self.shard_health = ShardHealth(self._shard_latency)
         self.identify_pacer = IdentifyPacer()
 
+    async def plan_shards(self) -> float | None:
+        """From GET /gateway/bot: the count for SHARD_COUNT=auto and the IDENTIFY concurrency.
+        Returns the seconds to wait for enough session starts (said in the log), or None."""
+        recommended, _, limit = await self.http.get_bot_gateway()
+        if self.shard_count is None:
+            self.shard_count = recommended
+            log.info("Discord recommends %d shard(s)", recommended)
+        self.identify_pacer.max_concurrency = max(1, limit["max_concurrency"])
+        shards = len(self.shard_ids or range(self.shard_count))
+        wait = session_starts_short(limit["remaining"], limit["reset_after"], shards)
+        if wait is not None:
+            self._discord_problem = (
+                f"Discord allows {limit['remaining']} more gateway session start(s) now and "
+                f"this process needs {shards}; waiting {wait:.0f} s for the daily reset"
+            )
+            log.error("%s", self._discord_problem)
+        return wait
+
     def _shard_latency(self, shard_id: int) -> float:
         shard = self.get_shard(shard_id)
         return shard.latency if shard is not None else math.inf

@@ -76,6 +76,19 @@ async def test_too_few_session_starts_wait_for_the_reset(
     )
 
 
+async def test_gateway_bot_unanswered_is_retried_before_connecting(
+    discord_fake: FakeDiscord, bot_factory: BotFactory
+) -> None:
+    """GET /gateway/bot refused once (Cloudflare's 429, which discord.py does not retry): the
+    bot says so, waits its back-off and asks again instead of crashing."""
+    discord_fake.fail_next("GET", r"^/gateway/bot$", cloudflare=True)
+    bot = await bot_factory()
+
+    assert len(discord_fake.find_calls("GET", r"^/gateway/bot$")) == 2
+    assert "cannot reach Discord" in bot.log_text()
+    assert "GatewayNotFound" in bot.log_text()
+
+
 async def test_shard_ids_runs_only_those_shards(
     discord_fake: FakeDiscord, bot_factory: BotFactory
 ) -> None:
