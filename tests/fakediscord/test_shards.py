@@ -124,6 +124,18 @@ async def test_unsharded_connection_past_2500_servers_is_closed_4011(
     assert not discord_fake.connected
 
 
+async def test_too_few_shards_for_the_servers_are_closed_4011(
+    discord_fake: FakeDiscord, launch: Callable[[commands.AutoShardedBot], asyncio.Task[None]]
+) -> None:
+    """Two shards for 5,002 servers: one of them would hold over 2,500, and is refused."""
+    discord_fake.add_guilds(5001)
+    discord_fake.identify_limits.max_concurrency = 2
+    task = launch(sharded_bot(shard_count=2))
+    with pytest.raises(discord.ConnectionClosed) as refused:
+        await asyncio.wait_for(task, 20)
+    assert refused.value.code == 4011
+
+
 async def test_a_shard_id_past_its_count_is_closed_4010(
     discord_fake: FakeDiscord, launch: Callable[[commands.AutoShardedBot], asyncio.Task[None]]
 ) -> None:
