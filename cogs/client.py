@@ -192,8 +192,7 @@ def client_options(settings: Settings, metrics: Metrics) -> dict[str, Any]:
         "allowed_installs": installs,
         "help_command": None,
         "http_trace": discord_error_trace(metrics),
-        # None: Discord's recommendation (GET /gateway/bot); discord.py waits 5 s between
-        # two IDENTIFYs, within any max_concurrency.
+        # None: Discord's recommendation, read in ShardedBot.plan_shards before connecting.
         "shard_count": settings.shard_count,
         "shard_ids": list(settings.shard_ids) if settings.shard_ids else None,
     }
