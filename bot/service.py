@@ -436,6 +436,11 @@ def where_counted(origin: Origin, parent: Task | None) -> Origin:
     return replace(origin, guild_id=parent.guild_id, channel_id=parent.channel_id, parent_id=None)
 
 
+def _callback_secret(callbacks_enabled: bool) -> str | None:
+    """The secret in a task's callback URL (each image of a set has its own)."""
+    return secrets.token_urlsafe(24) if callbacks_enabled else None
+
+
 def _new_task(
     admission: Admission,
     *,
@@ -468,7 +473,7 @@ def _new_task(
         input_image_url=input_image_url,
         parent_task_id=parent_task_id,
         parent_action=parent_action,
-        callback_secret=secrets.token_urlsafe(24) if callbacks_enabled else None,
+        callback_secret=_callback_secret(callbacks_enabled),
         cost=cost,
         upload_limit=origin.upload_limit,
         spoiler=admission.server.spoiler,
@@ -487,7 +492,7 @@ def _as_set(first: Task, count: int, callbacks_enabled: bool) -> list[Task]:
                 set_id=first.id,
                 set_index=index,
                 set_size=count,
-                callback_secret=secrets.token_urlsafe(24) if callbacks_enabled else None,
+                callback_secret=_callback_secret(callbacks_enabled),
             )
         )
     return tasks
