@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import socket
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -96,6 +97,11 @@ class Settings:
     low_credit_threshold: float = 100.0
     sim_delay_seconds: float = 8.0
     shutdown_grace_seconds: float = 2.0
+    # Several processes on one PostgreSQL ledger (issue 15): this process's name in the
+    # ledger's leases (unique per process; the same again after a restart), and how long a
+    # lease lasts unrenewed before another process takes the task over.
+    process_name: str = "local"
+    task_lease_seconds: float = 30.0
     kie_request_timeout_seconds: float = 30.0
     kie_max_polls_per_second: int = 20
     input_retention_days: float = 7.0
@@ -280,6 +286,7 @@ def load_settings(env: Mapping[str, str] | None = None, *, dotenv: bool = True) 
     logs = _log_settings(r)
     if r.problems:
         raise ConfigError(r.problems)
+    service["process_name"] = service["process_name"] or default_process_name(discord["shard_ids"])
     db_password = database_password(service["database_url"])
     secrets = (
         discord["discord_token"],
@@ -394,6 +401,8 @@ class _ServiceSettings(TypedDict):
     public_base_url: str | None
     allow_private_urls: bool
     shutdown_grace_seconds: float
+    process_name: str
+    task_lease_seconds: float
 
 
 def _service_settings(r: _Reader) -> _ServiceSettings:
@@ -413,7 +422,18 @@ def _service_settings(r: _Reader) -> _ServiceSettings:
         public_base_url=public_base_url,
         allow_private_urls=r.boolean("ALLOW_PRIVATE_URLS", False),
         shutdown_grace_seconds=r.number("SHUTDOWN_GRACE_SECONDS", 2.0, 0, 60),
+        process_name=r.raw("PROCESS_NAME") or "",  # filled in by load_settings
+        task_lease_seconds=r.number("TASK_LEASE_SECONDS", 30.0, 3, 3600),
     )
+
+
+def default_process_name(shard_ids: tuple[int, ...] | None) -> str:
+    """The host's name, and the shards this process runs when SHARD_IDS says: distinct for
+    each process of a deployment, and the same when a process comes back after a restart."""
+    host = socket.gethostname() or "localhost"
+    if shard_ids is None:
+        return host
+    return f"{host}/shards-{'-'.join(str(i) for i in shard_ids)}"
 
 
 class _LimitSettings(TypedDict):

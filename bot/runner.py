@@ -19,7 +19,15 @@ from typing import Any, Protocol
 from bot.config import Settings
 from bot.executors import RecordReader, ResultDeliverer, Submitter
 from bot.kie import KieClient
-from bot.ledger import RefStore, Task, TaskAndInputStore, TaskState, TaskStore
+from bot.ledger import (
+    CoordinationStore,
+    LedgerError,
+    RefStore,
+    Task,
+    TaskAndInputStore,
+    TaskState,
+    TaskStore,
+)
 from bot.ledger.models import OPEN_STATES
 from bot.lifecycle.effects import (
     IGNORE,
@@ -42,7 +50,6 @@ from bot.lifecycle.effects import (
 )
 from bot.lifecycle.events import (
     Accepted,
-    CallbackNudge,
     CancelRequested,
     Delivered,
     DeliveryRetryDue,
@@ -50,7 +57,6 @@ from bot.lifecycle.events import (
     Event,
     Policy,
     PollDue,
-    Restarted,
     Submitted,
     TokenExpiring,
 )
@@ -59,7 +65,9 @@ from bot.lifecycle.table import MAX_SUBMIT_ATTEMPTS, decide
 from bot.logs import task_context
 from bot.metrics import Metrics
 from bot.ports import Publisher
+from bot.runner_takeup import TakingUp
 from bot.scheduler import Scheduler
+from bot.shared_work import CREATE_BUDGET, POLL_BUDGET, SharedWork
 from bot.status import estimate_duration
 from bot.supervisor import Supervisor, WorkSet
 
@@ -91,12 +99,16 @@ def policy_of(settings: Settings) -> Policy:
     )
 
 
-class Runner:
+class RunnerLedger(TaskAndInputStore, CoordinationStore, Protocol):
+    """What the runner keeps its tasks in: tasks, inputs, and the processes' shared work."""
+
+
+class Runner(TakingUp):
     def __init__(
         self,
         *,
         settings: Settings,
-        ledger: TaskAndInputStore,
+        ledger: RunnerLedger,
         kie: KieClient,
         scheduler: Scheduler,
         delivery: Publisher,
@@ -120,6 +132,7 @@ class Runner:
         self._records = RecordReader(kie)
         self._deliverer = ResultDeliverer(kie, delivery, metrics)
         self._policy = policy_of(settings)
+        self.shared = SharedWork(ledger, settings)
         self._supervisor = supervisor or Supervisor()
         self._stopping = False
         self.last_tick = time.monotonic()
@@ -132,24 +145,25 @@ class Runner:
         self._supervisor.start("poll_loop", self._run)
         purge = functools.partial(purge_inputs_hourly, self._ledger, self._settings, self._clock)
         self._supervisor.start("housekeeping", purge)
+        if self.shared.shared:
+            await self.shared.listen(self._nudged_elsewhere)
+            self._supervisor.start("leases", self._keep_leases)
 
     async def stop(self) -> None:
         self._stopping = True
         self._wake.set()
-        await self._supervisor.stop("poll_loop", "housekeeping")
+        await self._supervisor.stop("poll_loop", "housekeeping", "leases")
         await self._work.cancel()
+        try:
+            await self.shared.release()  # another process takes this one's tasks at once
+        except LedgerError as exc:
+            log.warning("could not give back this process's task leases: %s", exc)
 
     def enqueue(self, task: Task) -> None:
         """A new task was written to the ledger as QUEUED: give it its turn."""
         self._open.open(task)
         self._apply_now(task.id, Accepted(), task)
         self._update_queue_metrics()
-        self._wake.set()
-
-    def nudge(self, task_id: str) -> None:
-        """A callback says this task finished: the table says what that means (poll now, or
-        remember it until following begins), from the task's record alone."""
-        self._apply_now(task_id, CallbackNudge())
         self._wake.set()
 
     async def cancel(self, task_id: str) -> bool:
@@ -202,10 +216,14 @@ class Runner:
         moved = False
         while (ticket := self._scheduler.take()) is not None:
             moved = True
-            self._spawn(ticket.task_id, self._apply_to(ticket.task_id, Dispatched()))
+            self._spawn(ticket.task_id, self._dispatch_in_budget(ticket.task_id))
         if moved:
             self._update_queue_metrics()
             self._spawn(None, self._refresh_queued())
+
+    async def _dispatch_in_budget(self, task_id: str) -> None:
+        await self.shared.take_slot(CREATE_BUDGET)  # KIE's create window, for every process
+        await self._apply_to(task_id, Dispatched())
 
     def _poll_due(self) -> None:
         """Start the polls that are due, most overdue first, within the account's poll rate."""
@@ -335,6 +353,7 @@ class Runner:
 
     async def _poll(self, task_id: str) -> None:
         if (record := self._open.get(task_id)) is not None and record.following is not None:
+            await self.shared.take_slot(POLL_BUDGET)
             await self._apply_to(task_id, PollDue())
 
     async def _fetch_record(self, task: Task) -> None:
@@ -367,16 +386,7 @@ class Runner:
             log.info("task %s failed: %s", task.id, outcome)
         self._metrics.task_outcomes.labels(outcome=outcome).inc()
 
-    # ---- restart and housekeeping --------------------------------------------------------------
-
-    async def _resume(self) -> None:
-        tasks = await self._ledger.open_tasks()
-        if tasks:
-            log.info("resuming %d open task(s)", len(tasks))
-        for task in tasks:
-            self._open.open(task)
-            await self._apply(task, Restarted())
-        self._update_queue_metrics()
+    # ---- housekeeping ----------------------------------------------------------------------
 
     async def _refresh_estimate(self) -> None:
         estimate = estimate_duration(await self._ledger.recent_durations(50))

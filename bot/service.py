@@ -37,6 +37,7 @@ from bot.moderation import Denied, GuildSettings, Moderation
 from bot.moderation.policy import PRIVATE_OFF
 from bot.runner import Runner
 from bot.service_tasks import RESULT_REUSE_WINDOW, ExistingTasks
+from bot.shared_work import leased
 from bot.validation import (
     ASPECT_RATIOS,
     OUTPUT_FORMATS,
@@ -369,6 +370,7 @@ class KontextService(ExistingTasks):
             parent_action=parent_action,
         ).with_changes(ref_name=ref_name)
         tasks = [first] if count == 1 else _as_set(first, count, self._settings.callbacks_enabled)
+        tasks = [leased(task, self._settings, first.created_at) for task in tasks]
         await self._ledger.insert(*tasks)
         if image is not None:
             await self._ledger.put_input(

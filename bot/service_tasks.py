@@ -9,11 +9,13 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from bot import custom_ids, images
+from bot.config import Settings
 from bot.executors import UPLOAD_REUSE_WINDOW
 from bot.i18n import Text
 from bot.ledger import ParentAction, StoredInput, Task, TaskAndInputStore, TaskKind, TaskState
 from bot.outcomes import Outcome
 from bot.runner import Runner
+from bot.shared_work import leased
 from bot.validation import InputRejected
 
 RESULT_REUSE_WINDOW = 13 * 86400  # KIE keeps resultImageUrl 14 days
@@ -24,6 +26,7 @@ class ExistingTasks:
 
     _ledger: TaskAndInputStore
     _runner: Runner
+    _settings: Settings
     _clock: Callable[[], float]
 
     async def get_task(self, task_id: str) -> Task | None:
@@ -79,7 +82,7 @@ class ExistingTasks:
             delivery_attempts=0,
             locale=locale,
         )
-        await self._ledger.insert(pick)
+        await self._ledger.insert(leased(pick, self._settings, now))
         return pick
 
     async def pick_failed(self, task: Task) -> None:

@@ -448,7 +448,7 @@ class KontextBot(ShardedBot):
 
     async def _on_kie_callback(self, task_id: str, code: int) -> None:
         log.info("KIE callback for task %s (code %s)", task_id, code)
-        self.runner.nudge(task_id)
+        await self.runner.callback_received(task_id)
 
     async def sync_commands(self, *, force: bool, guild_id: int | None = None) -> int | None:
         """Sync the command tree when it changed since the last sync (or when forced).

@@ -5,6 +5,7 @@ from __future__ import annotations
 from bot.config import DATABASE_URL_FORMS, is_postgres_url, sqlite_path
 from bot.ledger.base import (
     Block,
+    CoordinationStore,
     InputStore,
     Ledger,
     LedgerError,
@@ -51,6 +52,7 @@ __all__ = [
     "OPEN_STATES",
     "TERMINAL_STATES",
     "Block",
+    "CoordinationStore",
     "InputStore",
     "Ledger",
     "LedgerError",

@@ -9,7 +9,7 @@ depends on the smallest one it needs and a second backend can implement them one
 from __future__ import annotations
 
 import enum
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -312,11 +312,55 @@ class RefStore(Protocol):
         ...
 
 
+class CoordinationStore(Protocol):
+    """How the processes sharing one ledger divide the work (issue 15). A ledger only one
+    process uses (SQLite) gives the trivial answers; see docs/operations.md for the scheme."""
+
+    @property
+    def shared(self) -> bool:
+        """Several processes may use this ledger at once."""
+        ...
+
+    async def claim_tasks(
+        self, owner: str, lease_seconds: float, limit: int, *, mine_too: bool
+    ) -> list[Task]:
+        """Lease to `owner` up to `limit` open tasks (whole sets) that are nobody's or whose
+        lease ran out (and, `mine_too`, those `owner` holds); the claimed tasks, oldest first."""
+        ...
+
+    async def renew_leases(self, owner: str, lease_seconds: float) -> set[str]:
+        """Extend `owner`'s leases; the ids of the open tasks it still holds."""
+        ...
+
+    async def release_leases(self, owner: str) -> None:
+        """Give up `owner`'s open tasks (a clean stop): another process takes them at once."""
+        ...
+
+    async def take_rate_slot(self, name: str, limit: int, window: float, waiter: str) -> float:
+        """Take one of `limit` calls per `window` seconds shared by every process: 0.0 when
+        taken, else the seconds to wait before asking again (processes served in turn)."""
+        ...
+
+    async def swap_meta(self, key: str, expected: str, value: str) -> bool:
+        """Compare-and-set a meta value (`expected` "": absent or empty); True if written."""
+        ...
+
+    async def notify_callback(self, task_id: str) -> None:
+        """Tell every process a callback came for `task_id` (its owner acts on it)."""
+        ...
+
+    async def listen_callbacks(self, on_task: Callable[[str], None]) -> None:
+        """Call `on_task(task_id)` for each callback another process received."""
+        ...
+
+
 class TaskAndInputStore(TaskStore, InputStore, Protocol):
     """Tasks with their input images: what the runner and the request service work on."""
 
 
-class Ledger(TaskStore, InputStore, ModerationStore, MetaStore, RefStore, Protocol):
+class Ledger(
+    TaskStore, InputStore, ModerationStore, MetaStore, RefStore, CoordinationStore, Protocol
+):
     """Every store on one backend, opened and closed together (what the process wires up)."""
 
     async def open(self) -> None: ...

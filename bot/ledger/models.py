@@ -122,6 +122,10 @@ class Task:
     # English), and the saved reference (/ref) the input came from.
     locale: str | None = None
     ref_name: str | None = None
+    # Schema 7 (issue 15): the process working on the task while it is open, until when (unix
+    # seconds by the database's clock); another process takes it over once the lease runs out.
+    owner: str | None = None
+    lease_until: float = 0.0
 
     @property
     def in_set(self) -> bool:

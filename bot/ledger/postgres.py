@@ -8,6 +8,7 @@ union. It behaves as the SQLite ledger does (tests/ledger run against both).
 from __future__ import annotations
 
 from bot.ledger.postgres_connection import MIGRATION_LOCK_KEY, PostgresConnection
+from bot.ledger.postgres_coordination import PostgresCoordinationStore
 from bot.ledger.postgres_inputs import PostgresInputStore, PostgresMetaStore
 from bot.ledger.postgres_moderation import PostgresModerationStore
 from bot.ledger.postgres_refs import PostgresRefStore
@@ -21,6 +22,7 @@ class PostgresLedger(
     PostgresModerationStore,
     PostgresMetaStore,
     PostgresRefStore,
+    PostgresCoordinationStore,
 ):
     """The `Ledger` backed by one PostgreSQL database."""
 

@@ -142,5 +142,29 @@ MIGRATIONS: Final[tuple[tuple[str, ...], ...]] = (
         )
         """,
     ),
+    (
+        # Several processes on one ledger (issue 15): each open task is leased by the process
+        # working on it; the KIE budget's recent calls; the order processes asked for a slot.
+        "ALTER TABLE tasks ADD COLUMN owner TEXT",
+        "ALTER TABLE tasks ADD COLUMN lease_until DOUBLE PRECISION NOT NULL DEFAULT 0",
+        "CREATE INDEX tasks_open_lease ON tasks (lease_until) WHERE state IN "
+        "('queued', 'submitting', 'generating', 'delivering')",
+        """
+        CREATE TABLE rate_slots (
+            name  TEXT NOT NULL,
+            at    DOUBLE PRECISION NOT NULL
+        )
+        """,
+        "CREATE INDEX rate_slots_name_at ON rate_slots (name, at)",
+        """
+        CREATE TABLE rate_waiters (
+            name    TEXT NOT NULL,
+            waiter  TEXT NOT NULL,
+            since   DOUBLE PRECISION NOT NULL,
+            seen    DOUBLE PRECISION NOT NULL,
+            PRIMARY KEY (name, waiter)
+        )
+        """,
+    ),
 )
 SCHEMA_VERSION: Final = len(MIGRATIONS)

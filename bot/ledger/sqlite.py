@@ -8,6 +8,7 @@ bot.ledger.sqlite_*), all sharing the one connection and write lock of `SqliteCo
 from __future__ import annotations
 
 from bot.ledger.sqlite_connection import BUSY_TIMEOUT_MS, SqliteConnection
+from bot.ledger.sqlite_coordination import SqliteCoordinationStore
 from bot.ledger.sqlite_inputs import SqliteInputStore, SqliteMetaStore
 from bot.ledger.sqlite_moderation import SqliteModerationStore
 from bot.ledger.sqlite_refs import SqliteRefStore
@@ -17,7 +18,12 @@ from bot.ledger.task_rows import TASK_FIELDS
 
 
 class SqliteLedger(
-    SqliteTaskStore, SqliteInputStore, SqliteModerationStore, SqliteMetaStore, SqliteRefStore
+    SqliteTaskStore,
+    SqliteInputStore,
+    SqliteModerationStore,
+    SqliteMetaStore,
+    SqliteRefStore,
+    SqliteCoordinationStore,
 ):
     """The `Ledger` backed by one SQLite file."""
 

@@ -167,5 +167,11 @@ MIGRATIONS: Final[tuple[tuple[str, ...], ...]] = (
         )
         """,
     ),
+    (
+        # Leases (issue 15). The SQLite ledger serves one process, which claims every open
+        # task at start-up; the columns keep both backends' tasks alike.
+        "ALTER TABLE tasks ADD COLUMN owner TEXT",
+        "ALTER TABLE tasks ADD COLUMN lease_until REAL NOT NULL DEFAULT 0",
+    ),
 )
 SCHEMA_VERSION: Final = len(MIGRATIONS)

@@ -10,7 +10,8 @@ from bot.ledger.base import LedgerError
 from bot.ledger.models import ParentAction, Task, TaskKind, TaskParams, TaskState
 
 TASK_FIELDS: Final = tuple(f.name for f in dataclasses.fields(Task))
-UPDATABLE_FIELDS: Final = frozenset(TASK_FIELDS) - {"id"}
+# A lease (owner, lease_until) is written only by the lease store's claims and renewals.
+UPDATABLE_FIELDS: Final = frozenset(TASK_FIELDS) - {"id", "owner", "lease_until"}
 BOOLEAN_FIELDS: Final = ("rerollable", "reply_gone", "spoiler", "refunded", "private")
 
 

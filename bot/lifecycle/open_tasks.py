@@ -90,6 +90,10 @@ class OpenTasks:
     def forget(self, task_id: str) -> None:
         self._records.pop(task_id, None)
 
+    def idle_ids(self) -> list[str]:
+        """The open tasks no work is running on."""
+        return [task_id for task_id, record in self._records.items() if not record.busy]
+
     def __len__(self) -> int:
         return len(self._records)
 

@@ -1,0 +1,172 @@
+"""How processes sharing one PostgreSQL ledger divide the work (issue 15).
+
+- Leases: each open task is leased by the process working on it (`owner`, `lease_until`, by
+  the database's clock so that hosts' clocks may differ). Claims take whole sets, under a
+  transaction advisory lock so that two claimers never split a set, with
+  `FOR UPDATE SKIP LOCKED` so that a claim never waits on a task being written.
+- The KIE budget: a sliding window per name (`rate_slots`: one row per call in the window),
+  granted in the order processes asked (`rate_waiters`), under a transaction advisory lock.
+- Callbacks: `NOTIFY kontext_callbacks, '<task id>'` reaches every process; the owner acts.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import Any, Final
+
+import asyncpg
+
+from bot.ledger.base import LedgerError
+from bot.ledger.models import OPEN_STATES, Task
+from bot.ledger.postgres_connection import DATABASE_ERRORS, PostgresConnection
+from bot.ledger.task_rows import TASK_FIELDS, decode_task
+
+log = logging.getLogger("bot.ledger.postgres")
+
+CALLBACK_CHANNEL: Final = "kontext_callbacks"
+# pg_advisory_xact_lock's key for claims: the bytes of "claims" read as one integer.
+CLAIM_LOCK_KEY: Final = int.from_bytes(b"claims", "big")
+# A process that has not asked again for this long is no longer waiting for a slot.
+WAITER_STALE_SECONDS: Final = 2.0
+# How soon a process that was not first in line asks again.
+NOT_FIRST_RETRY_SECONDS: Final = 0.05
+
+_COLUMNS = ", ".join(TASK_FIELDS)
+_NOW = "extract(epoch from clock_timestamp())::double precision"
+
+
+def _open_states() -> list[str]:
+    return sorted(state.value for state in OPEN_STATES)
+
+
+class PostgresCoordinationStore(PostgresConnection):
+    """The `CoordinationStore` on the shared pool (and one connection for LISTEN)."""
+
+    _listener: asyncpg.Connection | None = None
+
+    @property
+    def shared(self) -> bool:
+        return True
+
+    async def claim_tasks(
+        self, owner: str, lease_seconds: float, limit: int, *, mine_too: bool
+    ) -> list[Task]:
+        async with self._transaction() as conn:
+            await conn.execute("SELECT pg_advisory_xact_lock($1)", CLAIM_LOCK_KEY)
+            rows = await conn.fetch(
+                f"""
+                WITH groups AS (
+                    SELECT COALESCE(set_id, id) AS grp, MIN(created_at) AS first
+                    FROM tasks
+                    WHERE state = ANY($1::text[])
+                      AND (owner IS NULL OR lease_until < {_NOW} OR (owner = $2 AND $5))
+                    GROUP BY COALESCE(set_id, id)
+                    ORDER BY first
+                    LIMIT $4
+                ), picked AS (
+                    SELECT id FROM tasks
+                    WHERE COALESCE(set_id, id) IN (SELECT grp FROM groups)
+                      AND state = ANY($1::text[])
+                      AND (owner IS NULL OR lease_until < {_NOW} OR (owner = $2 AND $5))
+                    FOR UPDATE SKIP LOCKED
+                )
+                UPDATE tasks SET owner = $2, lease_until = {_NOW} + $3
+                WHERE id IN (SELECT id FROM picked)
+                RETURNING {_COLUMNS}
+                """,
+                _open_states(),
+                owner,
+                lease_seconds,
+                limit,
+                mine_too,
+            )
+        tasks = [decode_task(row) for row in rows]
+        return sorted(tasks, key=lambda task: (task.created_at, task.set_index))
+
+    async def renew_leases(self, owner: str, lease_seconds: float) -> set[str]:
+        rows = await self._write(
+            f"UPDATE tasks SET lease_until = {_NOW} + $2"
+            " WHERE owner = $1 AND state = ANY($3::text[]) RETURNING id",
+            (owner, lease_seconds, _open_states()),
+        )
+        return {str(row[0]) for row in rows}
+
+    async def release_leases(self, owner: str) -> None:
+        await self._write(
+            "UPDATE tasks SET owner = NULL, lease_until = 0"
+            " WHERE owner = $1 AND state = ANY($2::text[])",
+            (owner, _open_states()),
+        )
+
+    async def take_rate_slot(self, name: str, limit: int, window: float, waiter: str) -> float:
+        async with self._transaction() as conn:
+            await conn.execute("SELECT pg_advisory_xact_lock(hashtext($1))", f"rate:{name}")
+            now = float(await conn.fetchval(f"SELECT {_NOW}"))
+            await conn.execute(
+                "DELETE FROM rate_slots WHERE name = $1 AND at <= $2", name, now - window
+            )
+            await conn.execute(
+                "DELETE FROM rate_waiters WHERE name = $1 AND seen < $2",
+                name,
+                now - WAITER_STALE_SECONDS,
+            )
+            first = await conn.fetchval(
+                "SELECT waiter FROM rate_waiters WHERE name = $1 ORDER BY since, waiter LIMIT 1",
+                name,
+            )
+            used, oldest = await conn.fetchrow(
+                "SELECT COUNT(*), MIN(at) FROM rate_slots WHERE name = $1", name
+            )
+            if used < limit and first in (None, waiter):
+                await conn.execute("INSERT INTO rate_slots (name, at) VALUES ($1, $2)", name, now)
+                await conn.execute(
+                    "DELETE FROM rate_waiters WHERE name = $1 AND waiter = $2", name, waiter
+                )
+                return 0.0
+            await conn.execute(
+                "INSERT INTO rate_waiters (name, waiter, since, seen) VALUES ($1, $2, $3, $3)"
+                " ON CONFLICT (name, waiter) DO UPDATE SET seen = excluded.seen",
+                name,
+                waiter,
+                now,
+            )
+        if used < limit:
+            return NOT_FIRST_RETRY_SECONDS
+        return max(NOT_FIRST_RETRY_SECONDS, float(oldest) + window - now)
+
+    async def swap_meta(self, key: str, expected: str, value: str) -> bool:
+        if expected:
+            sql = "UPDATE meta SET value = $3 WHERE key = $1 AND value = $2 RETURNING key"
+        else:
+            sql = (
+                "INSERT INTO meta (key, value) VALUES ($1, $3) ON CONFLICT (key)"
+                " DO UPDATE SET value = excluded.value WHERE meta.value = $2 RETURNING key"
+            )
+        return bool(await self._write(sql, (key, expected, value)))
+
+    async def notify_callback(self, task_id: str) -> None:
+        await self._write("SELECT pg_notify($1, $2)", (CALLBACK_CHANNEL, task_id))
+
+    async def listen_callbacks(self, on_task: Callable[[str], None]) -> None:
+        if self._listener is not None:
+            return
+
+        def received(_conn: Any, _pid: int, _channel: str, payload: str) -> None:
+            on_task(payload)
+
+        try:
+            conn = await asyncpg.connect(self._url, timeout=10.0)
+            await conn.add_listener(CALLBACK_CHANNEL, received)
+        except DATABASE_ERRORS as exc:
+            raise LedgerError(f"cannot listen for callbacks: {type(exc).__name__}") from exc
+        self._listener = conn
+
+    async def close(self) -> None:
+        listener, self._listener = self._listener, None
+        if listener is not None:
+            try:
+                await listener.close()
+            except DATABASE_ERRORS as exc:
+                log.warning("closing the callback listener failed: %s", type(exc).__name__)
+        await super().close()

@@ -1,0 +1,88 @@
+"""How the runner takes up tasks it did not create in this run: after a restart, from a
+process that died (its lease ran out), and callbacks received by another process (issue 15).
+
+A part of Runner (bot/runner.py), kept apart so each class stays readable.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+
+from bot.ledger import Task
+from bot.lifecycle.events import CallbackNudge, Event, Restarted
+from bot.lifecycle.open_tasks import OpenTasks
+from bot.logs import task_context
+from bot.scheduler import Scheduler
+from bot.shared_work import SharedWork
+
+log = logging.getLogger("bot.runner")
+
+
+class TakingUp:
+    """Mixed into Runner, which sets these."""
+
+    shared: SharedWork
+    _open: OpenTasks
+    _scheduler: Scheduler
+    _wake: asyncio.Event
+    _stopping: bool
+    _apply: Callable[[Task, Event], Awaitable[Task | None]]
+    _apply_now: Callable[..., None]
+    _update_queue_metrics: Callable[[], None]
+
+    def nudge(self, task_id: str) -> bool:
+        """A callback says this task finished: the table says what that means (poll now, or
+        remember it until following begins), from the task's record alone. False when the
+        task is not open in this process."""
+        if self._open.get(task_id) is None:
+            return False
+        self._apply_now(task_id, CallbackNudge())
+        self._wake.set()
+        return True
+
+    async def callback_received(self, task_id: str) -> None:
+        """This process received (and verified) KIE's callback for `task_id`: nudge it here,
+        or tell the process that owns it."""
+        if not self.nudge(task_id):
+            await self.shared.tell_owner(task_id)
+
+    def _nudged_elsewhere(self, task_id: str) -> None:
+        if self.nudge(task_id):
+            log.info("KIE callback for task %s received by another process", task_id)
+
+    async def _resume(self) -> None:
+        tasks = await self.shared.claim_at_start()
+        if tasks:
+            log.info("resuming %d open task(s)", len(tasks))
+        await self._adopt(tasks)
+
+    async def _adopt(self, tasks: list[Task]) -> None:
+        """Take up open tasks from the ledger (after a restart, or from a process that died)
+        as a restart does: a task KIE already has is followed, never sent again."""
+        for task in tasks:
+            if self._open.get(task.id) is not None:
+                continue
+            self._open.open(task)
+            with task_context(task.id, task.guild_id, task.requester_id):
+                await self._apply(task, Restarted())
+        self._update_queue_metrics()
+        self._wake.set()
+
+    async def _keep_leases(self) -> None:
+        """Renew this process's leases; forget tasks another process took over (this one
+        stalled past its lease); take over the tasks of processes that stopped renewing."""
+        while not self._stopping:
+            await asyncio.sleep(self.shared.renew_every)
+            held = await self.shared.renew()
+            for task_id in self._open.idle_ids():
+                if task_id not in held:
+                    log.warning(
+                        "task %s is no longer this process's (taken over, or ended by "
+                        "another process); leaving it",
+                        task_id,
+                    )
+                    self._scheduler.remove(task_id)
+                    self._open.forget(task_id)
+            await self._adopt(await self.shared.take_over())

@@ -1,0 +1,103 @@
+"""This process's part of the work when several processes share one ledger (issue 15).
+
+- Leases: the tasks this process creates are written leased to it; it renews its leases while
+  it lives, takes over tasks whose lease ran out (their owner died), and gives its own back on
+  a clean stop. A task that reaches KIE is still sent once: a takeover resumes it as a restart
+  does (bot.lifecycle.table's Restarted rules).
+- The KIE budget: each create and each record-info poll first takes a slot of the account's
+  shared window (the ledger's `take_rate_slot`); one waiter per kind at a time, so the tasks of
+  this process go in the order its fair scheduler chose them.
+
+On the SQLite ledger (one process) every call answers at once and nothing is shared.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from typing import Final
+
+from bot.config import Settings
+from bot.ledger import CoordinationStore, Task
+
+log = logging.getLogger(__name__)
+
+CREATE_BUDGET: Final = "kie-create"
+POLL_BUDGET: Final = "kie-poll"
+CREATE_WINDOW_SECONDS: Final = 10.0  # KIE's create limit is per 10 s
+CLAIM_BATCH: Final = 100  # tasks taken over at most per round (whole sets)
+START_CLAIM_LIMIT: Final = 100_000  # at start-up: everything this process may take
+
+
+def leased(task: Task, settings: Settings, now: float) -> Task:
+    """`task` as this process first writes it: leased to it (unix time `now`)."""
+    return task.with_changes(
+        owner=settings.process_name, lease_until=now + settings.task_lease_seconds
+    )
+
+
+class SharedWork:
+    def __init__(self, ledger: CoordinationStore, settings: Settings) -> None:
+        self._ledger = ledger
+        self._name = settings.process_name
+        self._lease = settings.task_lease_seconds
+        self._limits = {
+            CREATE_BUDGET: (settings.kie_max_create_per_10s, CREATE_WINDOW_SECONDS),
+            POLL_BUDGET: (settings.kie_max_polls_per_second, 1.0),
+        }
+        self._gates = {name: asyncio.Lock() for name in self._limits}
+
+    @property
+    def shared(self) -> bool:
+        return self._ledger.shared
+
+    @property
+    def renew_every(self) -> float:
+        """How often leases are renewed and expired ones taken over."""
+        return self._lease / 3
+
+    async def take_slot(self, budget: str) -> None:
+        """Wait for a slot of `budget` (CREATE_BUDGET, POLL_BUDGET) shared by every process."""
+        if not self.shared:
+            return
+        limit, window = self._limits[budget]
+        async with self._gates[budget]:
+            while True:
+                wait = await self._ledger.take_rate_slot(budget, limit, window, self._name)
+                if not wait:
+                    return
+                await asyncio.sleep(wait)  # the window is in the database: ask it again
+
+    async def claim_at_start(self) -> list[Task]:
+        """Every open task this process may work on now: its own (from before a restart) and
+        those nobody holds."""
+        return await self._ledger.claim_tasks(
+            self._name, self._lease, START_CLAIM_LIMIT, mine_too=True
+        )
+
+    async def take_over(self) -> list[Task]:
+        """Open tasks whose owner stopped renewing (it died); never this process's own."""
+        tasks = await self._ledger.claim_tasks(self._name, self._lease, CLAIM_BATCH, mine_too=False)
+        if tasks:
+            log.warning(
+                "took over %d task(s) whose process stopped renewing its lease: %s",
+                len(tasks),
+                ", ".join(task.id for task in tasks[:10]) + (" ..." if len(tasks) > 10 else ""),
+            )
+        return tasks
+
+    async def renew(self) -> set[str]:
+        """Renew this process's leases; the open tasks it still holds."""
+        return await self._ledger.renew_leases(self._name, self._lease)
+
+    async def release(self) -> None:
+        await self._ledger.release_leases(self._name)
+
+    async def tell_owner(self, task_id: str) -> None:
+        """A callback this process received for a task another process works on."""
+        await self._ledger.notify_callback(task_id)
+
+    async def listen(self, on_task: Callable[[str], None]) -> None:
+        """Hear of the callbacks other processes received."""
+        await self._ledger.listen_callbacks(on_task)
