@@ -9,18 +9,18 @@ from __future__ import annotations
 
 from bot.ledger.postgres_connection import MIGRATION_LOCK_KEY, PostgresConnection
 from bot.ledger.postgres_coordination import PostgresCoordinationStore
-from bot.ledger.postgres_inputs import PostgresInputStore, PostgresMetaStore
 from bot.ledger.postgres_moderation import PostgresModerationStore
 from bot.ledger.postgres_refs import PostgresRefStore
 from bot.ledger.postgres_schema import MIGRATIONS, SCHEMA_VERSION
 from bot.ledger.postgres_tasks import PostgresTaskStore
+from bot.ledger.sql_inputs import SqlInputStore, SqlMetaStore
 
 
 class PostgresLedger(
     PostgresTaskStore,
-    PostgresInputStore,
+    SqlInputStore,
     PostgresModerationStore,
-    PostgresMetaStore,
+    SqlMetaStore,
     PostgresRefStore,
     PostgresCoordinationStore,
 ):

@@ -19,6 +19,7 @@ import asyncpg
 
 from bot.ledger.base import LedgerError
 from bot.ledger.postgres_schema import MIGRATIONS, SCHEMA_VERSION
+from bot.ledger.sql_store import SqlStore, numbered_placeholders
 
 log = logging.getLogger("bot.ledger.postgres")
 
@@ -34,8 +35,9 @@ MIGRATION_WAIT_SECONDS: Final = 300.0
 DATABASE_ERRORS: Final = (asyncpg.PostgresError, asyncpg.InterfaceError, OSError, TimeoutError)
 
 
-class PostgresConnection:
-    """One PostgreSQL database: the pool, its migrations, and the query helpers."""
+class PostgresConnection(SqlStore):
+    """One PostgreSQL database: the pool, its migrations, and the query helpers (which take
+    the portable stores' `?` placeholders too: bot.ledger.sql_store)."""
 
     def __init__(
         self,
@@ -140,7 +142,7 @@ class PostgresConnection:
     async def _fetch(self, sql: str, params: Sequence[Any] = ()) -> list[asyncpg.Record]:
         pool = self._the_pool()
         try:
-            return list(await pool.fetch(sql, *params))
+            return list(await pool.fetch(numbered_placeholders(sql), *params))
         except (*DATABASE_ERRORS, ValueError, TypeError) as exc:
             raise LedgerError(f"ledger query failed: {exc}") from exc
 

@@ -7,9 +7,9 @@ bot.ledger.sqlite_*), all sharing the one connection and write lock of `SqliteCo
 
 from __future__ import annotations
 
+from bot.ledger.sql_inputs import SqlInputStore, SqlMetaStore
 from bot.ledger.sqlite_connection import BUSY_TIMEOUT_MS, SqliteConnection
 from bot.ledger.sqlite_coordination import SqliteCoordinationStore
-from bot.ledger.sqlite_inputs import SqliteInputStore, SqliteMetaStore
 from bot.ledger.sqlite_moderation import SqliteModerationStore
 from bot.ledger.sqlite_refs import SqliteRefStore
 from bot.ledger.sqlite_schema import MIGRATIONS, SCHEMA_VERSION
@@ -19,9 +19,9 @@ from bot.ledger.task_rows import TASK_FIELDS
 
 class SqliteLedger(
     SqliteTaskStore,
-    SqliteInputStore,
+    SqlInputStore,
     SqliteModerationStore,
-    SqliteMetaStore,
+    SqlMetaStore,
     SqliteRefStore,
     SqliteCoordinationStore,
 ):
@@ -33,10 +33,10 @@ __all__ = [
     "MIGRATIONS",
     "SCHEMA_VERSION",
     "TASK_FIELDS",
+    "SqlInputStore",
+    "SqlMetaStore",
     "SqliteConnection",
-    "SqliteInputStore",
     "SqliteLedger",
-    "SqliteMetaStore",
     "SqliteModerationStore",
     "SqliteRefStore",
     "SqliteTaskStore",

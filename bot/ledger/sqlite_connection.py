@@ -19,6 +19,7 @@ from typing import Any, Final
 import aiosqlite
 
 from bot.ledger.base import LedgerError
+from bot.ledger.sql_store import SqlStore
 from bot.ledger.sqlite_schema import MIGRATIONS, SCHEMA_VERSION
 
 log = logging.getLogger("bot.ledger.sqlite")
@@ -26,7 +27,7 @@ log = logging.getLogger("bot.ledger.sqlite")
 BUSY_TIMEOUT_MS: Final = 5000
 
 
-class SqliteConnection:
+class SqliteConnection(SqlStore):
     """One SQLite file: the connection, its pragmas and migrations, and the query helpers."""
 
     def __init__(

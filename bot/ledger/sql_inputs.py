@@ -1,4 +1,4 @@
-"""The PostgreSQL stores of input images, result copies and key/value meta data."""
+"""The stores of input images, result copies and key/value meta data (both backends)."""
 
 from __future__ import annotations
 
@@ -6,18 +6,18 @@ from typing import Final
 
 from bot.ledger.base import StoredInput
 from bot.ledger.models import TaskState
-from bot.ledger.postgres_connection import PostgresConnection
+from bot.ledger.sql_store import SqlStore
 
 _HEALTH_KEY: Final = "health.last_write_check"
 
 
-class PostgresInputStore(PostgresConnection):
-    """The `InputStore` on the shared pool."""
+class SqlInputStore(SqlStore):
+    """The `InputStore`."""
 
     async def put_input(self, item: StoredInput) -> None:
         await self._write(
             "INSERT INTO inputs (task_id, data, filename, content_type, created_at)"
-            " VALUES ($1, $2, $3, $4, $5)"
+            " VALUES (?, ?, ?, ?, ?)"
             " ON CONFLICT (task_id) DO UPDATE SET data = excluded.data,"
             " filename = excluded.filename, content_type = excluded.content_type,"
             " created_at = excluded.created_at",
@@ -27,21 +27,10 @@ class PostgresInputStore(PostgresConnection):
     async def get_input(self, task_id: str) -> StoredInput | None:
         return await self._get_image("inputs", task_id)
 
-    async def delete_input(self, task_id: str) -> None:
-        await self._write("DELETE FROM inputs WHERE task_id = $1", (task_id,))
-
-    async def purge_inputs(self, older_than: float) -> int:
-        rows = await self._write(
-            "DELETE FROM inputs WHERE created_at < $1 AND task_id IN"
-            " (SELECT id FROM tasks WHERE state IN ($2, $3)) RETURNING task_id",
-            (older_than, TaskState.DONE.value, TaskState.FAILED.value),
-        )
-        return len(rows)
-
     async def put_result_copy(self, item: StoredInput) -> None:
         await self._write(
             "INSERT INTO result_copies (task_id, data, filename, content_type, created_at)"
-            " VALUES ($1, $2, $3, $4, $5) ON CONFLICT (task_id) DO NOTHING",
+            " VALUES (?, ?, ?, ?, ?) ON CONFLICT (task_id) DO NOTHING",
             (item.task_id, bytes(item.data), item.filename, item.content_type, self._clock()),
         )
 
@@ -49,17 +38,17 @@ class PostgresInputStore(PostgresConnection):
         return await self._get_image("result_copies", task_id)
 
     async def delete_result_copy(self, task_id: str) -> None:
-        await self._write("DELETE FROM result_copies WHERE task_id = $1", (task_id,))
+        await self._write("DELETE FROM result_copies WHERE task_id = ?", (task_id,))
 
     async def purge_result_copies(self, older_than: float) -> int:
         rows = await self._write(
-            "DELETE FROM result_copies WHERE created_at < $1 RETURNING task_id", (older_than,)
+            "DELETE FROM result_copies WHERE created_at < ? RETURNING task_id", (older_than,)
         )
         return len(rows)
 
     async def _get_image(self, table: str, task_id: str) -> StoredInput | None:
         rows = await self._fetch(
-            f"SELECT task_id, data, filename, content_type FROM {table} WHERE task_id = $1",
+            f"SELECT task_id, data, filename, content_type FROM {table} WHERE task_id = ?",
             (task_id,),
         )
         if not rows:
@@ -72,17 +61,28 @@ class PostgresInputStore(PostgresConnection):
             content_type=row["content_type"],
         )
 
+    async def delete_input(self, task_id: str) -> None:
+        await self._write("DELETE FROM inputs WHERE task_id = ?", (task_id,))
 
-class PostgresMetaStore(PostgresConnection):
-    """The `MetaStore` on the shared pool."""
+    async def purge_inputs(self, older_than: float) -> int:
+        rows = await self._write(
+            "DELETE FROM inputs WHERE created_at < ? AND task_id IN"
+            " (SELECT id FROM tasks WHERE state IN (?, ?)) RETURNING task_id",
+            (older_than, TaskState.DONE.value, TaskState.FAILED.value),
+        )
+        return len(rows)
+
+
+class SqlMetaStore(SqlStore):
+    """The `MetaStore`."""
 
     async def get_meta(self, key: str) -> str | None:
-        rows = await self._fetch("SELECT value FROM meta WHERE key = $1", (key,))
-        return None if not rows else str(rows[0][0])
+        rows = await self._fetch("SELECT value FROM meta WHERE key = ?", (key,))
+        return None if not rows else str(rows[0]["value"])
 
     async def set_meta(self, key: str, value: str) -> None:
         await self._write(
-            "INSERT INTO meta (key, value) VALUES ($1, $2)"
+            "INSERT INTO meta (key, value) VALUES (?, ?)"
             " ON CONFLICT (key) DO UPDATE SET value = excluded.value",
             (key, value),
         )
