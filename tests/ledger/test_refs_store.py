@@ -81,3 +81,11 @@ async def test_the_upload_is_remembered(ledger: Ledger) -> None:
     found = await ledger.get_ref(GUILD, "hero")
     assert found is not None
     assert (found.kie_url, found.kie_url_at) == ("https://kie/u/1.png", 1_700_000_100.0)
+
+
+async def test_name_search_takes_percent_underscore_and_backslash_literally(ledger: Ledger) -> None:
+    """The search is a substring, not a pattern: `_`, `%` and `\\` match only themselves."""
+    for name in ("a_b", "axb", "50%off", "50 off", "back\\slash", "backslash"):
+        await ledger.save_ref(ref(name), limit=50)
+    found = [await ledger.ref_names(GUILD, search, limit=25) for search in ("_", "%", "\\", "a_")]
+    assert found == [["a_b"], ["50%off"], ["back\\slash"], ["a_b"]]
