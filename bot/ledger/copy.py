@@ -6,6 +6,12 @@ SHA-256 over the rows, each row its values in a canonical form (booleans as 0/1,
 repr, bytes as hex), the rows sorted; computed from the source and again from what the target
 holds after the commit. Usage is compared as (server, member, day, credits) on both sides:
 PostgreSQL keeps it as one row per server and day.
+
+Task leases are not copied: every task arrives held by nobody (owner NULL, lease_until 0). The
+single instance is stopped when its ledger is copied and the new processes have names of their
+own, so a lease carried over (one left by a killed instance lasts up to TASK_LEASE_SECONDS)
+would only keep its open tasks from every process until it ran out; the proof compares the
+tasks as copied, with those two columns reset.
 """
 
 from __future__ import annotations
@@ -46,6 +52,8 @@ TABLES: Final[dict[str, tuple[str, ...]]] = {
         "kie_url_at",
     ),
 }
+# What the source's columns are read as (the rest as they are): no lease is carried over.
+_SOURCE_READ_AS: Final = {"tasks": {"owner": "NULL", "lease_until": "0.0"}}
 USAGE_COLUMNS: Final = ("guild_id", "user_id", "day", "credits")
 _PG_USAGE: Final = (
     "SELECT guild_id, m.key::bigint AS user_id, day, m.value::float8 AS credits"
@@ -102,7 +110,9 @@ async def _refuse_non_empty(target: PostgresLedger) -> None:
 async def _source_rows(
     source: SqliteLedger, table: str, columns: Sequence[str]
 ) -> list[tuple[Any, ...]]:
-    return [tuple(row) for row in await source._fetch(f"SELECT {', '.join(columns)} FROM {table}")]
+    read_as = _SOURCE_READ_AS.get(table, {})
+    selected = ", ".join(f"{read_as[c]} AS {c}" if c in read_as else c for c in columns)
+    return [tuple(row) for row in await source._fetch(f"SELECT {selected} FROM {table}")]
 
 
 async def _target_rows(

@@ -29,6 +29,8 @@ CALLBACK_CHANNEL: Final = "kontext_callbacks"
 CLAIM_LOCK_KEY: Final = int.from_bytes(b"claims", "big")
 # A process that has not asked again for this long is no longer waiting for a slot.
 WAITER_STALE_SECONDS: Final = 2.0
+# The longest a waiter is told to wait before asking again (it keeps its place by asking).
+KEEP_PLACE_SECONDS: Final = WAITER_STALE_SECONDS / 2
 # How soon a process that was not first in line asks again.
 NOT_FIRST_RETRY_SECONDS: Final = 0.05
 
@@ -65,14 +67,22 @@ class PostgresCoordinationStore(PostgresConnection):
                     ORDER BY first
                     LIMIT $4
                 ), picked AS (
-                    SELECT id FROM tasks
+                    SELECT id, COALESCE(set_id, id) AS grp FROM tasks
                     WHERE COALESCE(set_id, id) IN (SELECT grp FROM groups)
                       AND state = ANY($1::text[])
                       AND (owner IS NULL OR lease_until < {_NOW} OR (owner = $2 AND $5))
                     FOR UPDATE SKIP LOCKED
+                ), whole AS (
+                    -- A set one of whose open images was skipped (being written) waits whole.
+                    SELECT picked.grp FROM picked GROUP BY picked.grp
+                    HAVING COUNT(*) = (
+                        SELECT COUNT(*) FROM tasks AS member
+                        WHERE COALESCE(member.set_id, member.id) = picked.grp
+                          AND member.state = ANY($1::text[])
+                    )
                 )
                 UPDATE tasks SET owner = $2, lease_until = {_NOW} + $3
-                WHERE id IN (SELECT id FROM picked)
+                WHERE id IN (SELECT id FROM picked WHERE grp IN (SELECT grp FROM whole))
                 RETURNING {_COLUMNS}
                 """,
                 _open_states(),
@@ -133,7 +143,10 @@ class PostgresCoordinationStore(PostgresConnection):
             )
         if used < limit:
             return NOT_FIRST_RETRY_SECONDS
-        return max(NOT_FIRST_RETRY_SECONDS, float(oldest) + window - now)
+        # Asked again before it would count as gone, a waiter keeps its place in line however
+        # long the window (KIE's creates: 10 s; a waiter is gone after WAITER_STALE_SECONDS).
+        until_free = float(oldest) + window - now
+        return max(NOT_FIRST_RETRY_SECONDS, min(until_free, KEEP_PLACE_SECONDS))
 
     async def swap_meta(self, key: str, expected: str, value: str) -> bool:
         if expected:

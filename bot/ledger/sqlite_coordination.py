@@ -26,11 +26,15 @@ class SqliteCoordinationStore(SqliteConnection):
     async def claim_tasks(
         self, owner: str, lease_seconds: float, limit: int, *, mine_too: bool
     ) -> list[Task]:
-        """Every open task (a restarted process takes back all of them, whatever its name was)."""
+        """Open tasks whatever their owner (a restarted process takes back all of them, whatever
+        its name was): the `limit` oldest groups (a set or a single task)."""
         marks, states = _open_marks()
         rows = await self._write(
-            f"UPDATE tasks SET owner = ?, lease_until = ? WHERE state IN ({marks}) RETURNING *",
-            (owner, self._clock() + lease_seconds, *states),
+            f"UPDATE tasks SET owner = ?, lease_until = ? WHERE state IN ({marks})"
+            " AND COALESCE(set_id, id) IN (SELECT COALESCE(set_id, id) FROM tasks"
+            f" WHERE state IN ({marks}) GROUP BY COALESCE(set_id, id)"
+            " ORDER BY MIN(created_at) LIMIT ?) RETURNING *",
+            (owner, self._clock() + lease_seconds, *states, *states, limit),
         )
         tasks = [decode_task(row) for row in rows]
         return sorted(tasks, key=lambda task: (task.created_at, task.set_index))

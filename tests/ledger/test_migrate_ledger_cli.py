@@ -62,3 +62,31 @@ async def test_the_copy_is_whole_and_a_second_copy_is_refused(
     again = await run_cli({}, *args, "--to", postgres_url)
     assert again.code == 1
     assert "not empty" in again.stderr
+
+
+async def test_copied_tasks_are_held_by_nobody_and_claimed_at_once(
+    tmp_path: Path, postgres_url: str
+) -> None:
+    """A killed single instance left a lease on its open task; the copy does not carry it over,
+    so the first PostgreSQL process (another name) takes the task without waiting it out."""
+    source = SqliteLedger(tmp_path / "ledger.sqlite3")
+    await source.open()
+    left = make_task("aaaaaaaaaaaa").with_changes(owner="old-host", lease_until=4_000_000_000.0)
+    await source.insert(left)
+    await source.close()
+    run = await run_cli(
+        {},
+        "migrate-ledger",
+        "--from",
+        f"sqlite:///{tmp_path / 'ledger.sqlite3'}",
+        "--to",
+        postgres_url,
+    )
+    assert run.code == 0 and "MISMATCH" not in run.stdout, run.stdout + run.stderr
+    copy = PostgresLedger(postgres_url)
+    await copy.open()
+    try:
+        claimed = await copy.claim_tasks("new-host/shards-0-1", 30.0, 10, mine_too=True)
+    finally:
+        await copy.close()
+    assert [task.id for task in claimed] == ["aaaaaaaaaaaa"]
