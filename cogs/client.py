@@ -453,14 +453,23 @@ class KontextBot(ShardedBot):
     async def sync_commands(self, *, force: bool, guild_id: int | None = None) -> int | None:
         """Sync the command tree when it changed since the last sync (or when forced).
 
-        Returns the number of commands synced, -1 when nothing had to be done, None on failure.
+        Of processes starting together on one ledger, only the one whose compare-and-set moves
+        the stored digest to this tree's syncs; a failed sync puts the old digest back so that
+        a later start tries again. Returns the number of commands synced, -1 when nothing had
+        to be done (or another process syncs), None on failure.
         """
         guild_id = guild_id or self.settings.dev_guild_id
         digest = await tree_digest(self.tree, self.settings.dev_guild_id)
         key = f"{COMMANDS_HASH_KEY}:{guild_id or 'global'}"
-        if not force and await self.ledger.get_meta(key) == digest:
-            log.info("command set unchanged since the last sync; not syncing")
-            return -1
+        stored = await self.ledger.get_meta(key) or ""
+        if not force:
+            if stored == digest:
+                log.info("command set unchanged since the last sync; not syncing")
+                return -1
+            if not await self.ledger.swap_meta(key, stored, digest):
+                log.info("another process is syncing this command set; not syncing")
+                return -1
+        synced: list[app_commands.AppCommand] | None = None
         try:
             if guild_id:
                 guild = discord.Object(guild_id)
@@ -471,6 +480,9 @@ class KontextBot(ShardedBot):
         except discord.HTTPException as exc:
             log.error("command sync failed: %s %s", exc.status, exc.code)
             return None
+        finally:
+            if synced is None and not force:  # failed (or cancelled): a later start retries
+                await self.ledger.swap_meta(key, digest, stored)
         await self.ledger.set_meta(key, digest)
         log.info(
             "synced %d command(s) %s",

@@ -1,9 +1,11 @@
 """Gateway shards: which of this process's shards hold a live session (for /healthz and
-/metrics) and Discord's IDENTIFY pacing."""
+/metrics) and Discord's IDENTIFY pacing, within this process and across the processes sharing
+one ledger."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import math
 import time
@@ -11,6 +13,9 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from discord.ext import commands
+
+from bot.config import Settings
+from bot.ledger import Ledger, LedgerError
 
 log = logging.getLogger(__name__)
 
@@ -20,6 +25,9 @@ SHARD_CLOSE_CODES = (INVALID_SHARD, SHARDING_REQUIRED)
 # Discord: one IDENTIFY per 5 s in each max_concurrency bucket; the half second more covers the
 # time between this process's clock and Discord's receipt of the previous IDENTIFY.
 IDENTIFY_INTERVAL = 5.5
+# How long a process waits at most between two asks for the shared IDENTIFY slot: the ledger
+# forgets a waiter that has not asked for 2 s (its place in line).
+SHARED_SLOT_RECHECK = 1.0
 
 
 class ShardHealth:
@@ -89,8 +97,11 @@ def session_starts_short(remaining: int, reset_after_ms: int, shards: int) -> fl
 
 class ShardedBot(commands.AutoShardedBot):
     """discord.py's AutoShardedBot, with each shard's health for /healthz and /metrics and
-    IDENTIFYs paced by Discord's max_concurrency buckets."""
+    IDENTIFYs paced by Discord's max_concurrency buckets. The subclass sets `settings` and
+    `ledger`: Discord counts IDENTIFYs per bot, so processes sharing a ledger take turns."""
 
+    settings: Settings
+    ledger: Ledger
     _discord_problem: str | None = None  # why Discord is not connected, for /healthz
     _closing = False
 
@@ -98,6 +109,7 @@ class ShardedBot(commands.AutoShardedBot):
         super().__init__(**options)
         self.shard_health = ShardHealth(self._shard_latency)
         self.identify_pacer = IdentifyPacer()
+        self._shards_stop = asyncio.Event()
 
     async def plan_shards(self) -> float | None:
         """From GET /gateway/bot: the count for SHARD_COUNT=auto and the IDENTIFY concurrency.
@@ -117,6 +129,27 @@ class ShardedBot(commands.AutoShardedBot):
             log.error("%s", self._discord_problem)
         return wait
 
+    async def launch_shards(self) -> None:
+        """discord.py's, given up when the bot closes meanwhile: discord.py retries a shard
+        that failed to connect for ever, even after close(), so a process stopped while a
+        shard waits for its IDENTIFY turn would never exit."""
+        launching = asyncio.ensure_future(super().launch_shards())
+        stopping = asyncio.ensure_future(self._shards_stop.wait())
+        try:
+            await asyncio.wait((launching, stopping), return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            stopping.cancel()
+            if not launching.done():
+                launching.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await launching
+        if not launching.cancelled():
+            launching.result()
+
+    async def close(self) -> None:
+        self._shards_stop.set()
+        await super().close()
+
     def _shard_latency(self, shard_id: int) -> float:
         shard = self.get_shard(shard_id)
         return shard.latency if shard is not None else math.inf
@@ -124,7 +157,32 @@ class ShardedBot(commands.AutoShardedBot):
     async def before_identify_hook(self, shard_id: int | None, *, initial: bool = False) -> None:
         shard = shard_id or 0
         await asyncio.sleep(self.identify_pacer.delay(shard))
+        await self._take_shared_identify_slot(shard)
         self.identify_pacer.identified(shard)
+
+    async def _take_shared_identify_slot(self, shard_id: int) -> None:
+        """Wait for the bucket's IDENTIFY slot shared by every process on the ledger (on
+        SQLite, one process: at once). Without the database, this process's pacing alone."""
+        bucket = shard_id % self.identify_pacer.max_concurrency
+        waiter = f"{self.settings.process_name}:shard-{shard_id}"
+        told = False
+        try:
+            while True:
+                wait = await self.ledger.take_rate_slot(
+                    f"identify:{bucket}", 1, IDENTIFY_INTERVAL, waiter
+                )
+                if not wait:
+                    return
+                if not told:
+                    log.info("shard %d waits for its bucket's IDENTIFY turn (shared)", shard_id)
+                    told = True
+                await asyncio.sleep(min(wait, SHARED_SLOT_RECHECK))  # the window is in the DB
+        except LedgerError as exc:
+            log.warning(
+                "IDENTIFY of shard %d paced by this process only: the ledger did not answer (%s)",
+                shard_id,
+                exc,
+            )
 
     async def on_shard_connect(self, shard_id: int) -> None:
         """READY on a shard (its session is live; on_shard_ready comes once its servers are in)."""

@@ -15,7 +15,7 @@ from typing import Protocol
 
 from bot.config import Settings
 from bot.i18n import Text
-from bot.ledger import MetaStore, ModerationStore, Task, TaskState
+from bot.ledger import CoordinationStore, MetaStore, ModerationStore, Task, TaskState
 from bot.metrics import Metrics
 from bot.moderation import policy
 from bot.moderation.modlog import ModLogSink
@@ -30,8 +30,9 @@ OUT_HOLD = 300.0  # seconds after a 402 during which new requests are refused up
 CREDIT_CHECK_INTERVAL = 600.0  # read the balance at most this often after deliveries
 
 
-class CreditLedger(ModerationStore, MetaStore, Protocol):
-    """The alert marks kept in meta, and the servers' settings (their mod-log channels)."""
+class CreditLedger(ModerationStore, MetaStore, CoordinationStore, Protocol):
+    """The alert marks kept in meta (claimed by compare-and-set: processes sharing the ledger
+    send one alert), and the servers' settings (their mod-log channels)."""
 
 
 class CreditWatch:
@@ -110,9 +111,10 @@ class CreditWatch:
         return balance
 
     async def _alert_once(self, text: Text) -> None:
-        if await self._ledger.get_meta(ALERT_KEY):
+        # One compare-and-set: of processes sharing the ledger, only the one that marks the
+        # alert sent sends it (a read and then a write would let two both send it).
+        if not await self._ledger.swap_meta(ALERT_KEY, "", repr(self._clock())):
             return
-        await self._ledger.set_meta(ALERT_KEY, repr(self._clock()))
         log.warning("credit alert: %s", text)
         if self._modlog is None:
             return

@@ -18,6 +18,7 @@ from bot.config import Settings
 from bot.i18n import N_, Text
 from bot.ledger import (
     Block,
+    CoordinationStore,
     MetaStore,
     ModerationStore,
     Task,
@@ -57,9 +58,9 @@ class UsageSummary:
     requests_today: int = 0  # a set of several images is one request
 
 
-class ModerationLedger(ModerationStore, TaskStore, MetaStore, Protocol):
+class ModerationLedger(ModerationStore, TaskStore, MetaStore, CoordinationStore, Protocol):
     """What moderation reads and writes: its own tables, the refund and deletion marks on
-    tasks, open-task counts, and the credit alerts kept in meta."""
+    tasks, open-task counts, and the credit alerts kept in meta (claimed by compare-and-set)."""
 
 
 class Moderation:
