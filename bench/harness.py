@@ -31,9 +31,9 @@ for extra in (REPO_ROOT, REPO_ROOT / "tests"):
     if str(extra) not in sys.path:
         sys.path.insert(0, str(extra))
 
-from e2e_helpers import BotProcess, free_port  # noqa: E402
+from e2e_helpers import BotProcess, clean_env, free_port  # noqa: E402
 
-__all__ = ["BotProcess", "Rig", "free_port"]
+__all__ = ["BotProcess", "NaiveBotProcess", "Rig", "free_port"]
 from fakediscord import (  # noqa: E402
     Call,
     FakeDiscord,
@@ -44,6 +44,16 @@ from fakediscord import (  # noqa: E402
 from bot.kie_sim import KieSimulator, SimConfig  # noqa: E402
 
 log = logging.getLogger("bench")
+
+
+# The simulator's result image: a noisy JPEG whose long side is 1920 px is ~1 MB (issue 16:
+# results as large as real ones); without noise at 1024 px it is ~30 KB (the old default).
+ONE_MB_RESULT: dict[str, Any] = {"result_noise": True, "result_long_side": 1920}
+SMALL_RESULT: dict[str, Any] = {"result_noise": False, "result_long_side": 1024}
+
+
+def result_config(small: bool) -> dict[str, Any]:
+    return dict(SMALL_RESULT if small else ONE_MB_RESULT)
 
 
 def pct(values: list[float], q: float) -> float:
@@ -89,6 +99,7 @@ class BenchFake(FakeDiscord):
         super().__init__()
         self.delivered: dict[str, list[Call]] = defaultdict(list)  # token -> result posts
         self.patches: dict[str, int] = defaultdict(int)  # token -> PATCHes of the reply
+        self.acks: dict[str, Call] = {}  # token -> first accepted callback of type 4 or 5
 
     async def _finish(self, call: Call, status: int, response: Any) -> None:
         parts = call.path.split("/")
@@ -96,7 +107,46 @@ class BenchFake(FakeDiscord):
             self.patches[parts[3]] += 1
             if call.files and status == 200:
                 self.delivered[parts[3]].append(call)
+        elif (
+            call.method == "POST"
+            and parts[1] == "webhooks"
+            and len(parts) == 4
+            and call.files
+            and status == 200
+        ):
+            # A followup carrying the file (bench/naive_bot.py delivers that way).
+            self.delivered[parts[3]].append(call)
+        elif (
+            call.method == "POST"
+            and parts[1] == "interactions"
+            and status == 200
+            and isinstance(call.json, dict)
+            and call.json.get("type") in (4, 5)
+        ):
+            self.acks.setdefault(parts[3], call)
         await super()._finish(call, status, response)
+
+
+class NaiveBotProcess(BotProcess):
+    """``python -m bench.naive_bot`` instead of ``python -m bot``, with the same environment."""
+
+    async def launch(self, env: dict[str, str] | None = None) -> None:
+        assert not self.running, "the bot is already running"
+        self.env.update(env or {})
+        self.starts += 1
+        self._log = self.log_path.open("ab")
+        self._log.write(f"\n===== naive bot start #{self.starts} =====\n".encode())
+        self._log.flush()
+        self.proc = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "bench.naive_bot",
+            cwd=str(self.workdir),
+            env=clean_env(self.env),
+            stdin=asyncio.subprocess.DEVNULL,
+            stdout=self._log,
+            stderr=asyncio.subprocess.STDOUT,
+        )
 
 
 @dataclass
@@ -202,6 +252,16 @@ class Rig:
         if callbacks:
             env["PUBLIC_BASE_URL"] = f"http://127.0.0.1:{env['HTTP_PORT']}"
         bot = BotProcess(self.fake, env, self.workdir / f"bot-{len(self.bots)}.log")
+        bot.ready_timeout = 120
+        self.bots.append(bot)
+        await bot.start()
+        return bot
+
+    async def start_naive(self, mode: str = "poll", **extra: str) -> BotProcess:
+        """bench/naive_bot.py as its own process: ``mode`` "poll" (record-info every
+        NAIVE_POLL_SECONDS, 1 s) or "callback" (KIE calls back its own HTTP server)."""
+        env = self.env(NAIVE_MODE=mode, **extra)
+        bot = NaiveBotProcess(self.fake, env, self.workdir / f"naive-{len(self.bots)}.log")
         bot.ready_timeout = 120
         self.bots.append(bot)
         await bot.start()

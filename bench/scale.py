@@ -17,15 +17,27 @@ import random
 import statistics
 import time
 
-from bench.harness import LagSampler, Rig, machine, ms, pct, setup_logging, table, vm_hwm_mb
+from bench.harness import (
+    LagSampler,
+    Rig,
+    machine,
+    ms,
+    pct,
+    result_config,
+    setup_logging,
+    table,
+    vm_hwm_mb,
+)
 from bot.kie_sim import SimConfig
 
 log = logging.getLogger("bench.scale")
 
 
-async def run(kie_rate: int, members: int, per_member: int, window: float) -> list[str]:
+async def run(
+    kie_rate: int, members: int, per_member: int, window: float, small: bool
+) -> list[str]:
     total = members * per_member
-    config = SimConfig(delay=15.0, rate_limit=kie_rate)
+    config = SimConfig(delay=15.0, rate_limit=kie_rate, **result_config(small))
     async with Rig(sim_config=config) as rig:
         users = [rig.fake.add_user(f"member{i:03d}") for i in range(members)]
         bot = await rig.start_bot(
@@ -75,6 +87,8 @@ async def run(kie_rate: int, members: int, per_member: int, window: float) -> li
             and isinstance(c.json, dict)
             and c.json.get("type") == 4
         )
+        sizes = [len(calls[0].files[0].data) for calls in delivered.values() if calls]
+        log.info("result size: %.2f MB", max(sizes, default=0) / 1e6)
         await bot.stop(60, expect_code=None)
         return [
             f"{kie_rate} / 10 s" + (" (KIE default)" if kie_rate == 20 else " (raised)"),
@@ -99,14 +113,21 @@ async def main() -> None:
     parser.add_argument("--members", type=int, default=100)
     parser.add_argument("--per-member", type=int, default=10)
     parser.add_argument("--window", type=float, default=60.0, help="seconds to send commands")
+    parser.add_argument(
+        "--small-results", action="store_true", help="~30 KB results instead of ~1 MB"
+    )
     args = parser.parse_args()
     setup_logging()
-    rows = [await run(rate, args.members, args.per_member, args.window) for rate in args.kie_rate]
+    rows = [
+        await run(rate, args.members, args.per_member, args.window, args.small_results)
+        for rate in args.kie_rate
+    ]
     print()
     print(
         table(
             f"Scale: {args.members * args.per_member} /imagine from {args.members} members "
-            f"within {args.window:g} s (10-20 s tasks, Discord buckets on)",
+            f"within {args.window:g} s (10-20 s tasks, "
+            f"{'~30 KB' if args.small_results else '~1 MB'} results, Discord buckets on)",
             [
                 "KIE create limit",
                 "commands",

@@ -24,6 +24,7 @@ from bench.harness import (
     healthz,
     machine,
     ms,
+    result_config,
     setup_logging,
     table,
     vm_hwm_mb,
@@ -56,14 +57,41 @@ async def timed_start(rig: Rig, bot: BotProcess) -> tuple[float, float]:
     return t_identify, t_health
 
 
+async def finish_all(rig: Rig, bot: BotProcess, created: set[str]) -> list[str]:
+    """Every resumed task finishes at once: the bot delivers them all (each result ~1 MB)."""
+    assert bot.proc is not None
+    start = time.monotonic()
+    with LagSampler(bot) as lag:
+        for task_id in created:
+            rig.sim.complete(task_id)
+        await rig.fake.wait_until(
+            lambda: sum(1 for t in rig.by_token if rig.fake.delivered.get(t)) >= len(created),
+            900,
+            what="every result delivered",
+        )
+        took = time.monotonic() - start
+    sizes = [len(calls[0].files[0].data) for calls in rig.fake.delivered.values() if calls]
+    return [
+        f"those {len(created)} finish at once ({max(sizes, default=0) / 1e6:.2f} MB results)",
+        "—",
+        "—",
+        f"all delivered after {took:.1f} s",
+        f"peak {vm_hwm_mb(bot.proc.pid):.0f} MB",
+        ms(lag.worst),
+    ]
+
+
 async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--open", type=int, default=1000, help="open tasks to resume")
     parser.add_argument("--hold", type=float, default=60.0, help="seconds to sample after restart")
+    parser.add_argument(
+        "--small-results", action="store_true", help="~30 KB results instead of ~1 MB"
+    )
     args = parser.parse_args()
     setup_logging()
     rows = []
-    config = SimConfig(delay=3600.0, rate_limit=100_000)
+    config = SimConfig(delay=3600.0, rate_limit=100_000, **result_config(args.small_results))
     async with Rig(sim_config=config) as rig:
         # Empty ledger, three times (a fresh ledger each).
         for i in range(3):
@@ -117,6 +145,7 @@ async def main() -> None:
                 ms(lag.worst),
             ]
         )
+        rows.append(await finish_all(rig, bot, created))
         await bot.stop(60, expect_code=None)
     print()
     print(
