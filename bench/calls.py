@@ -13,7 +13,7 @@ import argparse
 import asyncio
 import statistics
 
-from bench.harness import Rig, machine, setup_logging, table
+from bench.harness import Rig, machine, ms, pct, setup_logging, table
 from bot.kie_sim import SimConfig
 
 DELAYS = (5.0, 20.0, 60.0)
@@ -43,12 +43,22 @@ async def measure(rig: Rig, delay: float, callbacks: bool, cold: int, warm: int)
             )
             kie = [len(rig.record_infos[rig.sim_task_for(p).task_id]) for p in prompts]
             edits = [rig.edits(rig.token_of[p]) for p in prompts]
-            out.append(f"{statistics.mean(kie):.1f} (max {max(kie)})")
+            seen = [d for d in map(lambda p: detection(rig, p), prompts) if d == d]  # not NaN
+            out.append(f"{statistics.mean(kie):.1f} (max {max(kie)}), seen {ms(pct(seen, 0.5))}")
             if batch == "warm":
                 out.append(f"{statistics.mean(edits):.1f} (max {max(edits)})")
     finally:
         await bot.stop(30, expect_code=None)
     return out
+
+
+def detection(rig: Rig, prompt: str) -> float:
+    """Seconds from the simulator finishing the task to the record-info call that saw it (0
+    when a callback's confirmation saw it)."""
+    task_id = rig.sim_task_for(prompt).task_id
+    done = rig.done_at[task_id]
+    seen = [r.at for r in rig.record_infos[task_id] if r.flag == 1 and r.at >= done]
+    return seen[0] - done if seen else float("nan")
 
 
 async def main() -> None:
@@ -73,8 +83,8 @@ async def main() -> None:
             [
                 "task length",
                 "mode",
-                "record-info / task, cold",
-                "record-info / task, warm",
+                "record-info / task, cold (detection p50)",
+                "record-info / task, warm (detection p50)",
                 "Discord PATCHes of the reply / task, warm (status edits + result)",
             ],
             [list(map(str, r)) for r in rows],

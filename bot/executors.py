@@ -185,13 +185,18 @@ class ResultDeliverer:
         detected = time.monotonic()
         try:
             data = await self._kie.fetch_result(task.result_url, max_bytes=RESULT_MAX_BYTES)
-            _, _, fmt = await images.in_worker(images.probe, data)
-        except (KieError, ValueError, images.ImageRejected) as exc:
+        except (KieError, ValueError) as exc:
             # A KIE error that retrying cannot fix (the result expired, or is too large)
             # ends the task now instead of after every delivery attempt.
             log.warning("result download of %s failed: %s", task.id, exc)
             return FetchFailed(permanent=isinstance(exc, KieError) and not exc.retryable)
-        extension = "png" if fmt.lower() == "png" else "jpg"
+        # The magic bytes, not a full decode: decoding a 1 MB result took ~16 ms of the ~20 ms
+        # between KIE's callback and the post, and the bytes go to Discord unchanged.
+        fmt = images.sniff(data)
+        if fmt is None:
+            log.warning("result download of %s failed: not an image", task.id)
+            return FetchFailed(permanent=False)
+        extension = "png" if fmt == "png" else "jpg"
         outcome = await self._publisher.post_result(
             task, ResultImage(data, extension, spoiler=task.spoiler)
         )

@@ -7,19 +7,30 @@ from collections import deque
 CALLBACK_FALLBACK_INTERVAL = 30.0
 MAX_INTERVAL = 30.0
 MIN_INTERVAL = 0.25
+WINDOW = 0.1  # a task is expected to finish within ±10 % of the estimate
+DENSE_SHARE = 0.04  # the gap between polls inside that window, as a share of the estimate
+GUESS_MAX_GAPS = 5.0  # on a guessed estimate, no gap longer than 5 base intervals
 
 
 def next_poll_delay(
-    elapsed: float, estimate: float | None, base: float, *, callbacks: bool = False
+    elapsed: float,
+    estimate: float | None,
+    base: float,
+    *,
+    callbacks: bool = False,
+    guessed: bool = False,
 ) -> float:
     """Seconds until the next record-info call for a task submitted `elapsed` seconds ago.
 
     - With callbacks, polling is only the safety net for a lost callback: slow.
-    - With an estimate (the median of recent tasks), halve the distance to the likely finish
-      at each poll (a few long sleeps, then dense polls right around it); after it, widen
-      the gaps the same way for the long tail. A 20-s task costs about 7 calls and is seen
-      within a quarter of the base interval of finishing near the estimate.
-    - Without one (a cold start), poll at the base interval for a minute, then back off.
+    - With an estimate (the median of the model's recent tasks, or its typical time when
+      `guessed`): one look halfway (a task much faster than usual), then polls every
+      4 % of the estimate (within [base/4, base]) from 10 % before it to 10 % after it, where
+      the finishes land; after that the gaps widen by half the time past the estimate, up to
+      half the estimate. A 20-s task costs 4-6 calls and is seen ~0.4 s after it finishes.
+    - A guessed estimate is no more than a guess: gaps stay within 5 base intervals, so a
+      task far from it (a simulator's 0.3-s task against 20 s) is still seen soon.
+    - Without one, poll at the base interval for a minute, then back off.
     """
     if callbacks:
         return max(CALLBACK_FALLBACK_INTERVAL, base * 10)
@@ -27,10 +38,18 @@ def next_poll_delay(
         if elapsed < 60:
             return base
         return min(base * (1 + (elapsed - 60) / 30), MAX_INTERVAL)
-    dense = max(MIN_INTERVAL, base / 4)
-    if elapsed < estimate:
-        return max(dense, (estimate - elapsed) / 2)
-    # Past the estimate the gaps grow by half each time, up to half the estimate.
+    gap = _gap(elapsed, estimate, base)
+    return min(gap, GUESS_MAX_GAPS * base) if guessed else gap
+
+
+def _gap(elapsed: float, estimate: float, base: float) -> float:
+    dense = min(max(MIN_INTERVAL, base / 4, estimate * DENSE_SHARE), max(base, MIN_INTERVAL))
+    opens, closes = estimate * (1 - WINDOW), estimate * (1 + WINDOW)
+    if elapsed < opens:
+        look = estimate / 2 if elapsed < estimate / 2 - dense else opens
+        return max(look - elapsed, MIN_INTERVAL / 5)
+    if elapsed < closes:
+        return dense
     return max(dense, min((elapsed - estimate) / 2, max(base, estimate / 2), MAX_INTERVAL))
 
 

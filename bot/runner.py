@@ -13,10 +13,10 @@ import logging
 import random
 import time
 from collections.abc import Callable, Coroutine
-from dataclasses import replace
 from typing import Any, Protocol
 
 from bot.config import Settings
+from bot.durations import DURATION_SAMPLES, ModelDurations
 from bot.executors import RecordReader, ResultDeliverer, Submitter
 from bot.kie import KieClient
 from bot.ledger import (
@@ -68,7 +68,6 @@ from bot.ports import Publisher
 from bot.runner_takeup import TakingUp
 from bot.scheduler import Scheduler
 from bot.shared_work import CREATE_BUDGET, POLL_BUDGET, SharedWork
-from bot.status import estimate_duration
 from bot.supervisor import Supervisor, WorkSet
 
 log = logging.getLogger(__name__)
@@ -132,6 +131,7 @@ class Runner(TakingUp):
         self._records = RecordReader(kie)
         self._deliverer = ResultDeliverer(kie, delivery, metrics)
         self._policy = policy_of(settings)
+        self._durations = ModelDurations()  # each model's recent durations: its estimate
         self.shared = SharedWork(ledger, settings)
         self._supervisor = supervisor or Supervisor()
         self._stopping = False
@@ -140,7 +140,7 @@ class Runner(TakingUp):
     # ---- public interface ----------------------------------------------------------------
 
     async def start(self) -> None:
-        await self._refresh_estimate()
+        self._durations.load(await self._ledger.recent_durations_by_model(DURATION_SAMPLES))
         await self._resume()
         self._supervisor.start("poll_loop", self._run)
         purge = functools.partial(purge_inputs_hourly, self._ledger, self._settings, self._clock)
@@ -181,7 +181,7 @@ class Runner(TakingUp):
         """What the status renderer needs beyond the task itself."""
         return {
             "queue_position": self._scheduler.position(task.id),
-            "estimate": self._policy.estimate,
+            "estimate": self._durations.measured(task.params.model),
             "retry_at": task.retry_at or None,
         }
 
@@ -264,7 +264,8 @@ class Runner(TakingUp):
         """Decide what `event` means for `task` (bot.lifecycle.table), write the transition,
         and carry out the effects; see bot.lifecycle.effects for the order."""
         record = self._open.get(task.id) or OpenTask(task.requester_id, task.state)
-        facts = record.facts(time.monotonic(), self._policy, task, jitter=0.5 + random.random())
+        policy = self._durations.policy(self._policy, task.params.model)
+        facts = record.facts(time.monotonic(), policy, task, jitter=0.5 + random.random())
         decision = decide(task.state, event, self._clock(), facts)
         if decision is not IGNORE:
             log.debug("task %s: %s -> %s", task.id, type(event).__name__, decision.rule)
@@ -283,7 +284,8 @@ class Runner(TakingUp):
         record = self._open.get(task_id)
         if record is None:
             return  # not open here: finished, or never this process's
-        facts = record.facts(time.monotonic(), self._policy, task)
+        policy = self._durations.policy(self._policy, task.params.model) if task else self._policy
+        facts = record.facts(time.monotonic(), policy, task)
         decision = decide(record.state, event, self._clock(), facts)
         assert decision.to is None and not decision.changes, decision.rule
         for effect in (*decision.first, *decision.then):
@@ -379,18 +381,13 @@ class Runner(TakingUp):
         self._delivery.forget(task.id)
         self._update_queue_metrics()
         if outcome == "done":
-            # After the task is DONE, so the estimate counts it (it lagged one task behind).
-            await self._refresh_estimate()
+            self._durations.finished(task)
             self._metrics.task_duration.observe(max(0.0, self._clock() - task.created_at))
         else:
             log.info("task %s failed: %s", task.id, outcome)
         self._metrics.task_outcomes.labels(outcome=outcome).inc()
 
     # ---- housekeeping ----------------------------------------------------------------------
-
-    async def _refresh_estimate(self) -> None:
-        estimate = estimate_duration(await self._ledger.recent_durations(50))
-        self._policy = replace(self._policy, estimate=estimate)
 
     async def _refresh_queued(self) -> None:
         positions = self._scheduler.positions()

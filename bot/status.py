@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Final
 
-from bot.flux import MODEL_NAMES
+from bot.flux import MAX, MODEL_NAMES, PRO
 from bot.i18n import N_, tr
 from bot.ledger.models import Task, TaskKind, TaskState
 
@@ -253,12 +253,28 @@ def _ratio(task: Task) -> str:
     return tr(task.locale, "input's ratio") if task.kind is TaskKind.EDIT else DEFAULT_IMAGINE_RATIO
 
 
+# Seconds a model's task is assumed to take before the bot has seen three of them finish.
+# KIE documents no generation times (../shared/kie-api.md; its simulator's default is 8 s):
+# these are the upper ends of the typical times issue 16's brief gives (Pro 15-20 s, Max
+# 20-25 s). Too long costs one late look at a fast task; too short, polls in the wrong place.
+TYPICAL_SECONDS: Final[dict[str, float]] = {PRO: 20.0, MAX: 25.0}
+
+
 def estimate_duration(durations: Sequence[float]) -> float | None:
     """The median of recent durations, or None with fewer than three usable samples."""
     usable = [d for d in durations if math.isfinite(d) and d >= 0]
     if len(usable) < MIN_SAMPLES:
         return None
     return float(statistics.median(usable))
+
+
+def model_estimate(model: str, durations: Sequence[float]) -> tuple[float, bool]:
+    """How long a task of `model` should take: the median of its recent `durations`, else the
+    model's typical time (Pro's for an unknown model). The flag: True for the typical time."""
+    measured = estimate_duration(durations)
+    if measured is not None:
+        return measured, False
+    return TYPICAL_SECONDS.get(model, TYPICAL_SECONDS[PRO]), True
 
 
 def format_duration(seconds: float, locale: str | None = None) -> str:

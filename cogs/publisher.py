@@ -27,7 +27,7 @@ import aiohttp
 import discord
 
 from bot import images
-from bot.ledger import StoredInput, Task, TaskAndInputStore, TaskState
+from bot.ledger import LedgerError, StoredInput, Task, TaskAndInputStore, TaskState
 from bot.logs import task_context
 from bot.metrics import Metrics
 from bot.ports import NotPublished, Published, PublishOutcome, Refusal, ResultImage
@@ -172,16 +172,22 @@ class DiscordPublisher:
     # ---- final messages --------------------------------------------------------------------
 
     async def post_result(self, task: Task, image: ResultImage) -> PublishOutcome:
-        """Post the image with its details and buttons, in the reply or a new message."""
+        """Post the image with its details and buttons, in the reply or a new message; a
+        private result's copy is written after the post (it is not on the way to the member),
+        and before the task is DONE."""
         self._cancel_pending(task.id)
+        outcome = await self._post_result(task, image)
+        if task.private and isinstance(outcome, Published):
+            await self._keep_copy(task, image)
+        return outcome
+
+    async def _post_result(self, task: Task, image: ResultImage) -> PublishOutcome:
         limit = task.upload_limit or DEFAULT_UPLOAD_LIMIT
         # Leave room for the multipart envelope.
         budget = max(64 * 1024, limit - 16 * 1024)
         data, extension = image.data, image.extension
         if len(data) > budget:
             data, extension = await images.in_worker(images.fit_to_limit, data, budget)
-        if task.private:
-            await self._keep_copy(task, image)
         async with self._lock(task.set_id or task.id):
             for attempt in range(3):  # a re-encoding, and a private reply's switch to a DM
                 filename = result_filename(task, extension, spoiler=image.spoiler)
@@ -310,9 +316,12 @@ class DiscordPublisher:
     async def _keep_copy(self, task: Task, image: ResultImage) -> None:
         """The bot's own copy of a private result, to show it again later (/show)."""
         filename = f"kontext-{task.id}.{image.extension}"
-        await self._ledger.put_result_copy(
-            StoredInput(task.id, image.data, filename, images.content_type_of(filename))
-        )
+        try:
+            await self._ledger.put_result_copy(
+                StoredInput(task.id, image.data, filename, images.content_type_of(filename))
+            )
+        except LedgerError as exc:  # the member has the image: the delivery stands
+            log.warning("could not keep a copy of private result %s: %s", task.id, exc)
 
     def _lock(self, task_id: str) -> asyncio.Lock:
         lock = self._locks.get(task_id)

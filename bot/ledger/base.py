@@ -9,11 +9,26 @@ depends on the smallest one it needs and a second backend can implement them one
 from __future__ import annotations
 
 import enum
-from collections.abc import Callable, Mapping
+import json
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from bot.ledger.models import Task, TaskState
+from bot.ledger.models import Task, TaskParams, TaskState
+
+DURATION_SCAN_FACTOR = 4  # recent_durations_by_model reads this many times `limit` rows
+
+
+def durations_by_model(rows: Iterable[tuple[str, float]], limit: int) -> dict[str, list[float]]:
+    """(the task's params as stored, its duration) rows, newest first -> durations per model,
+    up to `limit` each."""
+    out: dict[str, list[float]] = {}
+    for params, duration in rows:
+        model = TaskParams.from_dict(json.loads(params)).model
+        kept = out.setdefault(model, [])
+        if len(kept) < limit:
+            kept.append(float(duration))
+    return out
 
 
 class LedgerError(Exception):
@@ -143,6 +158,11 @@ class TaskStore(Protocol):
 
     async def recent_durations(self, limit: int = 50) -> list[float]:
         """Seconds from submission to KIE's outcome for the latest successful tasks."""
+        ...
+
+    async def recent_durations_by_model(self, limit: int = 50) -> dict[str, list[float]]:
+        """`recent_durations` per model (KIE's model id), newest first, up to `limit` each,
+        among the latest `limit` * DURATION_SCAN_FACTOR successful tasks."""
         ...
 
     async def last_submission_at(self, user_id: int) -> float | None: ...

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from bot.ledger.base import TaskNotFound
+from bot.ledger.base import DURATION_SCAN_FACTOR, TaskNotFound, durations_by_model
 from bot.ledger.models import OPEN_STATES, Task, TaskState
 from bot.ledger.postgres_connection import PostgresConnection
 from bot.ledger.task_rows import (
@@ -142,6 +142,16 @@ class PostgresTaskStore(PostgresConnection):
             (TaskState.DONE.value, max(0, limit)),
         )
         return [float(row[0]) for row in rows]
+
+    async def recent_durations_by_model(self, limit: int = 50) -> dict[str, list[float]]:
+        rows = await self._fetch(
+            "SELECT params, completed_at - submitted_at FROM tasks"
+            " WHERE state = $1 AND completed_at IS NOT NULL AND submitted_at IS NOT NULL"
+            " AND completed_at >= submitted_at"
+            " ORDER BY completed_at DESC LIMIT $2",
+            (TaskState.DONE.value, max(0, limit) * DURATION_SCAN_FACTOR),
+        )
+        return durations_by_model(((row[0], row[1]) for row in rows), limit)
 
     async def last_submission_at(self, user_id: int) -> float | None:
         rows = await self._fetch(

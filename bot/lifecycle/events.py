@@ -197,7 +197,8 @@ class Policy:
     poll_interval: float = 2.0  # POLL_INTERVAL_SECONDS
     task_timeout: float = 600.0  # TASK_TIMEOUT_SECONDS
     callbacks: bool = False  # PUBLIC_BASE_URL is set: KIE calls back, polling is the safety net
-    estimate: float | None = None  # median duration of recent tasks (seconds)
+    estimate: float | None = None  # the task's model: median duration of recent tasks (s)
+    estimate_guessed: bool = False  # no history yet: `estimate` is the model's typical time
 
 
 @dataclass(frozen=True)

@@ -352,7 +352,11 @@ def resume_delivering(event: Restarted, facts: Facts, now: float) -> Decision:
 
 def _poll_delay(elapsed: float, policy: Policy) -> float:
     return next_poll_delay(
-        elapsed, policy.estimate, policy.poll_interval, callbacks=policy.callbacks
+        elapsed,
+        policy.estimate,
+        policy.poll_interval,
+        callbacks=policy.callbacks,
+        guessed=policy.estimate_guessed,
     )
 
 

@@ -351,6 +351,25 @@ async def test_recent_durations(ledger: Ledger) -> None:
     assert await ledger.recent_durations(limit=2) == [14.0, 13.0]
 
 
+async def test_recent_durations_by_model(ledger: Ledger) -> None:
+    """recent_durations_by_model() gives each model its own latest DONE durations, newest
+    first, up to `limit` each."""
+    for i, model in enumerate(["flux-kontext-pro"] * 3 + ["flux-kontext-max"] * 2):
+        task = make_task(f"m{i}")
+        await ledger.insert(
+            task.with_changes(
+                params=TaskParams(prompt="p", model=model),
+                state=TaskState.DONE,
+                submitted_at=100.0 * i,
+                completed_at=100.0 * i + 10 + i,
+            )
+        )
+    assert await ledger.recent_durations_by_model(limit=2) == {
+        "flux-kontext-max": [14.0, 13.0],
+        "flux-kontext-pro": [12.0, 11.0],
+    }
+
+
 async def test_last_submission_at(ledger: Ledger) -> None:
     """last_submission_at() is the newest created_at of that user's tasks, any state."""
     assert await ledger.last_submission_at(1) is None

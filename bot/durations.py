@@ -1,0 +1,58 @@
+"""How long each model's tasks take: the estimate the poll schedule (bot.polling) is built on.
+
+Read from the ledger's recent finished tasks at start (so it survives restarts) and kept
+current as tasks finish here; before a model has three finished tasks, its typical time
+(bot.status.TYPICAL_SECONDS) stands in.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import replace
+
+from bot.ledger import Task
+from bot.lifecycle.events import Policy
+from bot.status import model_estimate
+
+DURATION_SAMPLES = 50  # per model: the estimate is their median
+
+
+class ModelDurations:
+    """Each model's recent durations (submission to KIE's outcome), read from the ledger at
+    start and kept current as tasks finish, without a ledger read per task."""
+
+    def __init__(self) -> None:
+        self._samples: dict[str, deque[float]] = {}
+        self._estimates: dict[str, tuple[float, bool]] = {}
+
+    def load(self, durations: dict[str, list[float]]) -> None:
+        for model, newest_first in durations.items():
+            kept = self._of(model)
+            kept.extend(reversed(newest_first[:DURATION_SAMPLES]))
+        self._estimates.clear()
+
+    def finished(self, task: Task) -> None:
+        if task.submitted_at is None or task.completed_at is None:
+            return
+        duration = task.completed_at - task.submitted_at
+        if duration >= 0:
+            self._of(task.params.model).append(duration)
+            self._estimates.pop(task.params.model, None)
+
+    def estimate(self, model: str) -> tuple[float, bool]:
+        """`bot.status.model_estimate` for `model`: (seconds, guessed)."""
+        if model not in self._estimates:
+            self._estimates[model] = model_estimate(model, self._samples.get(model, ()))
+        return self._estimates[model]
+
+    def measured(self, model: str) -> float | None:
+        """The estimate members are shown: from finished tasks only, never the guess."""
+        seconds, guessed = self.estimate(model)
+        return None if guessed else seconds
+
+    def policy(self, base: Policy, model: str) -> Policy:
+        seconds, guessed = self.estimate(model)
+        return replace(base, estimate=seconds, estimate_guessed=guessed)
+
+    def _of(self, model: str) -> deque[float]:
+        return self._samples.setdefault(model, deque(maxlen=DURATION_SAMPLES))

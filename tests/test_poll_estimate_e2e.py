@@ -1,0 +1,50 @@
+"""The poll schedule starts warm after a restart: each model's estimate comes from the
+ledger's finished tasks of that model (issue 16), not from a guess or from other models."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from bot.flux import MAX, PRO
+from bot.ledger import Task, TaskKind, TaskParams, TaskState, open_ledger
+
+
+def finished(task_id: str, model: str, seconds: float) -> Task:
+    return Task(
+        id=task_id,
+        kind=TaskKind.IMAGINE,
+        params=TaskParams(prompt="earlier", model=model),
+        requester_id=1,
+        guild_id=2,
+        channel_id=3,
+        application_id=4,
+        interaction_id=5,
+        interaction_token="tok",
+        created_at=1000.0,
+        updated_at=1000.0,
+        state=TaskState.DONE,
+        submitted_at=1000.0,
+        completed_at=1000.0 + seconds,
+    )
+
+
+async def test_a_pro_task_is_polled_around_the_pro_tasks_before_the_restart(
+    discord_fake: Any, kie_sim: Any, bot_env: dict[str, str], bot_factory: Any
+) -> None:
+    """Three Pro tasks took 12 s and three Max tasks 40 s before this bot started. A 12-s Pro
+    task is first polled halfway (6 s: the old schedule polled every POLL_INTERVAL_SECONDS)
+    and seen before 15 s (a mixed median, 26 s, would look at 13 s, then 23.4 s; Pro's
+    typical 20 s would look at 10 s, then 18 s)."""
+    ledger = open_ledger(bot_env["DATABASE_URL"])
+    await ledger.open()
+    for i in range(3):
+        await ledger.insert(finished(f"pro{i}", PRO, 12.0))
+        await ledger.insert(finished(f"max{i}", MAX, 40.0))
+    await ledger.close()
+    kie_sim.config.delay = 12.0
+    await bot_factory(POLL_INTERVAL_SECONDS="2")
+    inter = await discord_fake.slash("imagine", {"prompt": "a lighthouse at dusk"})
+    await discord_fake.wait_for_conversation(inter, lambda c: c.files, timeout=60)
+    created = next(c.at for c in kie_sim.calls if c.endpoint == "generate")
+    polls = [c.at - created for c in kie_sim.calls if c.endpoint == "record-info"]
+    assert (polls[0] >= 5.5, polls[-1] < 15.0) == (True, True), polls
