@@ -11,6 +11,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Callable
 from typing import Any, Final
@@ -34,6 +35,10 @@ KEEP_PLACE_SECONDS: Final = WAITER_STALE_SECONDS / 2
 # How soon a process that was not first in line asks again.
 NOT_FIRST_RETRY_SECONDS: Final = 0.05
 
+# How soon a lost callback listener tries again, doubling up to the most.
+RELISTEN_FIRST_DELAY: Final = 0.5
+RELISTEN_MAX_DELAY: Final = 30.0
+
 _COLUMNS = ", ".join(TASK_FIELDS)
 _NOW = "extract(epoch from clock_timestamp())::double precision"
 
@@ -46,6 +51,8 @@ class PostgresCoordinationStore(PostgresConnection):
     """The `CoordinationStore` on the shared pool (and one connection for LISTEN)."""
 
     _listener: asyncpg.Connection | None = None
+    _on_callback: Callable[[str], None] | None = None
+    _relisten: asyncio.Task[None] | None = None
 
     @property
     def shared(self) -> bool:
@@ -162,20 +169,53 @@ class PostgresCoordinationStore(PostgresConnection):
         await self._write("SELECT pg_notify($1, $2)", (CALLBACK_CHANNEL, task_id))
 
     async def listen_callbacks(self, on_task: Callable[[str], None]) -> None:
-        if self._listener is not None:
+        if self._on_callback is not None:
             return
-
-        def received(_conn: Any, _pid: int, _channel: str, payload: str) -> None:
-            on_task(payload)
-
+        self._on_callback = on_task
         try:
-            conn = await asyncpg.connect(self._url, timeout=10.0)
-            await conn.add_listener(CALLBACK_CHANNEL, received)
+            await self._listen()
         except DATABASE_ERRORS as exc:
+            self._on_callback = None
             raise LedgerError(f"cannot listen for callbacks: {type(exc).__name__}") from exc
+
+    async def _listen(self) -> None:
+        conn = await asyncpg.connect(self._url, timeout=10.0)
+        try:
+            await conn.add_listener(CALLBACK_CHANNEL, self._callback_heard)
+        except BaseException:
+            conn.terminate()
+            raise
+        conn.add_termination_listener(self._listener_lost)
         self._listener = conn
 
+    def _callback_heard(self, _conn: Any, _pid: int, _channel: str, payload: str) -> None:
+        if self._on_callback is not None:
+            self._on_callback(payload)
+
+    def _listener_lost(self, conn: Any) -> None:
+        if conn is not self._listener:  # closed by close()
+            return
+        self._listener = None
+        log.warning("the callback listener's connection was lost; listening again")
+        self._relisten = asyncio.get_running_loop().create_task(self._listen_again())
+
+    async def _listen_again(self) -> None:
+        """Until it listens again (a callback meanwhile is not heard: its poll finds it)."""
+        delay = RELISTEN_FIRST_DELAY
+        while self._on_callback is not None and self._listener is None:
+            try:
+                await self._listen()
+            except DATABASE_ERRORS as exc:
+                log.warning("listening for callbacks failed: %s", type(exc).__name__)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, RELISTEN_MAX_DELAY)
+            else:
+                log.info("listening for callbacks again")
+
     async def close(self) -> None:
+        self._on_callback = None
+        if self._relisten is not None:
+            self._relisten.cancel()
         listener, self._listener = self._listener, None
         if listener is not None:
             try:

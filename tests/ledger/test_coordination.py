@@ -485,3 +485,27 @@ async def test_a_schema_6_ledgers_open_set_is_claimed_whole(tmp_path: Path) -> N
     finally:
         await led.close()
     assert [(t.id, t.owner) for t in claimed] == [("bbbbbbbbbbb0", "me"), ("bbbbbbbbbbb1", "me")]
+
+
+async def test_the_callback_listener_comes_back_after_its_connection_is_lost(
+    postgres_url: str,
+) -> None:
+    """PostgreSQL restarted, or the listener's connection cut: callbacks reach the owner again
+    once it has reconnected (one sent while it was away is not heard; its poll finds it)."""
+    async with processes(postgres_url, 2) as (receiver, owner):
+        heard: asyncio.Queue[str] = asyncio.Queue()
+        await owner.listen_callbacks(heard.put_nowait)
+        await sql(
+            postgres_url,
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+            " WHERE datname = current_database() AND query LIKE 'LISTEN%'",
+        )
+        deadline = time.monotonic() + 5.0
+        while True:
+            assert time.monotonic() < deadline, "the listener never came back"
+            await receiver.notify_callback("aaaaaaaaaaa1")
+            try:
+                assert await asyncio.wait_for(heard.get(), 0.2) == "aaaaaaaaaaa1"
+                break
+            except TimeoutError:
+                continue
