@@ -80,6 +80,7 @@ async def burst(start: StartBot, n: int, members: int) -> dict[str, Any]:
             sent: dict[str, float] = {}
             assert bot.proc is not None
             cpu_before = cpu_seconds(bot.proc.pid)
+            own_cpu_before = time.process_time()
             began = time.monotonic()
             for payload in payloads:
                 sent[payload["token"]] = time.monotonic()
@@ -90,6 +91,7 @@ async def burst(start: StartBot, n: int, members: int) -> dict[str, Any]:
                     lambda: sum(t in rig.fake.acks for t in sent) >= n, 30, what="acks"
                 )
             cpu = cpu_seconds(bot.proc.pid) - cpu_before
+            own_cpu = time.process_time() - own_cpu_before
             answered = {t: c for t, c in rig.fake.acks.items() if t in sent}
             late = len(rig.fake.late_responses)
             rig.fake.late_responses.clear()  # reported in the table rather than raised
@@ -112,6 +114,7 @@ async def burst(start: StartBot, n: int, members: int) -> dict[str, Any]:
         "late": late,
         "n": n,
         "cpu": cpu / n,
+        "own_cpu": own_cpu / n,
     }
 
 
@@ -206,6 +209,15 @@ def verdict(ok: bool) -> str:
     return "met" if ok else "**not met**"
 
 
+def calls_verdict(ours: list[int], detection_p50: float) -> str:
+    """Every task within 6 calls (the mean alone is shown when only the mean is)."""
+    if detection_p50 > 0.5:
+        return verdict(False)
+    if max(ours) <= 6:
+        return verdict(True)
+    return f"{verdict(False)} (mean {'≤' if statistics.mean(ours) <= 6 else '>'} 6)"
+
+
 def burst_rows(rounds: list[tuple[dict[str, Any], dict[str, Any]]]) -> list[list[str]]:
     rows = []
     for number, (naive, ours) in enumerate(rounds, 1):
@@ -278,7 +290,7 @@ def summary(
                 f"{statistics.mean(oc):.1f} (max {max(oc)}), detection p50 {ms(od)}",
                 f"calls {statistics.mean(oc) / statistics.mean(nc):.2f}×",
                 "≤ 6 calls, detection p50 ≤ 0.5 s",
-                verdict(max(oc) <= 6 and od <= 0.5),
+                calls_verdict(oc, od),
             ]
         )
     return rows
@@ -380,7 +392,9 @@ async def main() -> None:
         *report,
         "Raw samples:",
         *(
-            raw(f"burst round {i} {w}", r[j]["waits"])
+            f"burst round {i} {w}: deciles (ms) "
+            + " ".join(f"{pct(r[j]['waits'], q / 10) * 1000:.0f}" for q in range(11))
+            + f"; benchmark process CPU per interaction {r[j]['own_cpu'] * 1000:.2f} ms"
             for i, r in enumerate(rounds, 1)
             for j, w in enumerate(("naive", "bot"))
         ),
