@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import sys
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
@@ -96,6 +97,37 @@ async def bot_factory(
             await bot.teardown()
         except AssertionError as exc:
             errors.append(str(exc))
+    assert not errors, "\n\n".join(errors)
+
+
+@pytest_asyncio.fixture
+async def bot_launcher(
+    request: pytest.FixtureRequest,
+    tmp_path: Path,
+    discord_fake: FakeDiscord,
+    bot_env: dict[str, str],
+) -> AsyncIterator[Callable[..., Awaitable[BotProcess]]]:
+    """``await bot_launcher(name, **env)`` launches one more bot process of a deployment with
+    its own log (``<name>.log``) and HTTP port, without waiting for it (processes of one
+    deployment sync the commands once, so ``BotProcess.start``'s wait for a sync fits only the
+    first). At teardown all are stopped together and their logs checked, as bot_factory's."""
+    bots: list[BotProcess] = request.node.stash.setdefault(BOT_LOGS_KEY, [])
+    mine: list[BotProcess] = []
+
+    async def launch(name: str, **env: str) -> BotProcess:
+        bot = BotProcess(
+            discord_fake,
+            {**bot_env, "HTTP_PORT": str(free_port()), **env},
+            tmp_path / f"{name}.log",
+        )
+        bots.append(bot)
+        mine.append(bot)
+        await bot.launch()
+        return bot
+
+    yield launch
+    results = await asyncio.gather(*(bot.teardown() for bot in mine), return_exceptions=True)
+    errors = [str(r) for r in results if isinstance(r, BaseException)]
     assert not errors, "\n\n".join(errors)
 
 
