@@ -122,6 +122,8 @@ async def main() -> None:
     logging.basicConfig(
         level=os.environ.get("LOG_LEVEL", "INFO"), format="%(asctime)s %(name)s %(message)s"
     )
+    # discord.py's DEBUG lines carry every payload, interaction tokens included.
+    logging.getLogger("discord").setLevel(logging.INFO)
     discord.http.Route.BASE = os.environ["DISCORD_API_BASE_URL"]
     discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY = yarl.URL(os.environ["DISCORD_GATEWAY_URL"])
     bot = NaiveBot()
