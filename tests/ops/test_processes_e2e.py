@@ -133,8 +133,8 @@ async def start_fleet(
     process (shard + 1), so that KIE calls back a process that does not own the task."""
     # Each process IDENTIFYs its one shard as it starts. Discord lets a bot in many servers
     # start max_concurrency sessions at once (one per bucket, shard id % max_concurrency); with
-    # 3 every shard has its own bucket, so the three may start together. (Pacing IDENTIFYs
-    # of one bucket across processes is not what this file tests.)
+    # 3 every shard has its own bucket and the three start together. (With 1 they would take
+    # turns 5.5 s apart through the ledger: tests/ops/test_processes_once_e2e.py.)
     fake.identify_limits.max_concurrency = SHARDS
     servers = {
         shard: [
@@ -277,12 +277,12 @@ async def test_300_tasks_from_100_members_on_three_processes_are_each_delivered_
     )
 
 
-async def kill_with_tasks_at_kie(
+async def tasks_at_kie(
     fleet: Fleet, victim: str, per_shard: int
-) -> tuple[list[FakeInteraction], list[str], float]:
-    """Send ``per_shard`` tasks into every shard and kill -9 ``victim`` once all of its tasks
-    are at KIE (generating) and none is queued or being sent: each task it holds then has a KIE
-    task id. Returns the interactions, the victim's task ids and the kill's unix time."""
+) -> tuple[list[FakeInteraction], list[str]]:
+    """Send ``per_shard`` tasks into every shard and wait until all of ``victim``'s are at KIE
+    (generating) and none is queued or being sent: each task it holds then has a KIE task id,
+    and it sends nothing more. Returns the interactions and the victim's task ids."""
     total = per_shard * SHARDS
     users = members(fleet.fake, total)
     sent = await fleet.imagine(spread(fleet, users, total, "a glacier"))
@@ -296,8 +296,30 @@ async def kill_with_tasks_at_kie(
         what=f"{victim}'s {per_shard} tasks at KIE",
         timeout=60,
     )
+    return sent, [r["id"] for r in held]
+
+
+async def kill_with_tasks_at_kie(
+    fleet: Fleet, victim: str, per_shard: int
+) -> tuple[list[FakeInteraction], list[str], float]:
+    """``tasks_at_kie``, then kill -9 ``victim``; also the kill's unix time."""
+    sent, theirs = await tasks_at_kie(fleet, victim, per_shard)
     await fleet.kill(victim)
-    return sent, [r["id"] for r in held], time.time()
+    return sent, theirs, time.time()
+
+
+async def delivered(url: str, ids: list[str], what: str, timeout: float) -> float:
+    """Wait until the tasks ``ids`` are all done; the unix time the last was delivered."""
+    done = await ledger_until(
+        url,
+        "SELECT MAX(delivered_at) AS last FROM tasks WHERE id = ANY($1::text[])"
+        " HAVING COUNT(*) FILTER (WHERE state = 'done') = $2",
+        ids,
+        len(ids),
+        what=what,
+        timeout=timeout,
+    )
+    return float(done[0]["last"])
 
 
 @pytest.mark.timeout(180)
@@ -316,16 +338,10 @@ async def test_killed_process_tasks_are_delivered_by_the_others_within_the_lease
     victim = name_of(1)
 
     sent, theirs, killed_at = await kill_with_tasks_at_kie(fleet, victim, per_shard=10)
-    done = await ledger_until(
-        postgres_url,
-        "SELECT id, owner, delivered_at FROM tasks WHERE id = ANY($1::text[])"
-        " AND (SELECT COUNT(*) FROM tasks WHERE id = ANY($1::text[]) AND state = 'done') = $2",
-        theirs,
-        len(theirs),
-        what="the killed process's tasks delivered",
-        timeout=LEASE_SECONDS + 30,
+    last = await delivered(
+        postgres_url, theirs, "the killed process's tasks delivered", LEASE_SECONDS + 30
     )
-    takeover = max(r["delivered_at"] for r in done) - killed_at
+    takeover = last - killed_at
     finished = await all_finished(postgres_url, len(sent), timeout=30)
     await fleet.stop(name_of(0), name_of(2))
 
@@ -333,11 +349,47 @@ async def test_killed_process_tasks_are_delivered_by_the_others_within_the_lease
     assert takeover <= LEASE_SECONDS + 10
     assert (
         Counter(r["state"] for r in finished),
-        {r["owner"] for r in done} <= {name_of(0), name_of(2)},
+        {r["owner"] for r in finished if r["id"] in theirs} <= {name_of(0), name_of(2)},
         kie_sim.count("generate"),
         kie_429s(kie_sim),
         images_per_conversation(discord_fake, sent),
     ) == (Counter({"done": len(sent)}), True, len(sent), 0, Counter({1: len(sent)}))
+
+
+@pytest.mark.timeout(180)
+async def test_a_cleanly_stopped_process_gives_its_tasks_back_at_once(
+    postgres_url: str, discord_fake: FakeDiscord, kie_sim: KieSimulator, bot_launcher: Launch
+) -> None:
+    """SIGINT (a rolling restart) of a process while KIE works on its tasks: it releases their
+    leases as it stops, so no open task is still its own when it has exited, and the others
+    take them over at their next round (every lease/3 s) instead of after a lease."""
+    kie_sim.config.delay = 5.0  # the victim stops with its tasks at KIE
+    lease = 12.0  # rounds every 4 s: a takeover by release comes well before one by expiry
+    fleet = await start_fleet(
+        discord_fake, kie_sim, bot_launcher, postgres_url, TASK_LEASE_SECONDS=str(lease)
+    )
+    victim = name_of(1)
+
+    sent, theirs = await tasks_at_kie(fleet, victim, per_shard=4)
+    await fleet.stop(victim)
+    stopped_at = time.time()
+    still_held = await rows(
+        postgres_url,
+        "SELECT id FROM tasks WHERE owner = $1 AND state NOT IN ('done', 'failed')",
+        victim,
+    )
+    last = await delivered(postgres_url, theirs, "the stopped process's tasks delivered", 30)
+    finished = await all_finished(postgres_url, len(sent), timeout=30)
+    await fleet.stop(name_of(0), name_of(2))
+
+    print(f"clean stop to the last of the victim's tasks delivered: {last - stopped_at:.1f} s")
+    assert (
+        still_held,
+        Counter(r["state"] for r in finished),
+        kie_sim.count("generate"),
+        images_per_conversation(discord_fake, sent),
+    ) == ([], Counter({"done": len(sent)}), len(sent), Counter({1: len(sent)}))
+    assert last - stopped_at < lease
 
 
 @pytest.mark.timeout(180)
@@ -352,15 +404,7 @@ async def test_a_process_started_for_a_dead_ones_shard_serves_its_servers(
         discord_fake, kie_sim, bot_launcher, postgres_url, TASK_LEASE_SECONDS=str(LEASE_SECONDS)
     )
     _sent, theirs, _killed_at = await kill_with_tasks_at_kie(fleet, name_of(1), per_shard=4)
-    await ledger_until(
-        postgres_url,
-        "SELECT 1 FROM tasks WHERE id = ANY($1::text[]) HAVING COUNT(*) FILTER"
-        " (WHERE state = 'done') = $2",
-        theirs,
-        len(theirs),
-        what="the killed process's tasks delivered by the others",
-        timeout=LEASE_SECONDS + 30,
-    )
+    await delivered(postgres_url, theirs, "the killed process's tasks taken over", 40)
     kie_sim.config.delay = 1.0
     newcomer = await fleet.add_process("kontext-1-new", 1)
     await fleet.connected([1])
