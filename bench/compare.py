@@ -71,6 +71,8 @@ async def burst(start: StartBot, n: int, members: int) -> dict[str, Any]:
             await rig.imagine("warm-up [sim:delay=120]", users[0])
             await rig.fake.wait_until(lambda: rig.fake.acks, 10, what="warm-up acknowledged")
             await settle(rig)
+            singles = await one_at_a_time(rig, users, 20)
+            await settle(rig, 1.0)
             payloads = [
                 rig.fake.build_slash(
                     "imagine", {"prompt": f"burst {i} [sim:delay=120]"}, user=users[i % members]
@@ -115,7 +117,28 @@ async def burst(start: StartBot, n: int, members: int) -> dict[str, Any]:
         "n": n,
         "cpu": cpu / n,
         "own_cpu": own_cpu / n,
+        "single": pct(singles, 0.5),
     }
+
+
+def acknowledged(rig: Rig, token: str) -> Callable[[], bool]:
+    return lambda: token in rig.fake.acks
+
+
+async def one_at_a_time(rig: Rig, users: list[Any], count: int) -> list[float]:
+    """Interaction sent → acknowledgement with nothing queued: the path's own cost."""
+    out = []
+    for i in range(count):
+        payload = rig.fake.build_slash(
+            "imagine", {"prompt": f"single {i} [sim:delay=120]"}, user=users[-1 - i % len(users)]
+        )
+        token = payload["token"]
+        sent = time.monotonic()
+        await rig.fake.inject(payload)
+        await rig.fake.wait_until(acknowledged(rig, token), 5, what="ack")
+        out.append(rig.fake.acks[token].time - sent)
+        await asyncio.sleep(0.05)
+    return out
 
 
 def cpu_seconds(pid: int) -> float:
@@ -231,6 +254,7 @@ def burst_rows(rounds: list[tuple[dict[str, Any], dict[str, Any]]]) -> list[list
                     ms(max(r["waits"], default=float("nan"))),
                     f"{r['spacing'] * 1000:.2f} ms",
                     f"{r['cpu'] * 1000:.2f} ms",
+                    f"{r['single'] * 1000:.1f} ms",
                     ms(r["sending"]),
                     str(r["late"]),
                 ]
@@ -317,7 +341,7 @@ async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--burst", type=int, default=300, help="/imagine in the burst")
     parser.add_argument("--members", type=int, default=100)
-    parser.add_argument("--rounds", type=int, default=5, help="burst rounds (naive, bot each)")
+    parser.add_argument("--rounds", type=int, default=7, help="burst rounds (naive, bot each)")
     parser.add_argument("--tasks", type=int, default=20, help="deliveries measured per bot")
     parser.add_argument("--delay", type=float, default=4.0, help="delivery tasks' length (s)")
     parser.add_argument("--cold", type=int, default=5)
@@ -365,6 +389,7 @@ async def main() -> None:
                 "max",
                 "per interaction (ack spacing)",
                 "bot CPU per interaction (burst sent → last ack)",
+                "one interaction alone → ack (p50 of 20)",
                 "burst sent in",
                 "answered after 3 s",
             ],
