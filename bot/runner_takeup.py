@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Awaitable, Callable
 
 from bot.ledger import Task
@@ -71,18 +72,30 @@ class TakingUp:
         self._wake.set()
 
     async def _keep_leases(self) -> None:
-        """Renew this process's leases; forget tasks another process took over (this one
-        stalled past its lease); take over the tasks of processes that stopped renewing."""
+        """Renew this process's leases every `renew_every` seconds, and look for tasks of
+        processes that stopped renewing every `takeover_every` seconds."""
+        renew_at = 0.0
         while not self._stopping:
-            await asyncio.sleep(self.shared.renew_every)
-            held = await self.shared.renew()
-            for task_id in self._open.idle_ids():
-                if task_id not in held:
-                    log.warning(
-                        "task %s is no longer this process's (taken over, or ended by "
-                        "another process); leaving it",
-                        task_id,
-                    )
-                    self._scheduler.remove(task_id)
-                    self._open.forget(task_id)
+            await asyncio.sleep(self.shared.takeover_every)
+            if time.monotonic() >= renew_at:
+                renew_at = time.monotonic() + self.shared.renew_every
+                await self._renew_leases()
             await self._adopt(await self.shared.take_over())
+
+    async def _renew_leases(self) -> None:
+        """Renew; forget the tasks this process no longer holds (another took them over after
+        it stalled past its lease, or ended them)."""
+        # Read before renewing: a task created while the renewal runs is not in `held`.
+        known = self._open.idle_ids()
+        held = await self.shared.renew()
+        for task_id in known:
+            record = self._open.get(task_id)
+            if task_id in held or record is None or record.busy:
+                continue
+            log.warning(
+                "task %s is no longer this process's (taken over, or ended by another "
+                "process); leaving it",
+                task_id,
+            )
+            self._scheduler.remove(task_id)
+            self._open.forget(task_id)

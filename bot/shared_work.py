@@ -32,7 +32,8 @@ POLL_BUDGET: Final = "kie-poll"
 # one sent at once in the next met in KIE's count, and KIE answered 429
 # (tests/ops/test_processes_e2e.py). The longer window costs that much of the peak rate.
 CREATE_WINDOW_SECONDS: Final = 11.5
-CLAIM_BATCH: Final = 100  # tasks taken over at most per round (whole sets)
+CLAIM_BATCH: Final = 500  # tasks taken over per claim (whole sets); claims repeat while full
+TAKEOVER_CHECK_SECONDS: Final = 2.0  # how often to look for tasks whose lease ran out
 START_CLAIM_LIMIT: Final = 100_000  # at start-up: everything this process may take
 
 
@@ -60,8 +61,14 @@ class SharedWork:
 
     @property
     def renew_every(self) -> float:
-        """How often leases are renewed and expired ones taken over."""
+        """How often leases are renewed."""
         return self._lease / 3
+
+    @property
+    def takeover_every(self) -> float:
+        """How often to look for tasks whose owner stopped renewing: a task is taken over at
+        most this long after its lease ran out."""
+        return min(TAKEOVER_CHECK_SECONDS, self.renew_every)
 
     async def take_slot(self, budget: str) -> None:
         """Wait for a slot of `budget` (CREATE_BUDGET, POLL_BUDGET) shared by every process."""
@@ -84,7 +91,14 @@ class SharedWork:
 
     async def take_over(self) -> list[Task]:
         """Open tasks whose owner stopped renewing (it died); never this process's own."""
-        tasks = await self._ledger.claim_tasks(self._name, self._lease, CLAIM_BATCH, mine_too=False)
+        tasks: list[Task] = []
+        while True:
+            batch = await self._ledger.claim_tasks(
+                self._name, self._lease, CLAIM_BATCH, mine_too=False
+            )
+            tasks += batch
+            if len(batch) < CLAIM_BATCH:
+                break
         if tasks:
             log.warning(
                 "took over %d task(s) whose process stopped renewing its lease: %s",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import asyncpg
 from e2e_helpers import run_cli
 from postgres_db import wait_for_row
 
@@ -50,3 +51,43 @@ async def test_check_names_the_postgres_ledger_without_its_password(
     assert "Ledger: postgresql://postgres:***@" in run.stdout
     assert "is writable" in run.stdout
     assert "pw-SECRET-check" not in run.stdout + run.stderr
+
+
+async def test_a_task_created_while_leases_are_renewed_stays_this_processs(
+    postgres_url: str, discord_fake: Any, kie_sim: Any, bot_factory: Any
+) -> None:
+    """The renewal returns the tasks it extended; a task written while it ran is not among
+    them and must not be taken for one lost to another process. The renewal is held inside
+    its UPDATE by a row lock on the first task (a test transaction), the second task is
+    written and reaches KIE meanwhile, then the lock goes: the second image is delivered.
+    (Before the fix the process forgot it, kept renewing its lease, and nobody delivered it.)"""
+    kie_sim.config.delay = 4.0
+    bot = await bot_factory(DATABASE_URL=postgres_url, TASK_LEASE_SECONDS="3")
+    first = await discord_fake.slash("imagine", {"prompt": "a lighthouse at dusk"})
+    row = await wait_for_row(
+        postgres_url, "SELECT id FROM tasks WHERE state = 'generating'", "the first task at KIE"
+    )
+    lock = await asyncpg.connect(postgres_url)
+    try:
+        async with lock.transaction():
+            await lock.execute("SELECT id FROM tasks WHERE id = $1 FOR UPDATE", row["id"])
+            await wait_for_row(
+                postgres_url,
+                "SELECT pid FROM pg_stat_activity WHERE wait_event_type = 'Lock'"
+                " AND query LIKE 'UPDATE tasks SET lease_until%'",
+                "a lease renewal held by the row lock",
+            )
+            second = await discord_fake.slash("imagine", {"prompt": "a harbour at dawn"})
+            await wait_for_row(
+                postgres_url,
+                f"SELECT id FROM tasks WHERE id != '{row['id']}' AND state = 'generating'",
+                "the second task at KIE",
+            )
+    finally:
+        await lock.close()
+    for inter in (first, second):
+        conv = discord_fake.conversation(inter)
+        await discord_fake.wait_until(
+            lambda conv=conv: any(m.attachments for m in conv.messages), 30, what="each image"
+        )
+    assert "is no longer this process's" not in bot.log_text()
