@@ -82,7 +82,9 @@ class ExistingTasks:
             delivery_attempts=0,
             locale=locale,
         )
-        await self._ledger.insert(leased(pick, self._settings, now))
+        await self._ledger.insert(
+            leased(pick, self._settings), lease_seconds=self._settings.task_lease_seconds
+        )
         return pick
 
     async def pick_failed(self, task: Task) -> None:

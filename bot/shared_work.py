@@ -37,11 +37,9 @@ TAKEOVER_CHECK_SECONDS: Final = 2.0  # how often to look for tasks whose lease r
 START_CLAIM_LIMIT: Final = 100_000  # at start-up: everything this process may take
 
 
-def leased(task: Task, settings: Settings, now: float) -> Task:
-    """`task` as this process first writes it: leased to it (unix time `now`)."""
-    return task.with_changes(
-        owner=settings.process_name, lease_until=now + settings.task_lease_seconds
-    )
+def leased(task: Task, settings: Settings) -> Task:
+    """`task` as this process first writes it: its own (written with `lease_seconds`)."""
+    return task.with_changes(owner=settings.process_name)
 
 
 class SharedWork:

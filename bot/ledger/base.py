@@ -116,8 +116,10 @@ class OperatorBlock:
 class TaskStore(Protocol):
     """Tasks: every state change is written here before it is acted on."""
 
-    async def insert(self, *tasks: Task) -> None:
-        """Write new tasks, all or none (the images of a set)."""
+    async def insert(self, *tasks: Task, lease_seconds: float | None = None) -> None:
+        """Write new tasks, all or none (the images of a set). With `lease_seconds`, each
+        one's lease (to its `owner`) runs that long from now by the ledger's clock (the
+        database's on PostgreSQL, as every claim and renewal is)."""
         ...
 
     async def set_members(self, set_id: str) -> list[Task]:

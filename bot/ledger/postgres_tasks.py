@@ -17,6 +17,7 @@ from bot.ledger.task_rows import (
 )
 
 _COLUMNS = ", ".join(TASK_FIELDS)  # never `*`: the table also has `seq`
+_NOW = "extract(epoch from clock_timestamp())::double precision"
 
 
 class PostgresTaskStore(PostgresConnection):
@@ -39,14 +40,24 @@ class PostgresTaskStore(PostgresConnection):
         columns = ", ".join(f"{name} = ${first + i}" for i, name in enumerate(values))
         return columns, [encode_field(name, value) for name, value in values.items()]
 
-    async def insert(self, *tasks: Task) -> None:
+    async def insert(self, *tasks: Task, lease_seconds: float | None = None) -> None:
         """One statement for all: the images of a set are written together or not at all."""
         width = len(TASK_FIELDS)
+        leased_at = TASK_FIELDS.index("lease_until") if lease_seconds is not None else -1
+
+        def placeholder(n: int, i: int) -> str:
+            number = f"${n * width + i + 1}"
+            return f"{_NOW} + {number}" if i == leased_at else number
+
         rows = ", ".join(
-            "(" + ", ".join(f"${n * width + i + 1}" for i in range(width)) + ")"
+            "(" + ", ".join(placeholder(n, i) for i in range(width)) + ")"
             for n in range(len(tasks))
         )
-        values = [encode_field(name, getattr(task, name)) for task in tasks for name in TASK_FIELDS]
+        values = [
+            lease_seconds if i == leased_at else encode_field(name, getattr(task, name))
+            for task in tasks
+            for i, name in enumerate(TASK_FIELDS)
+        ]
         await self._write(f"INSERT INTO tasks ({_COLUMNS}) VALUES {rows}", values)
 
     async def set_members(self, set_id: str) -> list[Task]:

@@ -35,8 +35,11 @@ class SqliteTaskStore(SqliteConnection):
         columns = ", ".join(f"{name} = ?" for name in values)
         return columns, [_encode(name, value) for name, value in values.items()]
 
-    async def insert(self, *tasks: Task) -> None:
+    async def insert(self, *tasks: Task, lease_seconds: float | None = None) -> None:
         """One statement for all: the images of a set are written together or not at all."""
+        if lease_seconds is not None:
+            until = self._clock() + lease_seconds
+            tasks = tuple(task.with_changes(lease_until=until) for task in tasks)
         columns = ", ".join(TASK_FIELDS)
         row = "(" + ", ".join("?" for _ in TASK_FIELDS) + ")"
         values = [_encode(name, getattr(task, name)) for task in tasks for name in TASK_FIELDS]

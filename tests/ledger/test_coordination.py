@@ -509,3 +509,26 @@ async def test_the_callback_listener_comes_back_after_its_connection_is_lost(
                 break
             except TimeoutError:
                 continue
+
+
+async def test_a_new_tasks_lease_runs_by_the_databases_clock_across_processes(
+    postgres_url: str,
+) -> None:
+    """A task written by a host whose clock is far behind (its times in 1970) is leased from
+    the database's now, as claims are measured: another process does not take it."""
+    async with processes(postgres_url, 2) as (writer, other):
+        await writer.insert(task("aaaaaaaaaaa1", 100.0, owner="writer"), lease_seconds=LEASE)
+        before = time.time()
+        stored = await writer.get("aaaaaaaaaaa1")
+        taken = await other.claim_tasks("other", LEASE, 100, mine_too=False)
+    assert stored is not None
+    assert (taken, stored.owner, stored.lease_until > before + LEASE - 5) == ([], "writer", True)
+
+
+async def test_insert_with_a_lease_leases_each_task_from_now(ledger: Ledger) -> None:
+    """Both backends: `lease_seconds` sets every written task's lease from the ledger's now."""
+    tasks = image_set("bbbbbbbbbbb0", 100.0, owner="me")
+    await ledger.insert(*tasks, lease_seconds=LEASE)
+    stored = [await ledger.get(t.id) for t in tasks]
+    now = now_of(ledger)
+    assert all(t is not None and now + LEASE - 5 < t.lease_until <= now + LEASE + 5 for t in stored)
