@@ -370,8 +370,8 @@ class KontextService(ExistingTasks):
             parent_action=parent_action,
         ).with_changes(ref_name=ref_name)
         tasks = [first] if count == 1 else _as_set(first, count, self._settings.callbacks_enabled)
-        tasks = [leased(task, self._settings, first.created_at) for task in tasks]
-        await self._ledger.insert(*tasks)
+        tasks = [leased(task, self._settings) for task in tasks]
+        await self._ledger.insert(*tasks, lease_seconds=self._settings.task_lease_seconds)
         if image is not None:
             await self._ledger.put_input(
                 StoredInput(
