@@ -11,17 +11,17 @@ import contextlib
 import logging
 import secrets
 import time
-from collections.abc import AsyncIterator, Callable, Iterator, Sequence
-from dataclasses import dataclass, field, replace
+from collections.abc import AsyncIterator, Callable
 
 import aiohttp
 
 from bot import custom_ids, images, net
+from bot.admission import Admission, Admitting, Origin, Refused, RequestParams
 from bot.compare import Comparer
 from bot.config import Settings
 from bot.executors import UPLOAD_REUSE_WINDOW
 from bot.flux import DEFAULT_MODEL, MODELS
-from bot.i18n import Message, Plural, Text
+from bot.i18n import Text
 from bot.ledger import (
     ParentAction,
     StoredInput,
@@ -33,8 +33,7 @@ from bot.ledger import (
 )
 from bot.logs import task_context
 from bot.metrics import Metrics
-from bot.moderation import Denied, GuildSettings, Moderation
-from bot.moderation.policy import PRIVATE_OFF
+from bot.moderation import Moderation
 from bot.runner import Runner
 from bot.service_tasks import RESULT_REUSE_WINDOW, ExistingTasks
 from bot.shared_work import leased
@@ -49,83 +48,17 @@ from bot.validation import (
 
 log = logging.getLogger(__name__)
 
-__all__ = ["RESULT_REUSE_WINDOW", "UPLOAD_REUSE_WINDOW", "KontextService", "Origin", "Refused"]
+__all__ = [
+    "RESULT_REUSE_WINDOW",
+    "UPLOAD_REUSE_WINDOW",
+    "Admission",
+    "KontextService",
+    "Origin",
+    "Refused",
+]
 
 
-class Refused(Exception):
-    """The request is fine but may not go ahead now; `user_message` says why and until when."""
-
-    def __init__(self, user_message: Message, *, reason: str) -> None:
-        super().__init__(str(user_message))
-        self.user_message = user_message
-        self.reason = reason
-
-
-def _missing_permissions(missing: Sequence[str]) -> Plural:
-    return Plural(
-        "I can't post images here: I need the {names} permission in this channel. "
-        "Ask a moderator to give it to me (or to my role) here, then try again.",
-        "I can't post images here: I need these permissions in this channel: {names}. "
-        "Ask a moderator to give them to me (or to my role) here, then try again.",
-        len(missing),
-        names=", ".join(f"**{name}**" for name in missing),
-    )
-
-
-def _too_many_open(open_count: int, cap: int) -> Text:
-    return Text(
-        "You already have {open_count} image(s) in progress (the limit is {cap}). "
-        "Wait for one to finish, then try again.",
-        open_count=open_count,
-        cap=cap,
-    )
-
-
-def _set_too_large(count: int, total: int, cap: int) -> Text:
-    return Text(
-        "A set of {count} would take you to {total} images in progress (the limit "
-        "is {cap}). Ask for fewer, or wait for one to finish.",
-        count=count,
-        total=total,
-        cap=cap,
-    )
-
-
-@dataclass(frozen=True)
-class RequestParams(TaskParams):
-    """TaskParams plus the options the member left unset (a server's defaults may fill them)."""
-
-    defaulted: frozenset[str] = field(default=frozenset(), compare=False)
-
-
-@dataclass(frozen=True)
-class Origin:
-    """Who asked, where, and through which interaction."""
-
-    user_id: int
-    guild_id: int | None
-    channel_id: int
-    application_id: int
-    interaction_id: int
-    interaction_token: str
-    upload_limit: int
-    can_manage_messages: bool = False
-    parent_id: int | None = None  # the channel a thread (or forum post) belongs to
-    locale: str | None = None  # the member's Discord locale: the language of the task's messages
-
-
-@dataclass(frozen=True)
-class Admission:
-    """A request that `admit` let in: its origin and the settings of the server it came from,
-    read once for the whole request (screen and create_task use these, not a fresh read)."""
-
-    origin: Origin
-    server: GuildSettings
-    open_tasks: int = 0  # the member's tasks in progress when admitted
-    private: bool = False  # the task's messages are ephemeral (see `_with_privacy`)
-
-
-class KontextService(ExistingTasks):
+class KontextService(Admitting, ExistingTasks):
     def __init__(
         self,
         *,
@@ -199,108 +132,6 @@ class KontextService(ExistingTasks):
             defaulted=frozenset(name for name, value in unset.items() if value is None),
         )
 
-    def check_bot_permissions(self, missing: Sequence[str]) -> None:
-        """Refuse when the bot lacks a permission it needs to post the image where it was
-        asked (`missing`: Discord's names for them, e.g. "Attach Files")."""
-        if not missing:
-            return
-        self._refuse("bot_permissions")
-        raise Refused(_missing_permissions(missing), reason="bot_permissions")
-
-    async def admit(
-        self, origin: Origin, *, private: bool | None = None, parent_task_id: str | None = None
-    ) -> Admission:
-        """Checks that cost nothing: shutting down, blocks, channels, the bot's credits,
-        open tasks, the cooldown, privacy (`private`: the member's option; `parent_task_id`:
-        the result the request is made from). Raise Refused."""
-        parent = await self._ledger.get(parent_task_id) if parent_task_id else None
-        origin = where_counted(origin, parent)
-        if not self.accepting:
-            self._refuse("shutdown")
-            raise Refused(
-                Text("The bot is restarting. Please try again in a minute."), reason="shutdown"
-            )
-        with self._moderated():
-            server = await self.moderation.admit(
-                guild_id=origin.guild_id,
-                user_id=origin.user_id,
-                channel_id=origin.channel_id,
-                parent_id=origin.parent_id,
-            )
-        open_count = await self._ledger.count_open_for_user(origin.user_id)
-        cap = self._settings.user_max_active_tasks
-        if open_count >= cap:
-            self._refuse("active_tasks")
-            raise Refused(_too_many_open(open_count, cap), reason="active_tasks")
-        last = await self._ledger.last_submission_at(origin.user_id)
-        cooldown = self.moderation.cooldown_for(server)
-        if last is not None and cooldown > 0:
-            ready_at = last + cooldown
-            if ready_at > self._clock():
-                self._refuse("cooldown")
-                raise Refused(
-                    Text(
-                        "Slow down a little — you can try again {when}.",
-                        when=f"<t:{int(ready_at) + 1}:R>",
-                    ),
-                    reason="cooldown",
-                )
-        return self._with_privacy(Admission(origin, server, open_count), private, parent)
-
-    def images_for(self, admission: Admission, asked: int | None) -> int:
-        """How many images a request makes (`count`, else the server's default), within the
-        server's maximum and the member's open tasks (a set of 4 counts as 4). Raise Refused."""
-        server = admission.server
-        if asked is not None and asked > server.max_count:
-            self._refuse("count")
-            raise Refused(
-                Text(
-                    "This server allows at most {max_count} image(s) per request.",
-                    max_count=server.max_count,
-                ),
-                reason="count",
-            )
-        count = server.count_for(asked)
-        cap = self._settings.user_max_active_tasks
-        if count > 1 and admission.open_tasks + count > cap:
-            self._refuse("active_tasks")
-            total = admission.open_tasks + count
-            raise Refused(_set_too_large(count, total, cap), reason="active_tasks")
-        return count
-
-    def _with_privacy(
-        self, admission: Admission, asked: bool | None, parent: Task | None
-    ) -> Admission:
-        """Whether the request's messages are private: always when made from a private result
-        (a re-roll, edit, reframe or pick of it); outside servers as asked; in a server as its
-        mode says (forced, the member's choice, or off: asking is refused)."""
-        origin, server = admission.origin, admission.server
-        from_private = parent is not None and parent.private
-        if from_private or origin.guild_id is None:
-            return replace(admission, private=from_private or bool(asked))
-        if asked and server.private_results == PRIVATE_OFF:
-            self._refuse("private")
-            raise Refused(Text("Private results are turned off in this server."), reason="private")
-        return replace(admission, private=server.private_for(asked))
-
-    async def screen(
-        self, admission: Admission, params: TaskParams, *, kind: TaskKind, count: int = 1
-    ) -> TaskParams:
-        """The server's defaults and rules on what was asked (model, tolerance, blocked words,
-        daily credits for `count` images). Returns the params to use; raise Refused."""
-        defaulted = params.defaulted if isinstance(params, RequestParams) else frozenset()
-        with self._moderated():
-            screened = await self.moderation.screen(
-                admission.server,
-                guild_id=admission.origin.guild_id,
-                user_id=admission.origin.user_id,
-                params=params,
-                kind=kind,
-                defaulted=defaulted,
-                count=count,
-            )
-        return TaskParams.from_dict(screened.to_dict())
-
     async def fetch_input(self, url: str) -> images.PreparedImage:
         """Download an input image from Discord now (its signed URLs expire) and validate it."""
         try:
@@ -372,6 +203,8 @@ class KontextService(ExistingTasks):
         tasks = [first] if count == 1 else _as_set(first, count, self._settings.callbacks_enabled)
         tasks = [leased(task, self._settings) for task in tasks]
         await self._ledger.insert(*tasks, lease_seconds=self._settings.task_lease_seconds)
+        self.moderation.memory.add_open_tasks(origin.user_id, len(tasks))
+        self.moderation.memory.note_submission(origin.user_id, first.created_at)
         if image is not None:
             await self._ledger.put_input(
                 StoredInput(
@@ -397,18 +230,6 @@ class KontextService(ExistingTasks):
             )
             self._runner.enqueue(task)
 
-    @contextlib.contextmanager
-    def _moderated(self) -> Iterator[None]:
-        """Moderation's Denied becomes the Refused the cogs show (and is counted)."""
-        try:
-            yield
-        except Denied as exc:
-            self._refuse(exc.refusal.reason)
-            raise Refused(exc.refusal.message, reason=exc.refusal.reason) from None
-
-    def _refuse(self, reason: str) -> None:
-        self._metrics.refusals.labels(reason=reason).inc()
-
 
 def _comparer(
     settings: Settings,
@@ -425,17 +246,6 @@ def _comparer(
         result_window=RESULT_REUSE_WINDOW,
         clock=clock,
     )
-
-
-def where_counted(origin: Origin, parent: Task | None) -> Origin:
-    """A click in the bot's DM on a private result it sent there (past the token) counts where
-    the result was made: that server's rules, credits and mod-log. The answer is the click's own
-    ephemeral reply, so nothing is posted in that server's channel."""
-    if parent is None or not parent.private or parent.guild_id is None:
-        return origin
-    if origin.guild_id is not None or origin.channel_id != parent.result_channel_id:
-        return origin
-    return replace(origin, guild_id=parent.guild_id, channel_id=parent.channel_id, parent_id=None)
 
 
 def _callback_secret(callbacks_enabled: bool) -> str | None:

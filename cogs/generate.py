@@ -63,6 +63,12 @@ class Generate(commands.Cog):
         )
         self.bot.tree.add_command(self.context_menu)
 
+    async def cog_load(self) -> None:
+        # Requests are admitted from memory before they are answered (bot.moderation.early):
+        # loaded here, with the commands, before the first interaction can arrive.
+        if not self.bot.sync_only:
+            await self.bot.moderation.early.start(self.bot.supervisor)
+
     async def cog_unload(self) -> None:
         self.bot.tree.remove_command(self.context_menu.name, type=self.context_menu.type)
 

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import time
 from collections.abc import Callable, Coroutine, Sequence
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from typing import Any, cast
 
 import discord
@@ -13,8 +14,9 @@ import discord
 from bot import images
 from bot.i18n import N_, Message, Text, tr
 from bot.images import MAX_INPUT_BYTES, PreparedImage
-from bot.ledger import ParentAction, Reference, TaskKind, TaskParams
-from bot.service import KontextService, Origin, Refused
+from bot.ledger import ParentAction, Reference, Task, TaskKind, TaskParams
+from bot.refs import OUTSIDE_SERVERS, RefRejected
+from bot.service import Admission, KontextService, Origin, Refused
 from bot.validation import MAX_PROMPT_CHARS, InputRejected, nearest_aspect_ratio
 from cogs.client import KontextBot, send_ephemeral
 
@@ -158,14 +160,13 @@ async def fetch_inputs(
     return stitched, params
 
 
-async def reference_for(
-    interaction: Interaction, guild_id: int | None, name: str | None, attached: int
-) -> Reference | None:
-    """The saved reference a request names (None: none named); it is stitched after the
-    `attached` images, so at most MAX_STITCHED - 1 of them. Raise InputRejected."""
+def check_reference_rules(guild_id: int | None, name: str | None, attached: int) -> None:
+    """What can be said of a named reference without reading it: only in a server, and stitched
+    after the `attached` images, so at most MAX_STITCHED - 1 of them. Raise InputRejected."""
     if name is None:
-        return None
-    ref = await interaction.client.refs.find(guild_id, name)
+        return
+    if guild_id is None:
+        raise RefRejected(OUTSIDE_SERVERS)
     if attached >= images.MAX_STITCHED:
         raise InputRejected(
             Text(
@@ -175,74 +176,126 @@ async def reference_for(
                 position=attached + 1,
             )
         )
-    return ref
+
+
+@dataclass(frozen=True)
+class Request:
+    """One request, as a command or button hands it to `submit_request`.
+
+    `count`: images asked for (None: the server's default); `private`: the member's option (a
+    task made from a private result — `parent` — is private whatever it says: `admit`);
+    `ref_name`: a saved reference, the input alone or stitched last; `more_images`: /edit's
+    image2..4, stitched after `image_url`."""
+
+    kind: TaskKind
+    build: Callable[[], TaskParams]
+    image_url: str | None = None
+    image_size: int | None = None
+    more_images: Sequence[InputImage] = ()
+    input_image_url: str | None = None
+    parent: Task | None = None
+    parent_action: ParentAction | None = None
+    prepared_image: PreparedImage | None = None
+    count: int | None = None
+    private: bool | None = None
+    ref_name: str | None = None
+
+    @property
+    def inputs(self) -> list[InputImage]:
+        if self.image_url is None:
+            return []
+        return [(self.image_url, self.image_size), *self.more_images]
 
 
 async def submit_request(interaction: Interaction, **options: Any) -> None:
-    """Take one request (see `_take_request`); a graceful shutdown waits until it is written."""
+    """Take one request (`Request`'s fields; see `_take_request`); a graceful shutdown waits
+    until it is written."""
     async with interaction.client.service.taking():
-        await _take_request(interaction, **options)
+        await _take_request(interaction, Request(**options))
 
 
-async def _take_request(
-    interaction: Interaction,
-    *,
-    kind: TaskKind,
-    build: Callable[[], TaskParams],
-    image_url: str | None = None,
-    image_size: int | None = None,
-    more_images: Sequence[InputImage] = (),  # /edit's image2..4, stitched after image_url
-    input_image_url: str | None = None,
-    parent_task_id: str | None = None,
-    parent_action: ParentAction | None = None,
-    prepared_image: PreparedImage | None = None,
-    count: int | None = None,
-    private: bool | None = None,
-    ref_name: str | None = None,
-) -> None:
+async def _take_request(interaction: Interaction, request: Request) -> None:
     """Validate, admit, answer within 3 s, download the input, write the task(s); or say why not.
-    `count`: images asked for (None: the server's default); `private`: the member's option
-    (a task made from a private result is private whatever it says: `admit`); `ref_name`: a
-    saved reference, the input alone or stitched last.
 
-    Every refusal is ephemeral and costs nothing: no task, no KIE call, no cooldown.
+    Nothing before the answer touches the disk or the network: the checks are answered from
+    memory (`admit_early`), and asked of the ledger again right after it (`admit`), where a
+    refusal withdraws the reply. Every refusal is ephemeral and costs nothing: no task, no KIE
+    call, no cooldown.
     """
+    received = time.perf_counter()
     service = interaction.client.service
-    inputs = [(image_url, image_size), *more_images] if image_url is not None else []
+    origin = origin_of(interaction)
     try:
         service.check_bot_permissions(missing_app_permissions(interaction))
-        params = build()
-        check_sizes(inputs)
-        origin = origin_of(interaction)
-        ref = await reference_for(interaction, origin.guild_id, ref_name, len(inputs))
-        admission = await service.admit(origin, private=private, parent_task_id=parent_task_id)
-        image_count = service.images_for(admission, count)
-        params = await service.screen(admission, params, kind=kind, count=image_count)
+        params = request.build()
+        check_sizes(request.inputs)
+        early = service.admit_early(origin, private=request.private, parent=request.parent)
+        check_reference_rules(origin.guild_id, request.ref_name, len(request.inputs))
+        count = service.images_for(early, request.count)
+        service.screen_early(early, params, kind=request.kind, count=count)
     except (InputRejected, Refused) as exc:
         await send_ephemeral(interaction, exc.user_message)
         return
-    reply_id = await _defer(interaction, private=admission.private)
+    checks_ms = (time.perf_counter() - received) * 1000
+    age_ms = (discord.utils.utcnow() - interaction.created_at).total_seconds() * 1000
+    log.debug(
+        "interaction %s: %.3f ms of checks before the answer, sent %.1f ms after its creation",
+        interaction.id,
+        checks_ms,
+        age_ms,
+    )
+    reply_id = await _defer(interaction, private=early.private)
     if reply_id is None:
         return
-    image = prepared_image
     try:
-        if inputs:
-            image, params = await fetch_inputs(service, inputs, params, ref)
-        await service.create_task(
-            admission,
-            kind=kind,
-            params=params,
-            reply_message_id=reply_id,
-            image=image,
-            input_image_url=input_image_url,
-            parent_task_id=parent_task_id,
-            parent_action=parent_action,
-            count=image_count,
-            ref_name=ref.name if ref is not None else None,
-        )
-    # A refused input, or the daily quota ran out between the check and the charge.
+        await _admit_and_write(interaction, origin, early, request, params, reply_id)
+    # Refused by the ledger (memory was behind), a refused input, or the daily quota ran
+    # out between the check and the charge.
     except (InputRejected, Refused) as exc:
         await _withdraw(interaction, exc.user_message)
+
+
+# The server's private-results mode changed elsewhere between the answer and the ledger's check
+# (a shard moved between processes): rare enough for the general message.
+PRIVACY_CHANGED = Text("Something went wrong on the bot's side. Please try again.")
+
+
+async def _admit_and_write(
+    interaction: Interaction,
+    origin: Origin,
+    early: Admission,
+    request: Request,
+    params: TaskParams,
+    reply_id: int,
+) -> None:
+    """After the answer: admission asked of the ledger, the reference and input images read,
+    then the task(s) written. Raise InputRejected or Refused."""
+    service = interaction.client.service
+    parent_task_id = request.parent.id if request.parent is not None else None
+    admission = await service.admit(origin, private=request.private, parent_task_id=parent_task_id)
+    if admission.private != early.private:
+        # The reply already went out public (or private); the task must not be the other.
+        raise Refused(PRIVACY_CHANGED, reason="private")
+    image_count = service.images_for(admission, request.count)
+    params = await service.screen(admission, params, kind=request.kind, count=image_count)
+    ref = None
+    if request.ref_name is not None:
+        ref = await interaction.client.refs.find(origin.guild_id, request.ref_name)
+    image = request.prepared_image
+    if request.inputs:
+        image, params = await fetch_inputs(service, request.inputs, params, ref)
+    await service.create_task(
+        admission,
+        kind=request.kind,
+        params=params,
+        reply_message_id=reply_id,
+        image=image,
+        input_image_url=request.input_image_url,
+        parent_task_id=parent_task_id,
+        parent_action=request.parent_action,
+        count=image_count,
+        ref_name=ref.name if ref is not None else None,
+    )
 
 
 async def _defer(interaction: Interaction, *, private: bool) -> int | None:

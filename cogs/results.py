@@ -78,7 +78,7 @@ class RerollButton(TaskButton, template=custom_ids.REROLL_TEMPLATE):
             kind=parent.kind,
             build=lambda: parent.params,
             input_image_url=input_url,
-            parent_task_id=parent.id,
+            parent=parent,
             parent_action=ParentAction.REROLL,
             prepared_image=image,
             count=parent.set_size,  # a set's Re-roll makes the whole set again
@@ -142,7 +142,7 @@ async def _edit_result(
                 modal_interaction, parent, prompt, aspect_ratio=aspect_ratio
             ),
             input_image_url=source,
-            parent_task_id=parent.id,
+            parent=parent,
             parent_action=action,
         )
 

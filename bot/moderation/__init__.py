@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from bot.moderation.modlog import ModLogSink
-from bot.moderation.policy import GuildSettings, Refusal
-from bot.moderation.service import Denied, Moderation, UsageSummary
+from bot.moderation.policy import Denied, GuildSettings, Refusal
+from bot.moderation.service import Moderation, UsageSummary
 
 __all__ = [
     "Denied",

@@ -21,7 +21,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, Final
 
 from bot.flux import MAX, MODEL_NAMES, model_name
-from bot.i18n import Message, Text
+from bot.i18n import N_, Message, Text
 from bot.ledger.models import TaskKind, TaskParams
 from bot.validation import MAX_TOLERANCE_EDIT, MAX_TOLERANCE_GENERATE
 
@@ -47,6 +47,19 @@ class Refusal:
 
     message: Message
     reason: str
+
+
+class Denied(Exception):
+    """A moderation rule refuses the request; `refusal` says why (for the member)."""
+
+    def __init__(self, refusal: Refusal) -> None:
+        super().__init__(str(refusal.message))
+        self.refusal = refusal
+
+
+def place_of(guild_id: int | None) -> str:
+    """Where a request counts, for the refusals that name it."""
+    return N_("in this server") if guild_id is not None else N_("outside servers")
 
 
 @dataclass(frozen=True)

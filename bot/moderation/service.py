@@ -15,7 +15,7 @@ from typing import Any, Protocol
 
 from bot import flux
 from bot.config import Settings
-from bot.i18n import N_, Text
+from bot.i18n import Text
 from bot.ledger import (
     Block,
     CoordinationStore,
@@ -30,20 +30,14 @@ from bot.ledger import (
 from bot.metrics import Metrics
 from bot.moderation import policy
 from bot.moderation.credits import CreditWatch
+from bot.moderation.early import EarlyAdmission
+from bot.moderation.memory import AdmissionMemory
 from bot.moderation.modlog import ModLogSink
 from bot.moderation.operator_rules import OperatorRules, scope_of
-from bot.moderation.policy import GuildSettings, Refusal
+from bot.moderation.policy import Denied, GuildSettings, Refusal, place_of
 from bot.outcomes import MESSAGES, Outcome
 
 log = logging.getLogger(__name__)
-
-
-class Denied(Exception):
-    """A moderation rule refuses the request; `refusal` says why (for the member)."""
-
-    def __init__(self, refusal: Refusal) -> None:
-        super().__init__(str(refusal.message))
-        self.refusal = refusal
 
 
 @dataclass(frozen=True)
@@ -87,6 +81,14 @@ class Moderation:
             clock=clock,
         )
         self.operator = OperatorRules(settings=settings, ledger=ledger, clock=clock)
+        self.memory = AdmissionMemory()
+        self.early = EarlyAdmission(
+            memory=self.memory,
+            operator=self.operator,
+            ledger=ledger,
+            cost_for=self.cost_for,
+            clock=clock,
+        )
 
     # ---- settings ----------------------------------------------------------------------------
 
@@ -94,12 +96,15 @@ class Moderation:
         """A server's settings; outside servers (None), the operator's rules for DMs."""
         if guild_id is None:
             return self.operator.outside_settings()
-        return GuildSettings.from_json(await self._ledger.get_guild_settings(guild_id))
+        gs = GuildSettings.from_json(await self._ledger.get_guild_settings(guild_id))
+        self.memory.settings[guild_id] = gs
+        return gs
 
     async def update(self, guild_id: int, **changes: Any) -> GuildSettings:
         current = await self.settings_for(guild_id)
         updated = current.with_changes(**changes)
         await self._ledger.put_guild_settings(guild_id, updated.to_json())
+        self.memory.settings[guild_id] = updated
         log.info("guild %s settings changed: %s", guild_id, ", ".join(sorted(changes)))
         return updated
 
@@ -122,6 +127,7 @@ class Moderation:
         outside servers, the bot's credits, the server's blocks and channels). Raise Denied."""
         now = self._clock()
         refusal = await self.operator.blocked(user_id)
+        self.memory.note_operator_block(user_id, refusal is not None)
         if refusal is None and guild_id is None:
             refusal = self.operator.outside_refusal()
         if refusal is not None:
@@ -129,6 +135,7 @@ class Moderation:
         if await self.out_of_credits(now):
             raise Denied(Refusal(Text(MESSAGES[Outcome.OUT_OF_CREDITS]), "out_of_credits"))
         block = await self._ledger.get_block(scope_of(guild_id), user_id)
+        self.memory.note_block(scope_of(guild_id), user_id, block)
         if block is not None and (block.until is None or block.until > now):
             raise Denied(policy.blocked_refusal(block.until, block.reason))
         gs = await self.settings_for(guild_id)
@@ -156,6 +163,7 @@ class Moderation:
             now = self._clock()
             day = policy.day_key(now)
             member, server = await self._ledger.usage(scope_of(guild_id), user_id, day)
+            self.memory.note_usage(scope_of(guild_id), user_id, day, member, server)
             refusal = policy.check_quota(
                 gs,
                 member_used=member,
@@ -191,6 +199,7 @@ class Moderation:
         )
         if not charged:
             member, server = await self._ledger.usage(scope, user_id, day)
+            self.memory.note_usage(scope, user_id, day, member, server)
             refusal = policy.check_quota(
                 gs,
                 member_used=member,
@@ -202,6 +211,7 @@ class Moderation:
                 Text("The daily credit limit was just reached. Try again later."), "allowance"
             )
             raise Denied(refusal)
+        self.memory.add_usage(scope, user_id, day, cost)
         return each
 
     # ---- after a task --------------------------------------------------------------------------
@@ -214,18 +224,20 @@ class Moderation:
             log.warning("moderation follow-up of task %s failed: %s", task.id, type(exc).__name__)
 
     async def _task_finished(self, task: Task) -> None:
+        self.memory.add_open_tasks(task.requester_id, -1)
         if task.error_code == Outcome.OUT_OF_CREDITS.value:
+            self.memory.out_of_credits_at = self._clock()
             await self._credits.note_out_of_credits()  # first: refuse up front
         if task.state == TaskState.FAILED:
             task = await self._refund(task)
+        if task.error_code == Outcome.CONTENT_POLICY.value:
+            await self._maybe_cool_down(task)  # before its mod-log entry tells anyone
         gs = await self.settings_for(task.guild_id)  # outside servers: DM_MODLOG_CHANNEL_ID
         if gs.modlog_channel_id and self._modlog is not None:
             try:
                 await self._modlog.post_task(gs.modlog_channel_id, task.guild_id, task)
             except Exception as exc:
                 log.warning("mod-log entry for task %s failed: %s", task.id, type(exc).__name__)
-        if task.error_code == Outcome.CONTENT_POLICY.value:
-            await self._maybe_cool_down(task)
         await self._credits.task_finished(task)
 
     async def _refund(self, task: Task) -> Task:
@@ -238,6 +250,7 @@ class Moderation:
             return task.with_changes(refunded=True)
         day = policy.day_key(task.created_at)
         await self._ledger.add_usage(scope_of(task.guild_id), task.requester_id, day, -task.cost)
+        self.memory.add_usage(scope_of(task.guild_id), task.requester_id, day, -task.cost)
         log.info("task %s refunded %s credits (%s)", task.id, task.cost, task.error_code)
         return updated
 
@@ -248,16 +261,16 @@ class Moderation:
         )
         if count < policy.CONTENT_POLICY_LIMIT:
             return
-        await self._ledger.put_block(
-            Block(
-                guild_id=scope_of(task.guild_id),
-                user_id=task.requester_id,
-                until=now + policy.CONTENT_POLICY_COOLDOWN,
-                reason="content_policy",
-                blocked_by=None,
-                created_at=now,
-            )
+        block = Block(
+            guild_id=scope_of(task.guild_id),
+            user_id=task.requester_id,
+            until=now + policy.CONTENT_POLICY_COOLDOWN,
+            reason="content_policy",
+            blocked_by=None,
+            created_at=now,
         )
+        await self._ledger.put_block(block)
+        self.memory.note_block(block.guild_id, block.user_id, block)
         log.info(
             "user %s cooled down in guild %s after %d content-policy rejections",
             task.requester_id,
@@ -273,31 +286,36 @@ class Moderation:
 
     async def credits(self) -> float:
         """KIE's balance now; raises the one low-credit alert, or clears it on recovery."""
-        return await self._credits.credits()
+        balance = await self._credits.credits()
+        if balance >= self._settings.low_credit_threshold:
+            self.memory.out_of_credits_at = None  # recovered: the hold was lifted in the ledger
+        return balance
 
     # ---- moderators' actions -------------------------------------------------------------------
 
     async def block(self, guild_id: int, user_id: int, *, by: int) -> None:
-        await self._ledger.put_block(
-            Block(
-                guild_id=guild_id,
-                user_id=user_id,
-                until=None,
-                reason="moderator",
-                blocked_by=by,
-                created_at=self._clock(),
-            )
+        block = Block(
+            guild_id=guild_id,
+            user_id=user_id,
+            until=None,
+            reason="moderator",
+            blocked_by=by,
+            created_at=self._clock(),
         )
+        await self._ledger.put_block(block)
+        self.memory.note_block(guild_id, user_id, block)
         log.info("user %s blocked in guild %s by %s", user_id, guild_id, by)
 
     async def unblock(self, guild_id: int, user_id: int, *, by: int) -> bool:
         removed = await self._ledger.delete_block(guild_id, user_id)
+        self.memory.note_block(guild_id, user_id, None)
         if removed:
             log.info("user %s unblocked in guild %s by %s", user_id, guild_id, by)
         return removed
 
     async def get_block(self, guild_id: int | None, user_id: int) -> Block | None:
         block = await self._ledger.get_block(scope_of(guild_id), user_id)
+        self.memory.note_block(scope_of(guild_id), user_id, block)
         if block is not None and block.until is not None and block.until <= self._clock():
             return None
         return block
@@ -309,6 +327,7 @@ class Moderation:
 
     async def reset_quota(self, guild_id: int, user_id: int) -> None:
         await self._ledger.reset_usage(guild_id, user_id, policy.day_key(self._clock()))
+        self.memory.forget_usage(guild_id, user_id, policy.day_key(self._clock()))
         log.info("daily quota of user %s reset in guild %s", user_id, guild_id)
 
     async def usage(self, guild_id: int | None, user_id: int) -> UsageSummary:
@@ -329,5 +348,4 @@ class Moderation:
         )
 
 
-def _place(guild_id: int | None) -> str:
-    return N_("in this server") if guild_id is not None else N_("outside servers")
+_place = place_of

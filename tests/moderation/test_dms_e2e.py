@@ -58,6 +58,15 @@ async def answer(fake: FakeDiscord, channel: FakeChannel, prompt: str, **kw: Any
     return await fake.wait_for_conversation(inter, lambda c: c.text or c.original, timeout=10)
 
 
+async def operator_blocks_seen(fake: FakeDiscord, bot: BotProcess, count: int) -> None:
+    """Wait until the running bot has read `count` operator blocks into its memory."""
+    await fake.wait_until(
+        lambda: f"operator blocks in force: {count}" in bot.log_text(),
+        10,
+        what=f"the bot to read {count} operator block(s)",
+    )
+
+
 async def image(fake: FakeDiscord, channel: FakeChannel, prompt: str) -> Conversation:
     inter = await fake.slash("imagine", {"prompt": prompt}, channel=channel)
     return await fake.wait_for_conversation(
@@ -183,15 +192,19 @@ async def test_an_operator_block_applies_in_dms_and_servers_until_lifted(
 ) -> None:
     """`python -m bot block` while the bot runs: refused in a DM and in a server, listed by
     `blocks`; `unblock` lets the member in again."""
-    await bot_factory(**DMS)
+    bot = await bot_factory(**DMS)
     member = discord_fake.member
     blocked = await run_cli(bot_env, "block", str(member.id), "--reason", "spam")
     assert blocked.code == 0, blocked.stderr
+    # Requests are answered from memory, which reads the operator's blocks every second: the
+    # block is refused up front once the bot has read it (until then, after the answer).
+    await operator_blocks_seen(discord_fake, bot, 1)
     in_dm = await answer(discord_fake, discord_fake.dm_channel(member), "a fox")
     in_server = await answer(discord_fake, discord_fake.channel, "a fox")
     listed = await run_cli(bot_env, "blocks")
     unblocked = await run_cli(bot_env, "unblock", str(member.id))
     assert unblocked.code == 0, unblocked.stderr
+    await operator_blocks_seen(discord_fake, bot, 0)
     await image(discord_fake, discord_fake.channel, "welcome back")
 
     assert in_dm.ephemeral and "operator has blocked you" in in_dm.text, in_dm

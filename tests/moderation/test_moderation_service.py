@@ -10,7 +10,7 @@ import pytest
 
 from bot.config import Secret, Settings
 from bot.i18n import Message
-from bot.ledger import SqliteLedger, Task, TaskKind, TaskParams, TaskState
+from bot.ledger import OperatorBlock, SqliteLedger, Task, TaskKind, TaskParams, TaskState
 from bot.metrics import Metrics
 from bot.moderation import Denied, Moderation
 from bot.moderation.policy import GuildSettings
@@ -267,3 +267,76 @@ async def test_settings_are_per_server(moderation: Moderation) -> None:
     await moderation.update(GUILD, spoiler=True, allowed_channels=(5,))
     assert (await moderation.settings_for(GUILD)).spoiler
     assert await moderation.settings_for(OTHER) == GuildSettings()
+
+
+# ---- admission from memory (bot.moderation.early): what this process writes is refused at
+# once, what another process writes after a refresh, and nothing not known yet is refused.
+
+CHANNEL = 4004
+
+
+def admit_early(moderation: Moderation, user: int = USER) -> None:
+    moderation.early.admit(guild_id=GUILD, user_id=user, channel_id=CHANNEL)
+
+
+def screen_early(moderation: Moderation) -> None:
+    moderation.early.screen(
+        moderation.memory.settings_for(GUILD),
+        guild_id=GUILD,
+        user_id=USER,
+        params=TaskParams(prompt="a fox", model="flux-kontext-pro"),
+        kind=TaskKind.IMAGINE,
+        defaulted=frozenset(),
+    )
+
+
+async def test_a_moderators_block_is_refused_from_memory_at_once(moderation: Moderation) -> None:
+    await moderation.early.load()
+    await moderation.block(GUILD, USER, by=1)
+    with pytest.raises(Denied) as refused:
+        admit_early(moderation)
+    assert refused.value.refusal.reason == "blocked"
+
+
+async def test_a_channel_rule_set_here_applies_from_memory(moderation: Moderation) -> None:
+    await moderation.early.load()
+    await moderation.update(GUILD, allowed_channels=(CHANNEL + 1,))
+    with pytest.raises(Denied) as refused:
+        admit_early(moderation)
+    assert refused.value.refusal.reason == "channel"
+
+
+async def test_settings_written_before_the_start_are_loaded(
+    moderation: Moderation, ledger: SqliteLedger
+) -> None:
+    await moderation.update(GUILD, allowed_channels=(CHANNEL + 1,))
+    moderation.memory.settings.clear()  # as a fresh process finds them: only in the ledger
+    await moderation.early.load()
+    with pytest.raises(Denied) as refused:
+        admit_early(moderation)
+    assert refused.value.refusal.reason == "channel"
+
+
+async def test_an_operator_block_from_another_process_applies_after_a_refresh(
+    moderation: Moderation, ledger: SqliteLedger, clock: Clock
+) -> None:
+    await moderation.early.load()
+    await ledger.put_operator_block(OperatorBlock(user_id=USER, reason=None, created_at=clock()))
+    admit_early(moderation)  # not read yet: left to the ledger's check after the answer
+    await moderation.early.refresh()
+    with pytest.raises(Denied) as refused:
+        admit_early(moderation)
+    assert refused.value.refusal.reason == "operator_block"
+
+
+async def test_the_daily_allowance_counts_what_was_charged_here(
+    moderation: Moderation,
+) -> None:
+    await moderation.early.load()
+    await moderation.update(GUILD, member_daily_allowance=5.0)
+    screen_early(moderation)  # usage not known yet: not refused from memory
+    await screen(moderation)  # the ledger's check reads it (0) into memory
+    await charge(moderation)  # 5 of 5
+    with pytest.raises(Denied) as refused:
+        screen_early(moderation)
+    assert refused.value.refusal.reason == "allowance"

@@ -1,0 +1,133 @@
+"""Admission answered from memory, before the interaction is acknowledged (no I/O).
+
+`Moderation.admit` and `screen` stay the authority, run right after the acknowledgement; these
+answer the same questions from `AdmissionMemory` so that what memory already knows is refused
+privately up front, and everything else is answered at once (see bot.moderation.memory).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+
+from bot.i18n import Text
+from bot.ledger import ModerationStore, TaskKind, TaskParams
+from bot.moderation import policy
+from bot.moderation.credits import OUT_HOLD, OUT_KEY, CreditLedger
+from bot.moderation.memory import GLOBAL_REFRESH, AdmissionMemory
+from bot.moderation.operator_rules import OPERATOR_BLOCKED, OperatorRules, scope_of
+from bot.moderation.policy import Denied, GuildSettings, Refusal, place_of
+from bot.outcomes import MESSAGES, Outcome
+from bot.supervisor import Supervisor
+
+log = logging.getLogger("bot.moderation.service")
+
+
+class EarlyAdmission:
+    def __init__(
+        self,
+        *,
+        memory: AdmissionMemory,
+        operator: OperatorRules,
+        ledger: CreditLedger,
+        cost_for: Callable[[str], float],
+        clock: Callable[[], float],
+    ) -> None:
+        self.memory = memory
+        self._operator = operator
+        self._ledger: ModerationStore = ledger
+        self._meta = ledger
+        self._cost_for = cost_for
+        self._clock = clock
+
+    async def start(self, supervisor: Supervisor) -> None:
+        """`load`, then keep memory current in the background."""
+        await self.load()
+        supervisor.start("admission_memory", self.keep_current)
+
+    async def load(self) -> None:
+        """At start, before any interaction: the servers' settings and the global marks."""
+        self.memory.load_settings(
+            (guild_id, GuildSettings.from_json(data))
+            for guild_id, data in await self._ledger.all_guild_settings()
+        )
+        await self.refresh()
+
+    async def refresh(self) -> None:
+        """Re-read what any process may write for every server: the operator's blocks and the
+        out-of-credits hold."""
+        blocked = {block.user_id for block in await self._operator.blocks()}
+        if blocked != self.memory.operator_blocked:
+            log.info("operator blocks in force: %d", len(blocked))
+        self.memory.note_operator_blocks(blocked)
+        self.memory.out_of_credits_at = _as_time(await self._meta.get_meta(OUT_KEY))
+        self.memory.forget_days_before(policy.day_key(self._clock()))
+
+    async def keep_current(self) -> None:
+        """Background task: `refresh` every GLOBAL_REFRESH seconds, the bound on how long an
+        operator's block (or its lifting) made by the CLI goes unseen here."""
+        while True:
+            await asyncio.sleep(GLOBAL_REFRESH)
+            await self.refresh()
+
+    def admit(
+        self, *, guild_id: int | None, user_id: int, channel_id: int, parent_id: int | None = None
+    ) -> GuildSettings:
+        """`Moderation.admit`'s checks, in its order, from memory. Raise Denied."""
+        now = self._clock()
+        memory = self.memory
+        refusal = OPERATOR_BLOCKED if user_id in memory.operator_blocked else None
+        if refusal is None and guild_id is None:
+            refusal = self._operator.outside_refusal()
+        if refusal is not None:
+            raise Denied(refusal)
+        out_at = memory.out_of_credits_at
+        if out_at is not None and now - out_at < OUT_HOLD:
+            raise Denied(Refusal(Text(MESSAGES[Outcome.OUT_OF_CREDITS]), "out_of_credits"))
+        block = memory.block_of(scope_of(guild_id), user_id, now)
+        if block is not None:
+            raise Denied(policy.blocked_refusal(block.until, block.reason))
+        gs = (
+            self._operator.outside_settings() if guild_id is None else memory.settings_for(guild_id)
+        )
+        refusal = policy.check_channel(gs, channel_id, parent_id)
+        if refusal is not None:
+            raise Denied(refusal)
+        return gs
+
+    def screen(
+        self,
+        gs: GuildSettings,
+        *,
+        guild_id: int | None,
+        user_id: int,
+        params: TaskParams,
+        kind: TaskKind,
+        defaulted: frozenset[str],
+        count: int = 1,
+    ) -> None:
+        """`Moderation.screen`'s checks from memory (a quota not known yet is left to it)."""
+        params = policy.apply_defaults(gs, params, kind, defaulted)
+        refusal = policy.check_params(gs, params, kind, place=place_of(guild_id))
+        now = self._clock()
+        used = self.memory.usage_of(scope_of(guild_id), user_id, policy.day_key(now))
+        if refusal is None and used is not None:
+            refusal = policy.check_quota(
+                gs,
+                member_used=used[0],
+                server_used=used[1],
+                cost=self._cost_for(params.model) * count,
+                now=now,
+                place=place_of(guild_id),
+            )
+        if refusal is not None:
+            raise Denied(refusal)
+
+
+def _as_time(raw: str | None) -> float | None:
+    """A unix time kept in meta (an empty or bad value: none)."""
+    try:
+        return float(raw) if raw else None
+    except ValueError:
+        return None
