@@ -76,11 +76,14 @@ class CountOrphanedCreate(Effect):
 @dataclass(frozen=True)
 class Follow(Effect):
     """Poll record-info `after` seconds from now, with these counters; starts following the task
-    if it was not followed yet (and consumes a remembered early callback)."""
+    if it was not followed yet (and consumes a remembered early callback). `pending_at`: the
+    unix time KIE last had the task still generating, when the next poll is one of the
+    schedule's (None when a callback asks for it: then KIE finished just now)."""
 
     after: float
     not_found: int = 0
     poll_errors: int = 0
+    pending_at: float | None = None
 
 
 @dataclass(frozen=True)

@@ -213,6 +213,7 @@ class Facts:
     poll_errors: int = 0  # record-info failures in a row while following
     status_age: float = 0.0  # seconds since the status was last shown while following
     early_nudge: bool = False  # a callback arrived before following began
+    pending_at: float | None = None  # unix time KIE last said "generating" (Follow.pending_at)
     private: bool = False  # the task's messages are ephemeral; past the token, a DM brings it
     jitter: float = 1.0  # the runner's random factor in [0.5, 1.5) for retry delays
     policy: Policy = field(default_factory=Policy)

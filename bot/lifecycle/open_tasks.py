@@ -26,6 +26,7 @@ class Following:
     next_at: float
     not_found: int = 0  # record-info 422s in a row
     errors: int = 0  # record-info failures in a row
+    pending_at: float | None = None  # unix time: Follow.pending_at
     status_shown_at: float = 0.0
 
 
@@ -47,6 +48,7 @@ class OpenTask:
         self.following.next_at = now + when.after
         self.following.not_found = when.not_found
         self.following.errors = when.poll_errors
+        self.following.pending_at = when.pending_at
 
     def facts(
         self, now: float, policy: Policy, task: Task | None = None, jitter: float = 1.0
@@ -63,6 +65,7 @@ class OpenTask:
             poll_errors=following.errors if following else 0,
             status_age=now - following.status_shown_at if following else 0.0,
             early_nudge=early,
+            pending_at=following.pending_at if following else None,
             private=bool(task and task.private),
             jitter=jitter,
             policy=policy,

@@ -205,11 +205,13 @@ def give_back_turn(event: Any, facts: Facts, now: float) -> Decision:
 
 
 def start_following(event: Submitted, facts: Facts, now: float) -> Decision:
-    after = 0.0 if facts.early_nudge else _poll_delay(0.0, facts.policy)
+    follow = (
+        Follow(0.0) if facts.early_nudge else Follow(_poll_delay(0.0, facts.policy), pending_at=now)
+    )
     return Decision(
         to=G,
         changes={"kie_task_id": event.kie_task_id, "submitted_at": now},
-        then=(Follow(after), ShowStatus()),
+        then=(follow, ShowStatus()),
     )
 
 
@@ -257,13 +259,18 @@ def stop_following(event: Any, facts: Facts, now: float) -> Decision:
 def keep_polling(event: RecordInfo, facts: Facts, now: float) -> Decision:
     after = _poll_delay(now - facts.started_at, facts.policy)
     refresh = (ShowStatus(),) if facts.status_age >= STATUS_REFRESH else ()
-    return Decision(then=(Follow(after, not_found=facts.not_found), *refresh))
+    return Decision(then=(Follow(after, not_found=facts.not_found, pending_at=now), *refresh))
 
 
 def start_delivery(event: RecordInfo, facts: Facts, now: float) -> Decision:
+    """`completed_at`: KIE's finish, as well as it is known: halfway between the poll that saw
+    the task still generating and this one (it is the duration estimates are made of: the
+    time of the poll alone would feed the schedule's own lateness back into it), or now after
+    a callback."""
+    finished = now if facts.pending_at is None else (facts.pending_at + now) / 2
     return Decision(
         to=D,
-        changes={"result_url": event.result_url, "completed_at": now},
+        changes={"result_url": event.result_url, "completed_at": finished},
         first=(StopFollowing(),),
         then=(Deliver(),),
     )
@@ -285,14 +292,16 @@ def failed_at_kie(event: RecordInfo | RecordRefused, facts: Facts, now: float) -
 
 
 def poll_again_later(event: RecordMissing, facts: Facts, now: float) -> Decision:
-    follow = Follow(facts.policy.poll_interval, facts.not_found + 1, facts.poll_errors)
+    follow = Follow(
+        facts.policy.poll_interval, facts.not_found + 1, facts.poll_errors, facts.pending_at
+    )
     return Decision(then=(follow,))
 
 
 def back_off_polling(event: RecordUnavailable, facts: Facts, now: float) -> Decision:
     errors = facts.poll_errors + 1
     after = min(POLL_BACKOFF_MAX, facts.policy.poll_interval * 2**errors)
-    return Decision(then=(Follow(after, facts.not_found, errors),))
+    return Decision(then=(Follow(after, facts.not_found, errors, facts.pending_at),))
 
 
 def poll_now(event: CallbackNudge, facts: Facts, now: float) -> Decision:
