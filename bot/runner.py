@@ -21,7 +21,6 @@ from bot.executors import RecordReader, ResultDeliverer, Submitter
 from bot.kie import KieClient
 from bot.ledger import (
     CoordinationStore,
-    LedgerError,
     RefStore,
     Task,
     TaskAndInputStore,
@@ -65,9 +64,9 @@ from bot.lifecycle.table import MAX_SUBMIT_ATTEMPTS, decide
 from bot.logs import task_context
 from bot.metrics import Metrics
 from bot.ports import Publisher
-from bot.runner_takeup import TakingUp
-from bot.scheduler import Scheduler
-from bot.shared_work import CREATE_BUDGET, POLL_BUDGET, SharedWork
+from bot.runner_takeup import BESIDE_OTHERS, TakingUp
+from bot.scheduler import Scheduler, Ticket
+from bot.shared_work import POLL_BUDGET, SharedWork
 from bot.supervisor import Supervisor, WorkSet
 
 log = logging.getLogger(__name__)
@@ -133,6 +132,7 @@ class Runner(TakingUp):
         self._policy = policy_of(settings)
         self._durations = ModelDurations()  # each model's recent durations: its estimate
         self.shared = SharedWork(ledger, settings)
+        self._creates_wanted = asyncio.Event()  # a shared ledger's creates: one is ready
         self._supervisor = supervisor or Supervisor()
         self._stopping = False
         self.last_tick = time.monotonic()
@@ -145,19 +145,14 @@ class Runner(TakingUp):
         self._supervisor.start("poll_loop", self._run)
         purge = functools.partial(purge_inputs_hourly, self._ledger, self._settings, self._clock)
         self._supervisor.start("housekeeping", purge)
-        if self.shared.shared:
-            await self.shared.listen(self._nudged_elsewhere)
-            self._supervisor.start("leases", self._keep_leases)
+        await self._start_beside_others()
 
     async def stop(self) -> None:
         self._stopping = True
         self._wake.set()
-        await self._supervisor.stop("poll_loop", "housekeeping", "leases")
+        await self._supervisor.stop("poll_loop", "housekeeping", *BESIDE_OTHERS)
         await self._work.cancel()
-        try:
-            await self.shared.release()  # another process takes this one's tasks at once
-        except LedgerError as exc:
-            log.warning("could not give back this process's task leases: %s", exc)
+        await self._release_leases()
 
     def enqueue(self, task: Task) -> None:
         """A new task was written to the ledger as QUEUED: give it its turn."""
@@ -213,17 +208,25 @@ class Runner(TakingUp):
     def _dispatch(self) -> None:
         for task_id, user_id in self._open.take_requeues_due(time.monotonic()):
             self._scheduler.push(task_id, user_id, front=True)
+        if self.shared.shared:
+            # Creates are taken in turn with the other processes (_take_creates_in_turn).
+            if self._scheduler.next_user() is not None:
+                self._creates_wanted.set()
+            return
         moved = False
         while (ticket := self._scheduler.take()) is not None:
             moved = True
-            self._spawn(ticket.task_id, self._dispatch_in_budget(ticket.task_id))
+            self._dispatched(ticket, refresh=False)
         if moved:
             self._update_queue_metrics()
             self._spawn(None, self._refresh_queued())
 
-    async def _dispatch_in_budget(self, task_id: str) -> None:
-        await self.shared.take_slot(CREATE_BUDGET)  # KIE's create window, for every process
-        await self._apply_to(task_id, Dispatched())
+    def _dispatched(self, ticket: Ticket, *, refresh: bool = True) -> None:
+        """The scheduler gave `ticket` its turn: to KIE (queue metrics and statuses after)."""
+        self._spawn(ticket.task_id, self._apply_to(ticket.task_id, Dispatched()))
+        if refresh:
+            self._update_queue_metrics()
+            self._spawn(None, self._refresh_queued())
 
     def _poll_due(self) -> None:
         """Start the polls that are due, most overdue first, within the account's poll rate."""

@@ -1,5 +1,6 @@
-"""How the runner takes up tasks it did not create in this run: after a restart, from a
-process that died (its lease ran out), and callbacks received by another process (issue 15).
+"""How the runner works beside other processes (issue 15): it takes up tasks it did not create
+in this run (after a restart, from a process that died: its lease ran out), hears of callbacks
+another process received, and takes its turn in the account's shared create budget.
 
 A part of Runner (bot/runner.py), kept apart so each class stays readable.
 """
@@ -10,15 +11,21 @@ import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable
+from typing import Final
 
-from bot.ledger import Task
+from bot.ledger import LedgerError, Task
 from bot.lifecycle.events import CallbackNudge, Event, Restarted
 from bot.lifecycle.open_tasks import OpenTasks
 from bot.logs import task_context
-from bot.scheduler import Scheduler
-from bot.shared_work import SharedWork
+from bot.scheduler import Scheduler, Ticket
+from bot.shared_work import CREATE_BUDGET, SharedWork
+from bot.supervisor import Supervisor
 
 log = logging.getLogger("bot.runner")
+
+
+# The background tasks of a process beside others (a shared ledger).
+BESIDE_OTHERS: Final = ("leases", "create_turns")
 
 
 class TakingUp:
@@ -32,6 +39,24 @@ class TakingUp:
     _apply: Callable[[Task, Event], Awaitable[Task | None]]
     _apply_now: Callable[..., None]
     _update_queue_metrics: Callable[[], None]
+    _creates_wanted: asyncio.Event
+    _supervisor: Supervisor
+    _dispatched: Callable[[Ticket], None]
+
+    async def _start_beside_others(self) -> None:
+        """On a shared ledger: hear others' callbacks, keep leases, take create turns."""
+        if not self.shared.shared:
+            return
+        await self.shared.listen(self._nudged_elsewhere)
+        self._supervisor.start("leases", self._keep_leases)
+        self._supervisor.start("create_turns", self._take_creates_in_turn)
+
+    async def _release_leases(self) -> None:
+        """A clean stop: another process takes this one's open tasks at once."""
+        try:
+            await self.shared.release()
+        except LedgerError as exc:
+            log.warning("could not give back this process's task leases: %s", exc)
 
     def nudge(self, task_id: str) -> bool:
         """A callback says this task finished: the table says what that means (poll now, or
@@ -99,3 +124,19 @@ class TakingUp:
             )
             self._scheduler.remove(task_id)
             self._open.forget(task_id)
+
+    async def _take_creates_in_turn(self) -> None:
+        """On a shared ledger: ask for a create slot for the member this process's fair queue
+        serves next (the ledger gives it to the member served longest ago, across processes),
+        and once granted take that member's task: one slot asked for at a time."""
+        while not self._stopping:
+            user_id = self._scheduler.next_user()
+            if user_id is None:
+                await self._creates_wanted.wait()
+                self._creates_wanted.clear()
+                continue
+            wait = await self.shared.try_slot(CREATE_BUDGET, member=user_id)
+            if wait:
+                await asyncio.sleep(wait)
+            elif (ticket := self._scheduler.take()) is not None:
+                self._dispatched(ticket)

@@ -94,15 +94,10 @@ class Scheduler:
 
     def take(self) -> Ticket | None:
         """The next task to submit, or None. Marks it active and spends one create."""
-        now = self._clock()
-        if self._pause_left(now) > 0 or len(self._active) >= self.max_active:
-            return None
-        self._prune(now)
-        if len(self._takes) >= self.rate:
-            return None
-        user_id = self._next_user(self._active_per_user)
+        user_id = self.next_user()
         if user_id is None:
             return None
+        now = self._clock()
         queue = self._queues[user_id]
         task_id = queue.popleft()
         del self._queued[task_id]
@@ -115,6 +110,16 @@ class Scheduler:
         self._active_per_user[user_id] += 1
         self._takes.append(now)
         return Ticket(task_id, user_id)
+
+    def next_user(self) -> int | None:
+        """Whose task take() would return now (None: it would return nothing); takes nothing."""
+        now = self._clock()
+        if self._pause_left(now) > 0 or len(self._active) >= self.max_active:
+            return None
+        self._prune(now)
+        if len(self._takes) >= self.rate:
+            return None
+        return self._next_user(self._active_per_user)
 
     def mark_active(self, task_id: str, user_id: int) -> None:
         """Count a task as active without spending a create (resumed after a restart)."""

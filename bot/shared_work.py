@@ -5,8 +5,9 @@
   a clean stop. A task that reaches KIE is still sent once: a takeover resumes it as a restart
   does (bot.lifecycle.table's Restarted rules).
 - The KIE budget: each create and each record-info poll first takes a slot of the account's
-  shared window (the ledger's `take_rate_slot`); one waiter per kind at a time, so the tasks of
-  this process go in the order its fair scheduler chose them.
+  shared window (the ledger's `take_rate_slot`), one asked for at a time per process; a create
+  slot is asked for the member this process's fair scheduler serves next, and the ledger gives
+  it to the member served longest ago, so members take turns across processes.
 
 On the SQLite ledger (one process) every call answers at once and nothing is shared.
 """
@@ -68,14 +69,21 @@ class SharedWork:
         most this long after its lease ran out."""
         return min(TAKEOVER_CHECK_SECONDS, self.renew_every)
 
+    async def try_slot(self, budget: str, *, member: int | None = None) -> float:
+        """Ask once for a slot of `budget` (for `member`'s task): 0.0 when taken, else how long
+        to wait before asking again."""
+        if not self.shared:
+            return 0.0
+        limit, window = self._limits[budget]
+        return await self._ledger.take_rate_slot(budget, limit, window, self._name, member)
+
     async def take_slot(self, budget: str) -> None:
-        """Wait for a slot of `budget` (CREATE_BUDGET, POLL_BUDGET) shared by every process."""
+        """Wait for a slot of `budget` shared by every process (one waiter at a time here)."""
         if not self.shared:
             return
-        limit, window = self._limits[budget]
         async with self._gates[budget]:
             while True:
-                wait = await self._ledger.take_rate_slot(budget, limit, window, self._name)
+                wait = await self.try_slot(budget)
                 if not wait:
                     return
                 await asyncio.sleep(wait)  # the window is in the database: ask it again

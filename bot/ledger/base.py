@@ -358,9 +358,13 @@ class CoordinationStore(Protocol):
         """Give up `owner`'s open tasks (a clean stop): another process takes them at once."""
         ...
 
-    async def take_rate_slot(self, name: str, limit: int, window: float, waiter: str) -> float:
+    async def take_rate_slot(
+        self, name: str, limit: int, window: float, waiter: str, member: int | None = None
+    ) -> float:
         """Take one of `limit` calls per `window` seconds shared by every process: 0.0 when
-        taken, else the seconds to wait before asking again (processes served in turn)."""
+        taken, else the seconds to wait before asking again. `member`: whose task the slot is
+        for; the waiter whose member was given a slot longest ago goes first, then the waiter
+        that asked first."""
         ...
 
     async def swap_meta(self, key: str, expected: str, value: str) -> bool:

@@ -5,7 +5,10 @@
   transaction advisory lock so that two claimers never split a set, with
   `FOR UPDATE SKIP LOCKED` so that a claim never waits on a task being written.
 - The KIE budget: a sliding window per name (`rate_slots`: one row per call in the window),
-  granted in the order processes asked (`rate_waiters`), under a transaction advisory lock.
+  under a transaction advisory lock. Each process asks for one slot at a time, for the member
+  its own fair queue serves next; the slot goes to the waiting process whose member was served
+  longest ago (`member_turns`), then to the one that asked first (`rate_waiters`): members take
+  turns across processes as they do within one.
 - Callbacks: `NOTIFY kontext_callbacks, '<task id>'` reaches every process; the owner acts.
 """
 
@@ -34,6 +37,8 @@ WAITER_STALE_SECONDS: Final = 2.0
 KEEP_PLACE_SECONDS: Final = WAITER_STALE_SECONDS / 2
 # How soon a process that was not first in line asks again.
 NOT_FIRST_RETRY_SECONDS: Final = 0.05
+# A member not given a slot for this long counts as never served (the table stays small).
+TURN_MEMORY_SECONDS: Final = 3600.0
 
 # How soon a lost callback listener tries again, doubling up to the most.
 RELISTEN_FIRST_DELAY: Final = 0.5
@@ -116,38 +121,34 @@ class PostgresCoordinationStore(PostgresConnection):
             (owner, _open_states()),
         )
 
-    async def take_rate_slot(self, name: str, limit: int, window: float, waiter: str) -> float:
+    async def take_rate_slot(
+        self, name: str, limit: int, window: float, waiter: str, member: int | None = None
+    ) -> float:
         async with self._transaction() as conn:
             await conn.execute("SELECT pg_advisory_xact_lock(hashtext($1))", f"rate:{name}")
             now = float(await conn.fetchval(f"SELECT {_NOW}"))
+            await _forget_the_past(conn, name, window, now)
+            turn = 0.0 if member is None else await _last_turn(conn, name, member)
             await conn.execute(
-                "DELETE FROM rate_slots WHERE name = $1 AND at <= $2", name, now - window
-            )
-            await conn.execute(
-                "DELETE FROM rate_waiters WHERE name = $1 AND seen < $2",
+                "INSERT INTO rate_waiters (name, waiter, since, seen, turn)"
+                " VALUES ($1, $2, $3, $3, $4) ON CONFLICT (name, waiter)"
+                " DO UPDATE SET seen = excluded.seen, turn = excluded.turn",
                 name,
-                now - WAITER_STALE_SECONDS,
+                waiter,
+                now,
+                turn,
             )
             first = await conn.fetchval(
-                "SELECT waiter FROM rate_waiters WHERE name = $1 ORDER BY since, waiter LIMIT 1",
+                "SELECT waiter FROM rate_waiters WHERE name = $1"
+                " ORDER BY turn, since, waiter LIMIT 1",
                 name,
             )
             used, oldest = await conn.fetchrow(
                 "SELECT COUNT(*), MIN(at) FROM rate_slots WHERE name = $1", name
             )
-            if used < limit and first in (None, waiter):
-                await conn.execute("INSERT INTO rate_slots (name, at) VALUES ($1, $2)", name, now)
-                await conn.execute(
-                    "DELETE FROM rate_waiters WHERE name = $1 AND waiter = $2", name, waiter
-                )
+            if used < limit and first == waiter:
+                await _grant(conn, name, waiter, member, now)
                 return 0.0
-            await conn.execute(
-                "INSERT INTO rate_waiters (name, waiter, since, seen) VALUES ($1, $2, $3, $3)"
-                " ON CONFLICT (name, waiter) DO UPDATE SET seen = excluded.seen",
-                name,
-                waiter,
-                now,
-            )
         if used < limit:
             return NOT_FIRST_RETRY_SECONDS
         # Asked again before it would count as gone, a waiter keeps its place in line however
@@ -223,3 +224,37 @@ class PostgresCoordinationStore(PostgresConnection):
             except DATABASE_ERRORS as exc:
                 log.warning("closing the callback listener failed: %s", type(exc).__name__)
         await super().close()
+
+
+async def _forget_the_past(conn: asyncpg.Connection, name: str, window: float, now: float) -> None:
+    """Calls out of the window, waiters that stopped asking, members not served for long."""
+    await conn.execute("DELETE FROM rate_slots WHERE name = $1 AND at <= $2", name, now - window)
+    await conn.execute(
+        "DELETE FROM rate_waiters WHERE name = $1 AND seen < $2", name, now - WAITER_STALE_SECONDS
+    )
+    await conn.execute(
+        "DELETE FROM member_turns WHERE name = $1 AND last_at < $2", name, now - TURN_MEMORY_SECONDS
+    )
+
+
+async def _last_turn(conn: asyncpg.Connection, name: str, member: int) -> float:
+    """When `member` was last given a slot of `name` (0.0: not lately): lower goes first."""
+    last = await conn.fetchval(
+        "SELECT last_at FROM member_turns WHERE name = $1 AND member = $2", name, member
+    )
+    return 0.0 if last is None else float(last)
+
+
+async def _grant(
+    conn: asyncpg.Connection, name: str, waiter: str, member: int | None, now: float
+) -> None:
+    await conn.execute("INSERT INTO rate_slots (name, at) VALUES ($1, $2)", name, now)
+    await conn.execute("DELETE FROM rate_waiters WHERE name = $1 AND waiter = $2", name, waiter)
+    if member is not None:
+        await conn.execute(
+            "INSERT INTO member_turns (name, member, last_at) VALUES ($1, $2, $3)"
+            " ON CONFLICT (name, member) DO UPDATE SET last_at = excluded.last_at",
+            name,
+            member,
+            now,
+        )

@@ -162,7 +162,18 @@ MIGRATIONS: Final[tuple[tuple[str, ...], ...]] = (
             waiter  TEXT NOT NULL,
             since   DOUBLE PRECISION NOT NULL,
             seen    DOUBLE PRECISION NOT NULL,
+            turn    DOUBLE PRECISION NOT NULL DEFAULT 0,
             PRIMARY KEY (name, waiter)
+        )
+        """,
+        # When each member was last given a slot: the waiter whose member waited longest
+        # goes first, so members take turns across processes.
+        """
+        CREATE TABLE member_turns (
+            name     TEXT NOT NULL,
+            member   BIGINT NOT NULL,
+            last_at  DOUBLE PRECISION NOT NULL,
+            PRIMARY KEY (name, member)
         )
         """,
     ),

@@ -55,7 +55,9 @@ class SqliteCoordinationStore(SqliteConnection):
             (owner, *states),
         )
 
-    async def take_rate_slot(self, name: str, limit: int, window: float, waiter: str) -> float:
+    async def take_rate_slot(
+        self, name: str, limit: int, window: float, waiter: str, member: int | None = None
+    ) -> float:
         return 0.0
 
     async def swap_meta(self, key: str, expected: str, value: str) -> bool:

@@ -532,3 +532,23 @@ async def test_insert_with_a_lease_leases_each_task_from_now(ledger: Ledger) -> 
     stored = [await ledger.get(t.id) for t in tasks]
     now = now_of(ledger)
     assert all(t is not None and now + LEASE - 5 < t.lease_until <= now + LEASE + 5 for t in stored)
+
+
+async def test_the_member_served_longest_ago_goes_first_across_processes(
+    postgres_url: str,
+) -> None:
+    """A waiter for a member already given a slot asked first; a waiter of another process for
+    a member never served asked after: the next slot is the second's."""
+    async with processes(postgres_url, 2) as (first, second):
+        assert await first.take_rate_slot(BUDGET, 1, 0.5, "first", member=1) == 0.0
+        assert await first.take_rate_slot(BUDGET, 1, 0.5, "first", member=1) > 0.0
+        assert await second.take_rate_slot(BUDGET, 1, 0.5, "second", member=2) > 0.0
+        granted: list[str] = []
+        while not granted:
+            for led, name, member in ((first, "first", 1), (second, "second", 2)):
+                if await led.take_rate_slot(BUDGET, 1, 0.5, name, member=member) == 0.0:
+                    granted.append(name)
+                    break
+            else:
+                await asyncio.sleep(0.05)
+    assert granted == ["second"]

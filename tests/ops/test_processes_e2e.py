@@ -478,3 +478,47 @@ async def test_a_callback_to_another_process_wakes_the_owner(
         len(sent),
         [200] * len(sent),
     )
+
+
+@pytest.mark.timeout(120)
+async def test_members_take_turns_at_kie_across_processes(
+    postgres_url: str, discord_fake: FakeDiscord, kie_sim: KieSimulator, bot_launcher: Launch
+) -> None:
+    """One member queues 5 images in a server of shard 0, then another member asks for one in
+    a server of shard 1 while the first one's third waits for the shared create window (2 per
+    window here): the second member's image is created next, before the first member's third
+    — the slot goes to the member served longest ago, whichever process holds their task."""
+    # A window of 2 creates (the bot's KIE_MAX_CREATE_PER_10S; the simulator allows more) so
+    # that one member's five images must wait; the member's cooldown and open-task cap are
+    # lifted so that the five can be queued at once.
+    kie_sim.config.delay = 1.0
+    fleet = await start_fleet(
+        discord_fake,
+        kie_sim,
+        bot_launcher,
+        postgres_url,
+        KIE_MAX_CREATE_PER_10S="2",
+        USER_COOLDOWN_SECONDS="0",
+        USER_MAX_ACTIVE_TASKS="10",
+    )
+    first, second = members(discord_fake, 2)
+    many = await fleet.imagine(
+        [(first, fleet.servers[0][0], f"first member {n}") for n in range(5)]
+    )
+    await ledger_until(
+        postgres_url,
+        "SELECT 1 FROM rate_waiters WHERE name = 'kie-create' AND waiter = $1",
+        name_of(0),
+        what="shard 0's process waiting for a create slot",
+        timeout=30,
+    )
+    one = await fleet.imagine([(second, fleet.servers[1][0], "second member")])
+    await all_finished(postgres_url, 6, timeout=90)
+    whose = [
+        task.request["prompt"].rsplit(" ", 1)[0] if "first" in task.request["prompt"] else "second"
+        for task in sorted(kie_sim.tasks.values(), key=lambda task: task.created)
+    ]
+    assert (whose, images_per_conversation(discord_fake, [*many, *one])) == (
+        ["first member", "first member", "second", *["first member"] * 3],
+        Counter({1: 6}),
+    )
