@@ -87,6 +87,17 @@ class SqlMetaStore(SqlStore):
             (key, value),
         )
 
+    async def swap_meta(self, key: str, expected: str, value: str) -> bool:
+        """Compare-and-set (`expected` "": absent or empty); True if written."""
+        if expected:
+            sql = "UPDATE meta SET value = ? WHERE key = ? AND value = ? RETURNING key"
+            return bool(await self._write(sql, (value, key, expected)))
+        sql = (
+            "INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key)"
+            " DO UPDATE SET value = excluded.value WHERE meta.value = '' RETURNING key"
+        )
+        return bool(await self._write(sql, (key, value)))
+
     async def check_writable(self) -> None:
         """A real write (an upsert into meta); LedgerError when it fails."""
         await self.set_meta(_HEALTH_KEY, repr(self._clock()))

@@ -60,16 +60,6 @@ class SqliteCoordinationStore(SqliteConnection):
     ) -> float:
         return 0.0
 
-    async def swap_meta(self, key: str, expected: str, value: str) -> bool:
-        if expected:
-            sql = "UPDATE meta SET value = ?3 WHERE key = ?1 AND value = ?2 RETURNING key"
-        else:
-            sql = (
-                "INSERT INTO meta (key, value) VALUES (?1, ?3) ON CONFLICT (key)"
-                " DO UPDATE SET value = excluded.value WHERE meta.value = ?2 RETURNING key"
-            )
-        return bool(await self._write(sql, (key, expected, value)))
-
     async def notify_callback(self, task_id: str) -> None:
         return None
 
