@@ -19,6 +19,7 @@ from bot.shared_work import leased
 from bot.validation import InputRejected
 
 RESULT_REUSE_WINDOW = 13 * 86400  # KIE keeps resultImageUrl 14 days
+_HAS_RESULT = frozenset({TaskState.DELIVERING, TaskState.DONE})
 
 
 class ExistingTasks:
@@ -150,8 +151,9 @@ class ExistingTasks:
             raise InputRejected(exc.user_message) from None
 
     def result_as_input(self, parent: Task) -> str:
-        """The URL of a finished result, to edit it again (KIE keeps results 14 days)."""
-        if parent.state != TaskState.DONE or not parent.result_url:
+        """The URL of a finished result, to edit it again (KIE keeps results 14 days). A task
+        still DELIVERING has it too: its image may be in Discord before DONE is written."""
+        if parent.state not in _HAS_RESULT or not parent.result_url:
             raise InputRejected(Text("This task has no finished image to edit."))
         if self._clock() - (parent.completed_at or parent.created_at) > RESULT_REUSE_WINDOW:
             raise InputRejected(

@@ -7,12 +7,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from ledger.test_sqlite_ledger import make_task
 
 from bot.config import Secret, Settings
-from bot.ledger import SqliteLedger, Task, TaskKind
+from bot.ledger import SqliteLedger, Task, TaskKind, TaskState
 from bot.metrics import Metrics
 from bot.moderation import Moderation
 from bot.service import KontextService, Origin
+from bot.validation import InputRejected
 
 GUILD, USER, CHANNEL = 1001, 2002, 42
 
@@ -85,3 +87,26 @@ async def test_a_request_reads_its_servers_settings_once(
     )
     await service.create_task(admission, kind=TaskKind.IMAGINE, params=params, reply_message_id=99)
     assert ledger.settings_reads == 1
+
+
+@pytest.mark.parametrize(
+    ("state", "editable"),
+    [
+        (TaskState.DONE, True),
+        # Posted, its DONE not yet written: a member may click Reframe or Edit on the image in
+        # that moment (seen in test_result_actions_e2e, 1 run in 4: "no finished image").
+        (TaskState.DELIVERING, True),
+        (TaskState.GENERATING, False),
+    ],
+)
+def test_a_result_is_editable_once_kie_gave_it(
+    service: KontextService, state: TaskState, editable: bool
+) -> None:
+    task = make_task("aaaaaaaaaaa1", created=service._clock()).with_changes(
+        state=state, result_url="https://kie.example/result.png"
+    )
+    try:
+        url: str | None = service.result_as_input(task)
+    except InputRejected:
+        url = None
+    assert url == ("https://kie.example/result.png" if editable else None)
