@@ -8,8 +8,8 @@ its own HTTP server (``NAIVE_MODE=callback``: on the callback one record-info), 
 result and sends it as the followup. No ledger, no queue, no limits, no retries.
 
 Environment: DISCORD_TOKEN, DISCORD_API_BASE_URL, DISCORD_GATEWAY_URL, KIE_API_BASE_URL,
-KIE_API_KEY, NAIVE_MODE (poll | callback), NAIVE_POLL_SECONDS (1), HTTP_HOST, HTTP_PORT
-(callback mode), LOG_LEVEL.
+KIE_API_KEY, NAIVE_MODE (poll | callback | ack: defer only), NAIVE_POLL_SECONDS (1),
+HTTP_HOST, HTTP_PORT (callback mode), LOG_LEVEL.
 """
 
 from __future__ import annotations
@@ -72,6 +72,8 @@ class NaiveBot(commands.Bot):
     async def imagine(self, interaction: discord.Interaction[Any], prompt: str) -> None:
         """/imagine prompt: make an image with Flux Kontext."""
         await interaction.response.defer(thinking=True)
+        if self.mode == "ack":  # discord.py's own cost of answering, nothing after it
+            return
         body: dict[str, Any] = {"prompt": prompt}
         if self.mode == "callback":
             body["callBackUrl"] = f"http://{self.http_host}:{self.http_port}/callback"
