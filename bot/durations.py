@@ -12,7 +12,7 @@ from dataclasses import replace
 
 from bot.ledger import Task
 from bot.lifecycle.events import Policy
-from bot.status import model_estimate
+from bot.status import early_duration, model_estimate
 
 DURATION_SAMPLES = 50  # per model: the estimate is their median
 
@@ -23,7 +23,7 @@ class ModelDurations:
 
     def __init__(self) -> None:
         self._samples: dict[str, deque[float]] = {}
-        self._estimates: dict[str, tuple[float, bool]] = {}
+        self._estimates: dict[str, tuple[float, bool, float | None]] = {}
 
     def load(self, durations: dict[str, list[float]]) -> None:
         for model, newest_first in durations.items():
@@ -41,9 +41,8 @@ class ModelDurations:
 
     def estimate(self, model: str) -> tuple[float, bool]:
         """`bot.status.model_estimate` for `model`: (seconds, guessed)."""
-        if model not in self._estimates:
-            self._estimates[model] = model_estimate(model, self._samples.get(model, ()))
-        return self._estimates[model]
+        seconds, guessed, _ = self._of_model(model)
+        return seconds, guessed
 
     def measured(self, model: str) -> float | None:
         """The estimate members are shown: from finished tasks only, never the guess."""
@@ -51,8 +50,14 @@ class ModelDurations:
         return None if guessed else seconds
 
     def policy(self, base: Policy, model: str) -> Policy:
-        seconds, guessed = self.estimate(model)
-        return replace(base, estimate=seconds, estimate_guessed=guessed)
+        seconds, guessed, early = self._of_model(model)
+        return replace(base, estimate=seconds, estimate_guessed=guessed, estimate_early=early)
+
+    def _of_model(self, model: str) -> tuple[float, bool, float | None]:
+        if model not in self._estimates:
+            samples = self._samples.get(model, ())
+            self._estimates[model] = (*model_estimate(model, samples), early_duration(samples))
+        return self._estimates[model]
 
     def _of(self, model: str) -> deque[float]:
         return self._samples.setdefault(model, deque(maxlen=DURATION_SAMPLES))

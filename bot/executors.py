@@ -231,10 +231,18 @@ def _may_have_created(exc: KieError) -> bool:
     return isinstance(exc, KieTransportError) and not isinstance(exc, KieConnectError)
 
 
+def _took(record: TaskRecord) -> float | None:
+    """How long KIE says it worked on the task (its own clock at both ends), if it says."""
+    if record.create_time is None or record.complete_time is None:
+        return None
+    seconds = (record.complete_time - record.create_time).total_seconds()
+    return seconds if seconds >= 0 else None
+
+
 def record_event(record: TaskRecord) -> RecordInfo:
     if record.success_flag == SuccessFlag.GENERATING:
         return RecordInfo(Progress.PENDING)
     if record.success_flag == SuccessFlag.SUCCESS:
         url = record.result_image_url or record.origin_image_url
-        return RecordInfo(Progress.SUCCESS, result_url=url)
+        return RecordInfo(Progress.SUCCESS, result_url=url, generation_seconds=_took(record))
     return RecordInfo(Progress.FAILED, error_code=record.error_code)

@@ -277,6 +277,15 @@ def model_estimate(model: str, durations: Sequence[float]) -> tuple[float, bool]
     return TYPICAL_SECONDS.get(model, TYPICAL_SECONDS[PRO]), True
 
 
+def early_duration(durations: Sequence[float]) -> float | None:
+    """The 10th percentile (nearest rank) of recent durations: how soon a fast task finishes;
+    None with fewer than three usable samples."""
+    usable = sorted(d for d in durations if math.isfinite(d) and d >= 0)
+    if len(usable) < MIN_SAMPLES:
+        return None
+    return usable[round(0.1 * (len(usable) - 1))]
+
+
 def format_duration(seconds: float, locale: str | None = None) -> str:
     """'8 s', '1 min 05 s', '2 h 03 min' (rounded to the second; negatives count as 0), in
     `locale`'s language."""

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import statistics
 
+import pytest
+
 from bot.durations import ModelDurations
 from bot.flux import MAX, PRO
 from bot.ledger import Task, TaskKind, TaskParams, TaskState
@@ -18,13 +20,19 @@ LATENCY = 0.01  # a record-info round trip on the machine's loopback
 
 
 def walk(
-    finish: float, estimate: float, *, base: float = BASE, guessed: bool = False
+    finish: float,
+    estimate: float,
+    *,
+    base: float = BASE,
+    guessed: bool = False,
+    early: float | None = None,
 ) -> tuple[int, float]:
     """(record-info calls, seconds from the finish to the call that sees it) for a task
     finishing `finish` seconds after submission."""
     elapsed, calls = 0.0, 0
     while True:
-        elapsed += next_poll_delay(elapsed, estimate, base, guessed=guessed) + LATENCY
+        elapsed += next_poll_delay(elapsed, estimate, base, guessed=guessed, early=early)
+        elapsed += LATENCY
         calls += 1
         if elapsed >= finish:
             return calls, elapsed - finish
@@ -36,27 +44,28 @@ def spread(center: float, share: float, n: int = 401) -> list[float]:
     return [low + 2 * center * share * i / (n - 1) for i in range(n)]
 
 
-def test_20_s_tasks_cost_at_most_6_calls_seen_within_half_a_second_warm() -> None:
-    """Warm (the median of finished 20-s tasks, late by their own detection: 20.4 s), tasks of
-    20 s ± 10 %: ≤ 6 record-info calls on average, detection p50 ≤ 0.5 s."""
-    walks = [walk(t, 20.4) for t in spread(20.0, 0.1)]
+@pytest.mark.parametrize("estimate", [19.4, 20.0, 20.4])
+def test_20_s_tasks_cost_at_most_6_calls_seen_within_half_a_second_warm(estimate: float) -> None:
+    """Warm (the median of finished 20-s tasks, off by up to 2-3 %; their fastest tenth took
+    18.4 s), tasks of 20 s ± 10 %: each ≤ 6 record-info calls, detection p50 ≤ 0.5 s."""
+    walks = [walk(t, estimate, early=18.4) for t in spread(20.0, 0.1)]
     calls, late = [c for c, _ in walks], [d for _, d in walks]
-    assert (statistics.mean(calls) <= 6, statistics.median(late) <= 0.5) == (True, True)
+    assert (max(calls) <= 6, statistics.median(late) <= 0.5) == (True, True)
 
 
 def test_20_s_tasks_cost_at_most_6_calls_seen_within_half_a_second_cold() -> None:
-    """Cold (no finished task yet: Pro's typical time stands in), the same tasks: the same
-    bounds."""
+    """Cold (no finished task yet: Pro's typical time stands in, with a look halfway for a
+    fast task), the same tasks: the same bounds."""
     guess = TYPICAL_SECONDS[PRO]
     walks = [walk(t, guess, guessed=True) for t in spread(20.0, 0.1)]
     calls, late = [c for c, _ in walks], [d for _, d in walks]
-    assert (statistics.mean(calls) <= 6, statistics.median(late) <= 0.5) == (True, True)
+    assert (max(calls) <= 6, statistics.median(late) <= 0.5) == (True, True)
 
 
 def test_short_and_long_tasks_warm() -> None:
     """Warm 5-s and 60-s tasks: no more calls than before the schedule changed (3 and 8), each
     seen within the dense gap (0.5 s and 2 s)."""
-    short, long = walk(5.0, 5.3), walk(60.0, 60.5)
+    short, long = walk(5.0, 5.3, early=5.0), walk(60.0, 60.5, early=59.0)
     assert (short[0] <= 3, short[1] <= 0.5, long[0] <= 8, long[1] <= 2.0) == (
         True,
         True,
@@ -104,6 +113,13 @@ def test_each_model_guesses_until_three_of_its_own_tasks_finish() -> None:
         (before.estimate, before.estimate_guessed),
         (after.estimate, after.estimate_guessed),
     ) == ((10.0, False), (TYPICAL_SECONDS[MAX], True), (31.0, False))
+
+
+def test_a_task_much_faster_than_usual_is_seen_at_the_early_look() -> None:
+    """The model's fastest tenth took 9 s, most 20 s: a 9-s task is seen at the look at 9 s,
+    not at the window 9 s later."""
+    calls, late = walk(8.9, 20.0, early=9.0)
+    assert (calls, round(late, 2)) == (1, 0.11)
 
 
 def test_members_are_never_shown_the_guess() -> None:

@@ -10,6 +10,7 @@ from bot.status import (
     PRIVATE_NOTE,
     STATE_COLORS,
     ZWSP,
+    early_duration,
     estimate_duration,
     format_duration,
     prompt_excerpt,
@@ -181,6 +182,14 @@ def test_estimate_duration_median() -> None:
     """The estimate is the median of recent durations."""
     assert estimate_duration([10.0, 30.0, 20.0]) == 20.0
     assert estimate_duration([10.0, 20.0, 30.0, 1000.0]) == 25.0
+
+
+def test_early_duration_is_the_fast_tenth() -> None:
+    """early_duration is the 10th percentile (nearest rank), None below three samples."""
+    assert (early_duration([float(s) for s in range(30, 0, -1)]), early_duration([1.0, 2.0])) == (
+        4.0,
+        None,
+    )
 
 
 def test_estimate_duration_needs_three_samples() -> None:

@@ -95,6 +95,7 @@ class RecordInfo(RecordAnswer):
     progress: Progress
     result_url: str | None = None
     error_code: int | None = None
+    generation_seconds: float | None = None  # KIE's completeTime - createTime, when both given
 
 
 @dataclass(frozen=True)
@@ -199,6 +200,7 @@ class Policy:
     callbacks: bool = False  # PUBLIC_BASE_URL is set: KIE calls back, polling is the safety net
     estimate: float | None = None  # the task's model: median duration of recent tasks (s)
     estimate_guessed: bool = False  # no history yet: `estimate` is the model's typical time
+    estimate_early: float | None = None  # the model's fast tasks: 10th percentile (s)
 
 
 @dataclass(frozen=True)

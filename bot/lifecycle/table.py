@@ -263,17 +263,23 @@ def keep_polling(event: RecordInfo, facts: Facts, now: float) -> Decision:
 
 
 def start_delivery(event: RecordInfo, facts: Facts, now: float) -> Decision:
-    """`completed_at`: KIE's finish, as well as it is known: halfway between the poll that saw
-    the task still generating and this one (it is the duration estimates are made of: the
-    time of the poll alone would feed the schedule's own lateness back into it), or now after
-    a callback."""
-    finished = now if facts.pending_at is None else (facts.pending_at + now) / 2
+    """`completed_at`: KIE's finish, as well as it is known (the durations the poll schedule is
+    built on are made of it: the time of the poll that saw it would feed the schedule's own
+    lateness back into it): the submission plus KIE's own generation time when record-info
+    gives it; else halfway between the poll that saw the task still generating and this one;
+    now after a callback."""
     return Decision(
         to=D,
-        changes={"result_url": event.result_url, "completed_at": finished},
+        changes={"result_url": event.result_url, "completed_at": _finished_at(event, facts, now)},
         first=(StopFollowing(),),
         then=(Deliver(),),
     )
+
+
+def _finished_at(event: RecordInfo, facts: Facts, now: float) -> float:
+    if event.generation_seconds is not None and facts.started_at > 0:
+        return min(now, facts.started_at + event.generation_seconds)
+    return now if facts.pending_at is None else (facts.pending_at + now) / 2
 
 
 def resubmit(event: RecordInfo, facts: Facts, now: float) -> Decision:
@@ -366,6 +372,7 @@ def _poll_delay(elapsed: float, policy: Policy) -> float:
         policy.poll_interval,
         callbacks=policy.callbacks,
         guessed=policy.estimate_guessed,
+        early=policy.estimate_early,
     )
 
 
