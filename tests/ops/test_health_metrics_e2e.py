@@ -39,6 +39,7 @@ async def test_healthz_is_green_on_a_running_bot(bot_process: BotProcess) -> Non
         "poll_loop",
         "housekeeping",
         "credit_watcher",
+        "admission_memory",
         "event_loop_lag",
     }
     assert all(check["ok"] for check in body["checks"].values())
