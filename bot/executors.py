@@ -50,6 +50,10 @@ from bot.ports import NotPublished, Publisher, ResultImage
 log = logging.getLogger(__name__)
 
 RESULT_MAX_BYTES = 50 * 1024 * 1024
+# Results downloaded and not yet posted, at most: each holds its bytes (and discord.py's
+# multipart copy) until Discord has them, so when many tasks finish together (1,000 resumed
+# after a restart) memory stays bounded; 8 posts at once is far more than the poll pace feeds.
+MAX_DELIVERIES_AT_ONCE = 8
 POLL_CONCURRENCY = 16
 UPLOAD_REUSE_WINDOW = 20 * 3600  # KIE keeps uploads at least 24 h
 
@@ -179,10 +183,16 @@ class ResultDeliverer:
         self._kie = kie
         self._publisher = publisher
         self._metrics = metrics
+        self._slots = asyncio.Semaphore(MAX_DELIVERIES_AT_ONCE)
 
     async def deliver(self, task: Task) -> Event:
         assert task.result_url is not None
         detected = time.monotonic()
+        async with self._slots:
+            return await self._download_and_post(task, detected)
+
+    async def _download_and_post(self, task: Task, detected: float) -> Event:
+        assert task.result_url is not None
         try:
             data = await self._kie.fetch_result(task.result_url, max_bytes=RESULT_MAX_BYTES)
         except (KieError, ValueError) as exc:
