@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 import pytest_asyncio
+from postgres_db import fresh_database
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 if str(REPO_ROOT) not in sys.path:  # `bot` is not installed into the venv; import it from source
@@ -154,3 +155,12 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
         for i, bot in enumerate(item.stash.get(BOT_LOGS_KEY, [])):
             report.sections.append((f"bot log #{i} ({call.when})", bot.log_text()))
     return report
+
+
+@pytest.fixture
+async def postgres_url() -> AsyncIterator[str]:
+    """A fresh, empty PostgreSQL database (no schema yet) on the machine's server, dropped after
+    the test. Request it before the bot fixtures: fixtures are torn down in reverse, so the
+    database is dropped after the bots have stopped."""
+    async with fresh_database() as url:
+        yield url

@@ -44,13 +44,6 @@ def backend(request: pytest.FixtureRequest) -> str:
 
 
 @pytest.fixture
-async def postgres_url() -> AsyncIterator[str]:
-    """A fresh, empty PostgreSQL database (no schema yet)."""
-    async with fresh_database() as url:
-        yield url
-
-
-@pytest.fixture
 def ledger_clock() -> Callable[[], float]:
     """The ledger's clock: FIXED_NOW (test_sqlite_ledger.py has one the tests move)."""
     return lambda: FIXED_NOW

@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import Counter
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
@@ -22,7 +22,6 @@ import pytest
 from e2e_helpers import BotProcess, free_port
 from fakediscord import FakeDiscord
 from fakediscord.model import FakeChannel, FakeInteraction, FakeUser
-from postgres_db import fresh_database
 
 from bot.kie_sim import KieSimulator
 
@@ -36,13 +35,6 @@ LEASE_SECONDS = 6.0
 # It still binds: the three processes stay under it only if they share one budget.
 KIE_CREATES_PER_10S = 100
 IN_FLIGHT = 20  # interactions sent and not yet answered, at most (a loaded 2-core machine)
-
-
-@pytest.fixture
-async def postgres_url() -> AsyncIterator[str]:
-    """A fresh, empty PostgreSQL database (no schema yet), dropped after the test."""
-    async with fresh_database() as url:
-        yield url
 
 
 def name_of(shard: int) -> str:

@@ -11,15 +11,14 @@ once. A read followed by a write lets both through that gate; a compare-and-set 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
 import asyncpg
-import pytest
 from e2e_helpers import COMMANDS_PUT, BotProcess, free_port
 from fakediscord import FakeDiscord
-from postgres_db import fresh_database, wait_for_row
+from postgres_db import wait_for_row
 
 from bot.ledger import PostgresLedger
 from bot.moderation.credits import ALERT_KEY
@@ -31,13 +30,6 @@ BOTH_BLOCKED = (
     "SELECT 1 WHERE (SELECT COUNT(*) FROM pg_stat_activity WHERE datname = current_database()"
     " AND wait_event_type = 'Lock' AND query LIKE '% meta %') >= 2"
 )
-
-
-@pytest.fixture
-async def postgres_url() -> AsyncIterator[str]:
-    """A fresh PostgreSQL database (requested first: dropped after the bots stopped)."""
-    async with fresh_database() as url:
-        yield url
 
 
 async def store_meta(url: str, key: str, value: str) -> None:
