@@ -5,9 +5,10 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from bot.ledger.base import DURATION_SCAN_FACTOR, TaskNotFound, durations_by_model
-from bot.ledger.models import OPEN_STATES, Task, TaskState
+from bot.ledger.base import TaskNotFound
+from bot.ledger.models import Task, TaskState
 from bot.ledger.postgres_connection import PostgresConnection
+from bot.ledger.sql_tasks import SqlTaskReads, open_state_values
 from bot.ledger.task_rows import (
     TASK_FIELDS,
     UPDATABLE_FIELDS,
@@ -20,7 +21,7 @@ _COLUMNS = ", ".join(TASK_FIELDS)  # never `*`: the table also has `seq`
 _NOW = "extract(epoch from clock_timestamp())::double precision"
 
 
-class PostgresTaskStore(PostgresConnection):
+class PostgresTaskStore(PostgresConnection, SqlTaskReads):
     """The `TaskStore` on the shared pool."""
 
     async def _tasks(self, sql: str, params: Sequence[Any] = ()) -> list[Task]:
@@ -59,14 +60,6 @@ class PostgresTaskStore(PostgresConnection):
             for i, name in enumerate(TASK_FIELDS)
         ]
         await self._write(f"INSERT INTO tasks ({_COLUMNS}) VALUES {rows}", values)
-
-    async def set_members(self, set_id: str) -> list[Task]:
-        return await self._tasks(
-            f"SELECT {_COLUMNS} FROM tasks WHERE set_id = $1 ORDER BY set_index", (set_id,)
-        )
-
-    async def get(self, task_id: str) -> Task | None:
-        return await self._one(f"SELECT {_COLUMNS} FROM tasks WHERE id = $1", (task_id,))
 
     async def update(self, task_id: str, **changes: Any) -> Task:
         columns, values = self._assignments(changes, 2)
@@ -124,52 +117,8 @@ class PostgresTaskStore(PostgresConnection):
     async def open_tasks(self) -> list[Task]:
         return await self._tasks(
             f"SELECT {_COLUMNS} FROM tasks WHERE state = ANY($1::text[]) ORDER BY created_at, seq",
-            (_open_state_values(),),
+            (open_state_values(),),
         )
-
-    async def count_open_for_user(self, user_id: int) -> int:
-        rows = await self._fetch(
-            "SELECT COUNT(*) FROM tasks WHERE requester_id = $1 AND state = ANY($2::text[])",
-            (user_id, _open_state_values()),
-        )
-        return int(rows[0][0])
-
-    async def find_by_kie_task_id(self, kie_task_id: str) -> Task | None:
-        return await self._one(
-            f"SELECT {_COLUMNS} FROM tasks WHERE kie_task_id = $1", (kie_task_id,)
-        )
-
-    async def find_by_callback_secret(self, secret: str) -> Task | None:
-        return await self._one(
-            f"SELECT {_COLUMNS} FROM tasks WHERE callback_secret = $1", (secret,)
-        )
-
-    async def recent_durations(self, limit: int = 50) -> list[float]:
-        rows = await self._fetch(
-            "SELECT completed_at - submitted_at FROM tasks"
-            " WHERE state = $1 AND completed_at IS NOT NULL AND submitted_at IS NOT NULL"
-            " AND completed_at >= submitted_at"
-            " ORDER BY completed_at DESC LIMIT $2",
-            (TaskState.DONE.value, max(0, limit)),
-        )
-        return [float(row[0]) for row in rows]
-
-    async def recent_durations_by_model(self, limit: int = 50) -> dict[str, list[float]]:
-        rows = await self._fetch(
-            "SELECT params, completed_at - submitted_at FROM tasks"
-            " WHERE state = $1 AND completed_at IS NOT NULL AND submitted_at IS NOT NULL"
-            " AND completed_at >= submitted_at"
-            " ORDER BY completed_at DESC LIMIT $2",
-            (TaskState.DONE.value, max(0, limit) * DURATION_SCAN_FACTOR),
-        )
-        return durations_by_model(((row[0], row[1]) for row in rows), limit)
-
-    async def last_submission_at(self, user_id: int) -> float | None:
-        rows = await self._fetch(
-            "SELECT MAX(created_at) FROM tasks WHERE requester_id = $1", (user_id,)
-        )
-        value = rows[0][0]
-        return None if value is None else float(value)
 
     async def recent_tasks(
         self,
@@ -213,7 +162,3 @@ class PostgresTaskStore(PostgresConnection):
             " ORDER BY latest.latest_at DESC, tasks.set_index",
             (requester_id, guild_id, max(0, limit)),
         )
-
-
-def _open_state_values() -> list[str]:
-    return sorted(s.value for s in OPEN_STATES)

@@ -6,8 +6,9 @@ import sqlite3
 from collections.abc import Mapping, Sequence
 from typing import Any, Final
 
-from bot.ledger.base import DURATION_SCAN_FACTOR, TaskNotFound, durations_by_model
-from bot.ledger.models import OPEN_STATES, Task, TaskState
+from bot.ledger.base import TaskNotFound
+from bot.ledger.models import Task, TaskState
+from bot.ledger.sql_tasks import SqlTaskReads, open_state_values
 from bot.ledger.sqlite_connection import SqliteConnection
 from bot.ledger.task_rows import TASK_FIELDS, UPDATABLE_FIELDS, decode_task, encode_field
 
@@ -19,7 +20,7 @@ def _decode(row: sqlite3.Row) -> Task:
     return decode_task(row)
 
 
-class SqliteTaskStore(SqliteConnection):
+class SqliteTaskStore(SqliteConnection, SqlTaskReads):
     """The `TaskStore` on the shared connection."""
 
     async def _one(self, sql: str, params: Sequence[Any] = ()) -> Task | None:
@@ -45,15 +46,6 @@ class SqliteTaskStore(SqliteConnection):
         values = [_encode(name, getattr(task, name)) for task in tasks for name in TASK_FIELDS]
         rows = ", ".join(row for _ in tasks)
         await self._write(f"INSERT INTO tasks ({columns}) VALUES {rows}", values)
-
-    async def set_members(self, set_id: str) -> list[Task]:
-        rows = await self._fetch(
-            "SELECT * FROM tasks WHERE set_id = ? ORDER BY set_index", (set_id,)
-        )
-        return [_decode(row) for row in rows]
-
-    async def get(self, task_id: str) -> Task | None:
-        return await self._one("SELECT * FROM tasks WHERE id = ?", (task_id,))
 
     async def update(self, task_id: str, **changes: Any) -> Task:
         columns, values = self._assignments(changes)
@@ -105,54 +97,12 @@ class SqliteTaskStore(SqliteConnection):
         return None
 
     async def open_tasks(self) -> list[Task]:
-        states = _open_state_values()
+        states = open_state_values()
         marks = ", ".join("?" for _ in states)
         rows = await self._fetch(
             f"SELECT * FROM tasks WHERE state IN ({marks}) ORDER BY created_at, rowid", states
         )
         return [_decode(row) for row in rows]
-
-    async def count_open_for_user(self, user_id: int) -> int:
-        states = _open_state_values()
-        marks = ", ".join("?" for _ in states)
-        rows = await self._fetch(
-            f"SELECT COUNT(*) FROM tasks WHERE requester_id = ? AND state IN ({marks})",
-            [user_id, *states],
-        )
-        return int(rows[0][0])
-
-    async def find_by_kie_task_id(self, kie_task_id: str) -> Task | None:
-        return await self._one("SELECT * FROM tasks WHERE kie_task_id = ?", (kie_task_id,))
-
-    async def find_by_callback_secret(self, secret: str) -> Task | None:
-        return await self._one("SELECT * FROM tasks WHERE callback_secret = ?", (secret,))
-
-    async def recent_durations(self, limit: int = 50) -> list[float]:
-        rows = await self._fetch(
-            "SELECT completed_at - submitted_at FROM tasks"
-            " WHERE state = ? AND completed_at IS NOT NULL AND submitted_at IS NOT NULL"
-            " AND completed_at >= submitted_at"
-            " ORDER BY completed_at DESC LIMIT ?",
-            (TaskState.DONE.value, max(0, limit)),
-        )
-        return [float(row[0]) for row in rows]
-
-    async def recent_durations_by_model(self, limit: int = 50) -> dict[str, list[float]]:
-        rows = await self._fetch(
-            "SELECT params, completed_at - submitted_at FROM tasks"
-            " WHERE state = ? AND completed_at IS NOT NULL AND submitted_at IS NOT NULL"
-            " AND completed_at >= submitted_at"
-            " ORDER BY completed_at DESC LIMIT ?",
-            (TaskState.DONE.value, max(0, limit) * DURATION_SCAN_FACTOR),
-        )
-        return durations_by_model(((row[0], row[1]) for row in rows), limit)
-
-    async def last_submission_at(self, user_id: int) -> float | None:
-        rows = await self._fetch(
-            "SELECT MAX(created_at) FROM tasks WHERE requester_id = ?", (user_id,)
-        )
-        value = rows[0][0]
-        return None if value is None else float(value)
 
     async def recent_tasks(
         self,
@@ -197,7 +147,3 @@ class SqliteTaskStore(SqliteConnection):
             (requester_id, guild_id, max(0, limit), requester_id, guild_id),
         )
         return [_decode(row) for row in rows]
-
-
-def _open_state_values() -> list[str]:
-    return sorted(s.value for s in OPEN_STATES)
