@@ -13,7 +13,6 @@ from typing import Final
 
 from bot.ledger.postgres_connection import PostgresConnection
 from bot.ledger.sql_moderation import SqlModerationStore
-from bot.ledger.task_rows import same_guild
 
 _SERVER_TOTAL: Final = (
     "(SELECT COALESCE(SUM(v::float8), 0) FROM jsonb_each_text({}.members) AS m(k, v))"
@@ -77,25 +76,3 @@ class PostgresModerationStore(PostgresConnection, SqlModerationStore):
             "UPDATE usage SET members = members - $2::text WHERE guild_id = $1 AND day = $3",
             (guild_id, str(user_id), day),
         )
-
-    async def count_outcomes(
-        self, guild_id: int | None, user_id: int, error_code: str, since: float
-    ) -> int:
-        rows = await self._fetch(
-            f"SELECT COUNT(*) FROM tasks WHERE {same_guild(guild_id, 1)}"
-            " AND requester_id = $2 AND error_code = $3 AND completed_at >= $4",
-            (guild_id, user_id, error_code, since),
-        )
-        return int(rows[0][0])
-
-    async def count_images(
-        self, guild_id: int | None, user_id: int, since: float
-    ) -> tuple[int, int]:
-        rows = await self._fetch(
-            "SELECT COUNT(*), COUNT(DISTINCT COALESCE(set_id, id)) FROM tasks"
-            f" WHERE {same_guild(guild_id, 1)} AND requester_id = $2 AND created_at >= $3"
-            " AND (parent_action IS NULL OR parent_action != 'pick')"
-            " AND (error_code IS NULL OR error_code != 'cancelled')",
-            (guild_id, user_id, since),
-        )
-        return int(rows[0][0]), int(rows[0][1])

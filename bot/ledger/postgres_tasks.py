@@ -146,19 +146,3 @@ class PostgresTaskStore(PostgresConnection, SqlTaskReads):
             f" ORDER BY created_at DESC, set_index LIMIT ${len(params)}",
             params,
         )
-
-    async def recent_requests(
-        self, guild_id: int | None, requester_id: int, *, limit: int
-    ) -> list[Task]:
-        columns = ", ".join(f"tasks.{name}" for name in TASK_FIELDS)
-        return await self._tasks(
-            "WITH latest AS ("
-            "  SELECT COALESCE(set_id, id) AS request, MAX(created_at) AS latest_at FROM tasks"
-            f"  WHERE requester_id = $1 AND {same_guild(guild_id, 2)}"
-            "  GROUP BY COALESCE(set_id, id) ORDER BY latest_at DESC LIMIT $3)"
-            f" SELECT {columns} FROM tasks"
-            " JOIN latest ON COALESCE(tasks.set_id, tasks.id) = latest.request"
-            f" WHERE requester_id = $1 AND {same_guild(guild_id, 2)}"
-            " ORDER BY latest.latest_at DESC, tasks.set_index",
-            (requester_id, guild_id, max(0, limit)),
-        )

@@ -1,5 +1,5 @@
-"""Server settings, blocks and the operator's blocks: the moderation store both backends
-share. Usage and the counts over tasks differ per backend (bot.ledger.sqlite_moderation,
+"""Server settings, blocks, the operator's blocks and the counts over tasks: the moderation
+store both backends share. Usage differs per backend (bot.ledger.sqlite_moderation,
 bot.ledger.postgres_moderation).
 """
 
@@ -10,12 +10,12 @@ from collections.abc import Mapping
 from typing import Any
 
 from bot.ledger.base import Block, LedgerError, OperatorBlock
-from bot.ledger.sql_store import SqlStore
+from bot.ledger.sql_store import SqlStore, in_guild
 from bot.ledger.task_rows import Row
 
 
 class SqlModerationStore(SqlStore):
-    """The `ModerationStore` but usage and the counts."""
+    """The `ModerationStore` but usage."""
 
     async def get_guild_settings(self, guild_id: int) -> dict[str, Any] | None:
         rows = await self._fetch("SELECT data FROM guild_settings WHERE guild_id = ?", (guild_id,))
@@ -32,6 +32,30 @@ class SqlModerationStore(SqlStore):
     async def all_guild_settings(self) -> list[tuple[int, dict[str, Any]]]:
         rows = await self._fetch("SELECT guild_id, data FROM guild_settings ORDER BY guild_id")
         return [(int(row["guild_id"]), _json_object(row["data"])) for row in rows]
+
+    async def count_outcomes(
+        self, guild_id: int | None, user_id: int, error_code: str, since: float
+    ) -> int:
+        where, params = in_guild(guild_id)
+        rows = await self._fetch(
+            f"SELECT COUNT(*) AS outcomes FROM tasks WHERE {where}"
+            " AND requester_id = ? AND error_code = ? AND completed_at >= ?",
+            (*params, user_id, error_code, since),
+        )
+        return int(rows[0]["outcomes"])
+
+    async def count_images(
+        self, guild_id: int | None, user_id: int, since: float
+    ) -> tuple[int, int]:
+        where, params = in_guild(guild_id)
+        rows = await self._fetch(
+            "SELECT COUNT(*) AS images, COUNT(DISTINCT COALESCE(set_id, id)) AS requests"
+            f" FROM tasks WHERE {where} AND requester_id = ? AND created_at >= ?"
+            " AND (parent_action IS NULL OR parent_action != 'pick')"
+            " AND (error_code IS NULL OR error_code != 'cancelled')",
+            (*params, user_id, since),
+        )
+        return int(rows[0]["images"]), int(rows[0]["requests"])
 
     async def get_block(self, guild_id: int, user_id: int) -> Block | None:
         rows = await self._fetch(

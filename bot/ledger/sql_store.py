@@ -44,3 +44,11 @@ def numbered_placeholders(sql: str) -> str:
             numbered.append(f"${count}{piece}")
         parts[i] = "".join(numbered)
     return "'".join(parts)
+
+
+def in_guild(guild_id: int | None) -> tuple[str, tuple[int, ...]]:
+    """The condition for "in this server" (None: outside servers) and its parameters, in a
+    form both backends' indexes serve (`IS NOT DISTINCT FROM` would not use PostgreSQL's)."""
+    if guild_id is None:
+        return "guild_id IS NULL", ()
+    return "guild_id = ?", (guild_id,)

@@ -9,7 +9,7 @@ from typing import Any, Final
 
 from bot.ledger.base import DURATION_SCAN_FACTOR, durations_by_model
 from bot.ledger.models import OPEN_STATES, Task, TaskState
-from bot.ledger.sql_store import SqlStore
+from bot.ledger.sql_store import SqlStore, in_guild
 from bot.ledger.task_rows import TASK_FIELDS, decode_task
 
 TASK_COLUMNS: Final = ", ".join(TASK_FIELDS)  # never `*`: PostgreSQL's table also has `seq`
@@ -78,3 +78,21 @@ class SqlTaskReads(SqlStore):
         )
         value = rows[0]["last"]
         return None if value is None else float(value)
+
+    async def recent_requests(
+        self, guild_id: int | None, requester_id: int, *, limit: int
+    ) -> list[Task]:
+        where, params = in_guild(guild_id)
+        columns = ", ".join(f"tasks.{name}" for name in TASK_FIELDS)
+        rows = await self._fetch(
+            "WITH latest AS ("
+            "  SELECT COALESCE(set_id, id) AS request, MAX(created_at) AS latest_at FROM tasks"
+            f"  WHERE requester_id = ? AND {where}"
+            "  GROUP BY COALESCE(set_id, id) ORDER BY latest_at DESC LIMIT ?)"
+            f" SELECT {columns} FROM tasks"
+            " JOIN latest ON COALESCE(tasks.set_id, tasks.id) = latest.request"
+            f" WHERE requester_id = ? AND {where}"
+            " ORDER BY latest.latest_at DESC, tasks.set_index",
+            (requester_id, *params, max(0, limit), requester_id, *params),
+        )
+        return [decode_task(row) for row in rows]

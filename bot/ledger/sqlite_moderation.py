@@ -49,28 +49,6 @@ class SqliteModerationStore(SqliteConnection, SqlModerationStore):
             (guild_id, user_id, day),
         )
 
-    async def count_outcomes(
-        self, guild_id: int | None, user_id: int, error_code: str, since: float
-    ) -> int:
-        rows = await self._fetch(
-            "SELECT COUNT(*) FROM tasks WHERE guild_id IS ? AND requester_id = ?"
-            " AND error_code = ? AND completed_at >= ?",
-            (guild_id, user_id, error_code, since),
-        )
-        return int(rows[0][0])
-
-    async def count_images(
-        self, guild_id: int | None, user_id: int, since: float
-    ) -> tuple[int, int]:
-        rows = await self._fetch(
-            "SELECT COUNT(*), COUNT(DISTINCT COALESCE(set_id, id)) FROM tasks"
-            " WHERE guild_id IS ? AND requester_id = ? AND created_at >= ?"
-            " AND (parent_action IS NULL OR parent_action != 'pick')"
-            " AND (error_code IS NULL OR error_code != 'cancelled')",
-            (guild_id, user_id, since),
-        )
-        return int(rows[0][0]), int(rows[0][1])
-
 
 _ADD_USAGE: Final = (
     "INSERT INTO usage (guild_id, user_id, day, credits) VALUES (?1, ?2, ?3, MAX(0, ?4))"

@@ -132,18 +132,3 @@ class SqliteTaskStore(SqliteConnection, SqlTaskReads):
             [*params, max(0, limit)],
         )
         return [_decode(row) for row in rows]
-
-    async def recent_requests(
-        self, guild_id: int | None, requester_id: int, *, limit: int
-    ) -> list[Task]:
-        rows = await self._fetch(
-            "WITH latest AS ("
-            "  SELECT COALESCE(set_id, id) AS request, MAX(created_at) AS at FROM tasks"
-            "  WHERE requester_id = ? AND guild_id IS ?"
-            "  GROUP BY request ORDER BY at DESC LIMIT ?)"
-            " SELECT tasks.* FROM tasks JOIN latest ON COALESCE(set_id, id) = latest.request"
-            " WHERE requester_id = ? AND guild_id IS ?"
-            " ORDER BY latest.at DESC, tasks.set_index",
-            (requester_id, guild_id, max(0, limit), requester_id, guild_id),
-        )
-        return [_decode(row) for row in rows]
