@@ -158,7 +158,7 @@ class Moderation:
         """Server defaults, then the model, tolerance, word and quota checks (for `count`
         images). Raise Denied."""
         params = policy.apply_defaults(gs, params, kind, defaulted)
-        refusal = policy.check_params(gs, params, kind, place=_place(guild_id))
+        refusal = policy.check_params(gs, params, kind, place=place_of(guild_id))
         if refusal is None:
             now = self._clock()
             day = policy.day_key(now)
@@ -170,7 +170,7 @@ class Moderation:
                 server_used=server,
                 cost=self.cost_for(params.model) * count,
                 now=now,
-                place=_place(guild_id),
+                place=place_of(guild_id),
             )
         if refusal is not None:
             raise Denied(refusal)
@@ -206,7 +206,7 @@ class Moderation:
                 server_used=server,
                 cost=cost,
                 now=now,
-                place=_place(guild_id),
+                place=place_of(guild_id),
             ) or Refusal(
                 Text("The daily credit limit was just reached. Try again later."), "allowance"
             )
@@ -346,6 +346,3 @@ class Moderation:
             open_tasks=await self._ledger.count_open_for_user(user_id),
             resets_at=policy.next_reset(now),
         )
-
-
-_place = place_of
