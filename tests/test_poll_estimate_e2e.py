@@ -5,23 +5,15 @@ from __future__ import annotations
 
 from typing import Any
 
+from ledger.test_sqlite_ledger import make_task
+
 from bot.flux import MAX, PRO
-from bot.ledger import Task, TaskKind, TaskParams, TaskState, open_ledger
+from bot.ledger import Task, TaskParams, TaskState, open_ledger
 
 
 def finished(task_id: str, model: str, seconds: float) -> Task:
-    return Task(
-        id=task_id,
-        kind=TaskKind.IMAGINE,
+    return make_task(task_id, created=1000.0).with_changes(
         params=TaskParams(prompt="earlier", model=model),
-        requester_id=1,
-        guild_id=2,
-        channel_id=3,
-        application_id=4,
-        interaction_id=5,
-        interaction_token="tok",
-        created_at=1000.0,
-        updated_at=1000.0,
         state=TaskState.DONE,
         submitted_at=1000.0,
         completed_at=1000.0 + seconds,

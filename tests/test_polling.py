@@ -7,10 +7,11 @@ from __future__ import annotations
 import statistics
 
 import pytest
+from ledger.test_sqlite_ledger import make_task
 
 from bot.durations import ModelDurations
 from bot.flux import MAX, PRO
-from bot.ledger import Task, TaskKind, TaskParams, TaskState
+from bot.ledger import Task, TaskParams, TaskState
 from bot.lifecycle.events import Policy
 from bot.polling import next_poll_delay
 from bot.status import TYPICAL_SECONDS
@@ -82,18 +83,8 @@ def test_a_guess_never_holds_a_fast_task_long() -> None:
 
 
 def _done(model: str, duration: float) -> Task:
-    return Task(
-        id=f"t{duration}",
-        kind=TaskKind.IMAGINE,
+    return make_task(f"t{duration}", created=0.0).with_changes(
         params=TaskParams(prompt="p", model=model),
-        requester_id=1,
-        guild_id=2,
-        channel_id=3,
-        application_id=4,
-        interaction_id=5,
-        interaction_token="tok",
-        created_at=0.0,
-        updated_at=0.0,
         state=TaskState.DONE,
         submitted_at=100.0,
         completed_at=100.0 + duration,
