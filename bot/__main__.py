@@ -117,7 +117,9 @@ def _bot(core: Core) -> KontextBot:
         kie=core.kie,
         downloads=core.downloads,
         metrics=core.metrics,
-        publisher=lambda client: DiscordPublisher(client, core.ledger, core.metrics),
+        publisher=lambda client: DiscordPublisher(
+            client, core.ledger, core.metrics, answers=client.answers
+        ),
         modlog=DiscordModLog,
     )
 

@@ -29,6 +29,12 @@ class Metrics:
             registry=r,
         )
         self.queue_depth = Gauge("kontext_queue_depth", "Tasks waiting for their turn", registry=r)
+        self.held_for_answers = Gauge(
+            "kontext_work_held_for_answers",
+            "Work after a first answer (ledger writes, status edits) waiting for other "
+            "interactions' first answers",
+            registry=r,
+        )
         self.kie_calls = Counter(
             "kontext_kie_calls",
             "KIE HTTP calls by endpoint and code",

@@ -15,6 +15,7 @@ import yarl
 from discord import app_commands
 from discord.ext import commands
 
+from bot.answers import AnswersFirst
 from bot.config import Settings
 from bot.i18n import Message, Text, render
 from bot.kie import KieClient, KieError
@@ -30,6 +31,7 @@ from bot.service import KontextService
 from bot.supervisor import Supervisor, backoff_delay
 from bot.web import HealthSources, WebServer
 from cogs.command_catalogue import CatalogueTranslator, tree_digest
+from cogs.first_answer import FirstAnswers
 from cogs.shards import (
     INVALID_SHARD,
     SHARD_CLOSE_CODES,
@@ -277,6 +279,8 @@ class KontextBot(ShardedBot):
             on_restart=lambda name: metrics.background_restarts.labels(task=name).inc()
         )
         self.scheduler = scheduler_for(settings)
+        self.answers = AnswersFirst(metrics)
+        self.first_answers = FirstAnswers(self.http.user_agent)
         self.delivery = publisher(self)
         self.moderation = Moderation(
             settings=settings,
@@ -539,7 +543,11 @@ class KontextBot(ShardedBot):
     async def _stop_core(self) -> None:
         # Each step runs even if one before it failed: a half-stopped bot would not exit.
         await self.supervisor.stop()  # never raises
-        steps = (("the poll work", self._stop_runner), ("deliveries", self.delivery.close))
+        steps = (
+            ("the poll work", self._stop_runner),
+            ("deliveries", self.delivery.close),
+            ("first answers", self.first_answers.close),
+        )
         for what, step in (*steps, ("the HTTP server", self.web.stop)):
             try:
                 await step()

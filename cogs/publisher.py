@@ -27,6 +27,7 @@ import aiohttp
 import discord
 
 from bot import images
+from bot.answers import AnswersFirst
 from bot.ledger import LedgerError, StoredInput, Task, TaskAndInputStore, TaskState
 from bot.logs import task_context
 from bot.metrics import Metrics
@@ -69,8 +70,10 @@ class DiscordPublisher:
         *,
         status_context: Callable[[Task], dict[str, Any]] | None = None,
         clock: Callable[[], float] = time.time,
+        answers: AnswersFirst | None = None,
     ) -> None:
         self._client = client
+        self._answers = answers or AnswersFirst()
         self._ledger = ledger
         self._metrics = metrics
         self._clock = clock
@@ -114,6 +117,7 @@ class DiscordPublisher:
 
     async def _edit_status(self, task_id: str) -> None:
         """`task_id`: a task, or a set (its id is its first image's)."""
+        await self._answers.after_answers()
         async with self._lock(task_id):
             task = await self._ledger.get(task_id)
             if task is None or task.reply_gone:

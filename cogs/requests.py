@@ -220,8 +220,30 @@ async def _take_request(interaction: Interaction, request: Request) -> None:
     Nothing before the answer touches the disk or the network: the checks are answered from
     memory (`admit_early`), and asked of the ledger again right after it (`admit`), where a
     refusal withdraws the reply. Every refusal is ephemeral and costs nothing: no task, no KIE
-    call, no cooldown.
+    call, no cooldown. The work after the answer waits for other members' answers
+    (`AnswersFirst`).
     """
+    with interaction.client.answers.unanswered_interaction():
+        answered = await _answer(interaction, request)
+    if answered is None:
+        return
+    early, params, reply_id = answered
+    await interaction.client.answers.after_answers()
+    try:
+        await _admit_and_write(
+            interaction, origin_of(interaction), early, request, params, reply_id
+        )
+    # Refused by the ledger (memory was behind), a refused input, or the daily quota ran
+    # out between the check and the charge.
+    except (InputRejected, Refused) as exc:
+        await _withdraw(interaction, exc.user_message)
+
+
+async def _answer(
+    interaction: Interaction, request: Request
+) -> tuple[Admission, TaskParams, int] | None:
+    """The checks from memory, then the first answer; None when refused (and told) or Discord
+    refused the answer."""
     received = time.perf_counter()
     service = interaction.client.service
     origin = origin_of(interaction)
@@ -235,7 +257,7 @@ async def _take_request(interaction: Interaction, request: Request) -> None:
         service.screen_early(early, params, kind=request.kind, count=count)
     except (InputRejected, Refused) as exc:
         await send_ephemeral(interaction, exc.user_message)
-        return
+        return None
     checks_ms = (time.perf_counter() - received) * 1000
     age_ms = (discord.utils.utcnow() - interaction.created_at).total_seconds() * 1000
     log.debug(
@@ -246,13 +268,8 @@ async def _take_request(interaction: Interaction, request: Request) -> None:
     )
     reply_id = await _defer(interaction, private=early.private)
     if reply_id is None:
-        return
-    try:
-        await _admit_and_write(interaction, origin, early, request, params, reply_id)
-    # Refused by the ledger (memory was behind), a refused input, or the daily quota ran
-    # out between the check and the charge.
-    except (InputRejected, Refused) as exc:
-        await _withdraw(interaction, exc.user_message)
+        return None
+    return early, params, reply_id
 
 
 # The server's private-results mode changed elsewhere between the answer and the ledger's check
@@ -302,7 +319,10 @@ async def _defer(interaction: Interaction, *, private: bool) -> int | None:
     """Answer with the "thinking…" reply (ephemeral when `private`) and return its message id;
     None when Discord refused the answer (the member is then told privately, if reachable)."""
     try:
-        response = await interaction.response.defer(ephemeral=private, thinking=True)
+        async with interaction.client.answers.sending():
+            reply_id = await interaction.client.first_answers.defer_thinking(
+                interaction, private=private
+            )
     except discord.HTTPException as exc:
         # Discord refused the first answer (a Cloudflare 429 is not retried by discord.py):
         # nothing is written or spent; the member may still be reachable with a private note.
@@ -314,8 +334,8 @@ async def _defer(interaction: Interaction, *, private: bool) -> int | None:
         )
         await send_ephemeral(interaction, DEFER_REFUSED)
         return None
-    if response is not None and response.message_id is not None:
-        return response.message_id
+    if reply_id is not None:
+        return reply_id
     return (await interaction.original_response()).id
 
 

@@ -158,6 +158,20 @@ class LateResponse:
 
 
 @dataclass
+class Hold:
+    """The next matching REST call, held before it is handled (see ``FakeDiscord.hold_next``)."""
+
+    method: str
+    pattern: re.Pattern[str]
+    arrived: asyncio.Event = field(default_factory=asyncio.Event)
+    released: asyncio.Event = field(default_factory=asyncio.Event)
+    call: Call | None = None
+
+    def release(self) -> None:
+        self.released.set()
+
+
+@dataclass
 class Fault:
     """A pending injected failure (see ``FakeDiscord.fail_next``)."""
 
@@ -290,6 +304,7 @@ class FakeDiscord:
         self.identifies: list[dict[str, Any]] = []
         self.resumes: list[dict[str, Any]] = []
         self.faults: list[Fault] = []
+        self.holds: list[Hold] = []
 
         # World
         self.guild_id = self._snowflake()
@@ -353,6 +368,8 @@ class FakeDiscord:
 
     async def stop(self) -> None:
         """Close gateway sockets and the server."""
+        for hold in self.holds:
+            hold.release()
         for conn in list(self._conns):
             with contextlib.suppress(Exception):
                 await conn.ws.close(code=1001)
@@ -787,6 +804,21 @@ class FakeDiscord:
         self.faults.append(fault)
         return fault
 
+    def hold_next(self, method: str, path_regex: str) -> Hold:
+        """Hold the next matching REST call before it is handled: ``arrived`` is set when it
+        comes in, and it is handled (and answered) once the test calls ``release()``."""
+        hold = Hold(method.upper(), re.compile(path_regex))
+        self.holds.append(hold)
+        return hold
+
+    async def _wait_if_held(self, call: Call) -> None:
+        for hold in self.holds:
+            if hold.call is None and hold.method == call.method and hold.pattern.search(call.path):
+                hold.call = call
+                hold.arrived.set()
+                await hold.released.wait()
+                return
+
     def _take_fault(self, call: Call) -> DiscordError | None:
         for fault in self.faults:
             if fault.matches(call):
@@ -873,6 +905,7 @@ class FakeDiscord:
             await self._finish(call, err.status, err.body)
             return _json_response(err.status, err.body, err.headers)
         call = self._new_call(request, path, body, files)
+        await self._wait_if_held(call)
         headers: dict[str, str] = {}
         try:
             fault = self._take_fault(call)

@@ -1,0 +1,80 @@
+"""Members' first answers before everything else.
+
+Discord gives an interaction 3 seconds for its first answer, and a member waits for nothing else
+as keenly. Under a burst (hundreds of commands in one go) the answers would queue behind the work
+that follows earlier answers: the ledger writes, the status edits, the KIE creates. So that work
+waits while interactions are still unanswered (at most `max_hold` seconds, so a steady stream
+of commands cannot starve it), and the answers themselves go out a few at a time, over
+connections kept open, instead of opening one connection each.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Iterator
+
+from bot.metrics import Metrics
+
+# Answers on the wire at once: enough to keep Discord busy, few enough that a burst reuses
+# kept-alive connections instead of opening hundreds.
+ANSWERS_IN_FLIGHT = 8
+# The longest other work waits for the answers ahead of it.
+MAX_HOLD_SECONDS = 1.0
+
+
+class AnswersFirst:
+    """Counts interactions waiting for their first answer; other work asks `after_answers`."""
+
+    def __init__(
+        self,
+        metrics: Metrics | None = None,
+        *,
+        in_flight: int = ANSWERS_IN_FLIGHT,
+        max_hold: float = MAX_HOLD_SECONDS,
+    ) -> None:
+        self._metrics = metrics
+        self._unanswered = 0
+        self._held = 0
+        self._quiet = asyncio.Event()
+        self._quiet.set()
+        self._sending = asyncio.Semaphore(in_flight)
+        self._max_hold = max_hold
+
+    @property
+    def unanswered(self) -> int:
+        return self._unanswered
+
+    @contextlib.contextmanager
+    def unanswered_interaction(self) -> Iterator[None]:
+        """Around an interaction's handling until its first answer is sent (or given up)."""
+        self._unanswered += 1
+        self._quiet.clear()
+        try:
+            yield
+        finally:
+            self._unanswered -= 1
+            if self._unanswered == 0:
+                self._quiet.set()
+
+    @contextlib.asynccontextmanager
+    async def sending(self) -> AsyncIterator[None]:
+        """Around the request that carries a first answer."""
+        async with self._sending:
+            yield
+
+    async def after_answers(self) -> None:
+        """Return once no interaction waits for its first answer, or after `max_hold`."""
+        if self._quiet.is_set():
+            return
+        self._count_held(+1)
+        try:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._quiet.wait(), self._max_hold)
+        finally:
+            self._count_held(-1)
+
+    def _count_held(self, change: int) -> None:
+        self._held += change
+        if self._metrics is not None:
+            self._metrics.held_for_answers.set(self._held)
