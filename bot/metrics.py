@@ -60,14 +60,7 @@ class Metrics:
         self.loop_lag = Gauge(
             "kontext_event_loop_lag_seconds", "Event-loop lag, last sample", registry=r
         )
-        self.reference_images = Gauge(
-            "kontext_reference_images", "Saved reference images (/ref), all servers", registry=r
-        )
-        self.reference_bytes = Gauge(
-            "kontext_reference_bytes",
-            "Bytes the saved reference images take in the ledger, all servers",
-            registry=r,
-        )
+        self.reference_images, self.reference_bytes = _reference_gauges(r)
         self.shard_connected, self.shard_latency = _shard_gauges(r)
         self.background_restarts = Counter(
             "kontext_background_restarts",
@@ -81,6 +74,19 @@ class Metrics:
 
     def render(self) -> bytes:
         return generate_latest(self.registry)
+
+
+def _reference_gauges(r: CollectorRegistry) -> tuple[Gauge, Gauge]:
+    """Saved reference images (/ref) in all servers: how many, and their bytes in the ledger."""
+    images = Gauge(
+        "kontext_reference_images", "Saved reference images (/ref), all servers", registry=r
+    )
+    stored = Gauge(
+        "kontext_reference_bytes",
+        "Bytes the saved reference images take in the ledger, all servers",
+        registry=r,
+    )
+    return images, stored
 
 
 def _shard_gauges(r: CollectorRegistry) -> tuple[Gauge, Gauge]:

@@ -253,6 +253,25 @@ async def send_ephemeral(
         log.warning("could not answer interaction %s: %s", interaction.id, exc.status)
 
 
+def web_server_of(bot: KontextBot) -> WebServer:
+    """The bot's own HTTP server (/healthz, /metrics, KIE's callbacks)."""
+    settings = bot.settings
+    return WebServer(
+        host=settings.http_host,
+        port=settings.http_port,
+        ledger=bot.ledger,
+        metrics=bot.metrics,
+        lag=bot.lag,
+        health=HealthSources(
+            discord=bot.discord_health,
+            background=bot.supervisor.health,
+            poll_loop_last_tick=lambda: bot.runner.last_tick,
+        ),
+        on_callback=bot._on_kie_callback,
+        hmac_key=settings.kie_webhook_hmac_key,
+    )
+
+
 class KontextBot(ShardedBot):
     def __init__(
         self,
@@ -299,7 +318,7 @@ class KontextBot(ShardedBot):
             moderation=self.moderation,
         )
         self.refs = References(ledger, self.moderation)
-        self.web = self._web_server()
+        self.web = web_server_of(self)
         self._closing = False
         self._closing_now = asyncio.Event()
         self._stopping_core = asyncio.Lock()
@@ -323,23 +342,6 @@ class KontextBot(ShardedBot):
         )
         self.delivery.status_context = runner.status_context
         return runner
-
-    def _web_server(self) -> WebServer:
-        settings = self.settings
-        return WebServer(
-            host=settings.http_host,
-            port=settings.http_port,
-            ledger=self.ledger,
-            metrics=self.metrics,
-            lag=self.lag,
-            health=HealthSources(
-                discord=self.discord_health,
-                background=self.supervisor.health,
-                poll_loop_last_tick=lambda: self.runner.last_tick,
-            ),
-            on_callback=self._on_kie_callback,
-            hmac_key=settings.kie_webhook_hmac_key,
-        )
 
     @property
     def gateway_connected(self) -> bool:
