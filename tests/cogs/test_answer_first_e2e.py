@@ -9,6 +9,7 @@ from typing import Any
 
 import aiohttp
 import asyncpg
+import pytest
 from e2e_checks import settled
 from e2e_helpers import BotProcess
 from fakediscord import FakeDiscord
@@ -85,3 +86,20 @@ async def test_work_after_an_answer_waits_for_the_answers_still_owed(
     creates = [call.at for call in kie_sim.calls if call.endpoint == "generate"]
     assert len(creates) == 2 and min(creates) > released
     assert await held_for_answers(bot_process) == 0
+
+
+@pytest.mark.parametrize("fault", [{"status": 500}, {"status": 502}, {"reset": True}])
+async def test_a_failed_first_answer_is_tried_again(
+    fault: dict[str, Any],
+    discord_fake: FakeDiscord,
+    kie_sim: Any,
+    bot_process: BotProcess,
+    bot_env: dict[str, str],
+) -> None:
+    """Discord's 5xx, or a dropped connection, on the "thinking…" answer: it is sent again
+    (as discord.py's own defer would) and the image arrives."""
+    failure = discord_fake.fail_next("POST", CALLBACK, **fault)
+    inter = await discord_fake.slash("imagine", {"prompt": "a second try"})
+    (row,) = await settled(discord_fake, bot_env, timeout=30)
+    assert (row.state, len(failure.hits)) == ("done", 1)
+    assert discord_fake.conversation(inter).response_types == [5]
