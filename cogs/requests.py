@@ -258,14 +258,13 @@ async def _answer(
     except (InputRejected, Refused) as exc:
         await send_ephemeral(interaction, exc.user_message)
         return None
-    checks_ms = (time.perf_counter() - received) * 1000
-    age_ms = (discord.utils.utcnow() - interaction.created_at).total_seconds() * 1000
-    log.debug(
-        "interaction %s: %.3f ms of checks before the answer, sent %.1f ms after its creation",
-        interaction.id,
-        checks_ms,
-        age_ms,
-    )
+    if log.isEnabledFor(logging.DEBUG):
+        log.debug(
+            "interaction %s: %.3f ms of checks before the answer, sent %.1f ms after its creation",
+            interaction.id,
+            (time.perf_counter() - received) * 1000,
+            (discord.utils.utcnow() - interaction.created_at).total_seconds() * 1000,
+        )
     reply_id = await _defer(interaction, private=early.private)
     if reply_id is None:
         return None
