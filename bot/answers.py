@@ -21,6 +21,9 @@ from bot.metrics import Metrics
 ANSWERS_IN_FLIGHT = 8
 # The longest other work waits for the answers ahead of it.
 MAX_HOLD_SECONDS = 1.0
+# The longest an answer waits for one of the `ANSWERS_IN_FLIGHT` places: when Discord answers
+# slowly (a distant region), a queue of answers must not run into the 3 s.
+MAX_PLACE_WAIT_SECONDS = 0.25
 
 
 class AnswersFirst:
@@ -32,6 +35,7 @@ class AnswersFirst:
         *,
         in_flight: int = ANSWERS_IN_FLIGHT,
         max_hold: float = MAX_HOLD_SECONDS,
+        max_place_wait: float = MAX_PLACE_WAIT_SECONDS,
     ) -> None:
         self._metrics = metrics
         self._unanswered = 0
@@ -40,6 +44,7 @@ class AnswersFirst:
         self._quiet.set()
         self._sending = asyncio.Semaphore(in_flight)
         self._max_hold = max_hold
+        self._max_place_wait = max_place_wait
 
     @property
     def unanswered(self) -> int:
@@ -59,9 +64,17 @@ class AnswersFirst:
 
     @contextlib.asynccontextmanager
     async def sending(self) -> AsyncIterator[None]:
-        """Around the request that carries a first answer."""
-        async with self._sending:
+        """Around the request that carries a first answer: one of `in_flight` places, or none
+        after `max_place_wait`."""
+        try:
+            await asyncio.wait_for(self._sending.acquire(), self._max_place_wait)
+        except TimeoutError:
             yield
+            return
+        try:
+            yield
+        finally:
+            self._sending.release()
 
     async def after_answers(self) -> None:
         """Return once no interaction waits for its first answer, or after `max_hold`."""

@@ -62,3 +62,25 @@ async def test_answers_are_sent_a_few_at_a_time() -> None:
     release.set()
     await asyncio.wait_for(asyncio.gather(*tasks), 5)
     assert most == 2
+
+
+async def test_an_answer_waits_for_a_place_only_so_long() -> None:
+    """Discord answering slowly: an answer past its wait for a place goes out without one."""
+    answers = AnswersFirst(in_flight=1, max_place_wait=0.01)
+    release = asyncio.Event()
+    second_sent = asyncio.Event()
+
+    async def slow() -> None:
+        async with answers.sending():
+            await release.wait()
+
+    async def second() -> None:
+        async with answers.sending():
+            second_sent.set()
+
+    first = asyncio.create_task(slow())
+    await settle()
+    await asyncio.wait_for(second(), 5)
+    assert second_sent.is_set() and not first.done()
+    release.set()
+    await first
