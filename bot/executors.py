@@ -46,6 +46,7 @@ from bot.lifecycle.events import (
 )
 from bot.metrics import Metrics
 from bot.ports import NotPublished, Publisher, ResultImage
+from bot.prefetch import Prefetches
 
 log = logging.getLogger(__name__)
 
@@ -54,6 +55,9 @@ RESULT_MAX_BYTES = 50 * 1024 * 1024
 # multipart copy) until Discord has them, so when many tasks finish together (1,000 resumed
 # after a restart) memory stays bounded; 8 posts at once is far more than the poll pace feeds.
 MAX_DELIVERIES_AT_ONCE = 8
+# A result prefetched on a callback and not asked for (record-info failed, or named another
+# URL) is dropped after this long; record-info normally answers within milliseconds.
+PREFETCH_KEPT = 30.0
 POLL_CONCURRENCY = 16
 UPLOAD_REUSE_WINDOW = 20 * 3600  # KIE keeps uploads at least 24 h
 
@@ -177,13 +181,25 @@ class RecordReader:
 
 
 class ResultDeliverer:
-    """Publish the result: download it from KIE, check it is an image, hand it to the Publisher."""
+    """Publish the result: download it from KIE, check it is an image, hand it to the Publisher.
+
+    A verified callback's result URL may be downloaded ahead (`prefetch`), while record-info
+    confirms the result; the bytes are posted only when record-info's URL is the same.
+    """
 
     def __init__(self, kie: KieClient, publisher: Publisher, metrics: Metrics) -> None:
         self._kie = kie
         self._publisher = publisher
         self._metrics = metrics
         self._slots = asyncio.Semaphore(MAX_DELIVERIES_AT_ONCE)
+        self.prefetches = Prefetches(
+            self._fetch_unconfirmed, limit=MAX_DELIVERIES_AT_ONCE, keep_for=PREFETCH_KEPT
+        )
+
+    def prefetch(self, task_id: str, url: str) -> None:
+        """Start downloading a verified callback's result URL for `task_id` (see Prefetches)."""
+        if self.prefetches.start(task_id, url):
+            log.debug("prefetching task %s's result", task_id)
 
     async def deliver(self, task: Task) -> Event:
         assert task.result_url is not None
@@ -193,8 +209,10 @@ class ResultDeliverer:
 
     async def _download_and_post(self, task: Task, detected: float) -> Event:
         assert task.result_url is not None
+        data = await self.prefetches.take(task.id, task.result_url)
         try:
-            data = await self._kie.fetch_result(task.result_url, max_bytes=RESULT_MAX_BYTES)
+            if data is None:
+                data = await self._kie.fetch_result(task.result_url, max_bytes=RESULT_MAX_BYTES)
         except (KieError, ValueError) as exc:
             # A KIE error that retrying cannot fix (the result expired, or is too large)
             # ends the task now instead of after every delivery attempt.
@@ -206,6 +224,7 @@ class ResultDeliverer:
         if fmt is None:
             log.warning("result download of %s failed: not an image", task.id)
             return FetchFailed(permanent=False)
+        self.prefetches.confirmed(task.result_url)
         extension = "png" if fmt == "png" else "jpg"
         outcome = await self._publisher.post_result(
             task, ResultImage(data, extension, spoiler=task.spoiler)
@@ -215,6 +234,9 @@ class ResultDeliverer:
             return DeliveryRefused(outcome.refusal)
         self._metrics.delivery_latency.observe(time.monotonic() - detected)
         return Delivered(outcome.message_id, outcome.channel_id)
+
+    async def _fetch_unconfirmed(self, url: str) -> bytes:
+        return await self._kie.fetch_result(url, max_bytes=RESULT_MAX_BYTES, fall_back=False)
 
 
 class _InputMissing(Exception):

@@ -56,3 +56,70 @@ async def test_results_held_between_download_and_post_are_bounded() -> None:
         MAX_DELIVERIES_AT_ONCE,
         True,
     )
+
+
+class ResultHost:
+    """KIE's result files by URL (each a distinct PNG), and the publisher's posts."""
+
+    def __init__(self) -> None:
+        self.files = {url: png_of(color) for url, color in RESULT_FILES.items()}
+        self.fetched: list[tuple[str, bool]] = []  # (url, fall_back)
+        self.posted: list[bytes] = []
+
+    async def fetch_result(self, url: str, *, max_bytes: int, fall_back: bool = True) -> bytes:
+        self.fetched.append((url, fall_back))
+        return self.files[url]
+
+    async def post_result(self, task: Any, image: ResultImage) -> Published:
+        self.posted.append(image.data)
+        return Published(message_id=1)
+
+
+RESULT_FILES = {
+    "https://files.kie.example/earlier.png": "white",
+    "https://files.kie.example/result.png": "red",
+    "https://files.kie.example/forged.png": "black",
+}
+
+
+def png_of(color: str) -> bytes:
+    out = io.BytesIO()
+    Image.new("RGB", (8, 8), color).save(out, "PNG")
+    return out.getvalue()
+
+
+async def delivered_after_prefetch(callback_url: str) -> ResultHost:
+    """One earlier delivery (record-info has named KIE's file host), then a task whose
+    callback named `callback_url` and whose record-info named .../result.png."""
+    host = ResultHost()
+    deliverer = ResultDeliverer(host, host, Metrics())  # type: ignore[arg-type]
+    earlier = make_task("e00000000000").with_changes(
+        state=TaskState.DELIVERING, result_url="https://files.kie.example/earlier.png"
+    )
+    assert isinstance(await deliverer.deliver(earlier), Delivered)
+    task = make_task("a00000000000").with_changes(state=TaskState.GENERATING)
+    deliverer.prefetch(task.id, callback_url)
+    confirmed = task.with_changes(
+        state=TaskState.DELIVERING, result_url="https://files.kie.example/result.png"
+    )
+    assert isinstance(await deliverer.deliver(confirmed), Delivered)
+    assert len(deliverer.prefetches) == 0
+    return host
+
+
+async def test_a_prefetched_result_is_posted_without_a_second_download() -> None:
+    host = await delivered_after_prefetch("https://files.kie.example/result.png")
+    assert (host.fetched[1:], host.posted[1:]) == (
+        [("https://files.kie.example/result.png", False)],  # the prefetch: no fallback
+        [png_of("red")],
+    )
+
+
+async def test_a_prefetch_of_another_url_than_record_infos_is_not_posted() -> None:
+    """Record-info is the authority: the callback's URL differs, so record-info's is
+    downloaded and posted."""
+    host = await delivered_after_prefetch("https://files.kie.example/forged.png")
+    assert (host.fetched[-1], host.posted[1:]) == (
+        ("https://files.kie.example/result.png", True),
+        [png_of("red")],
+    )

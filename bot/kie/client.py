@@ -246,12 +246,14 @@ class KieClient:
             raise KieBadResponse("download-url data is not a URL", endpoint="download-url")
         return data
 
-    async def fetch_result(self, url: str, *, max_bytes: int) -> bytes:
+    async def fetch_result(self, url: str, *, max_bytes: int, fall_back: bool = True) -> bytes:
         """Download a result file; on failure, fall back to a download-url link (retried).
 
         Raises a retryable :class:`KieTransportError` when both ways fail, a non-retryable
         :class:`KieNotFound` when download-url says the file is gone (expired), and a
         non-retryable :class:`KieBadResponse` when the file is larger than ``max_bytes``.
+        Without ``fall_back`` (a URL record-info has not confirmed yet) only the direct
+        download is tried, once, and its failure raised as a :class:`KieTransportError`.
         """
         try:
             return await self._download(url, max_bytes)
@@ -259,6 +261,10 @@ class KieClient:
             raise _result_too_large() from None
         except Exception as exc:
             first = type(exc).__name__
+            if not fall_back:
+                raise KieTransportError(
+                    f"result download failed ({first})", endpoint="download"
+                ) from None
             log.info("direct result download failed (%s); asking download-url", first)
         try:
             link = await self.download_url(url)
