@@ -10,15 +10,16 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable
-from typing import Final
+from collections.abc import Awaitable, Callable, Coroutine
+from typing import Any, Final
 
-from bot.ledger import LedgerError, Task
-from bot.lifecycle.events import CallbackNudge, Event, Restarted
+from bot.executors import ResultDeliverer
+from bot.ledger import LedgerError, Task, TaskState
+from bot.lifecycle.events import CallbackNudge, Event, PollDue, Restarted
 from bot.lifecycle.open_tasks import OpenTasks
 from bot.logs import task_context
 from bot.scheduler import Scheduler, Ticket
-from bot.shared_work import CREATE_BUDGET, SharedWork
+from bot.shared_work import CREATE_BUDGET, POLL_BUDGET, SharedWork
 from bot.supervisor import Supervisor
 
 log = logging.getLogger("bot.runner")
@@ -42,6 +43,8 @@ class TakingUp:
     _creates_wanted: asyncio.Event
     _supervisor: Supervisor
     _dispatched: Callable[[Ticket], None]
+    _deliverer: ResultDeliverer
+    _spawn: Callable[[str | None, Coroutine[Any, Any, None]], None]
 
     async def _start_beside_others(self) -> None:
         """On a shared ledger: hear others' callbacks, keep leases, take create turns."""
@@ -67,6 +70,32 @@ class TakingUp:
         self._apply_now(task_id, CallbackNudge())
         self._wake.set()
         return True
+
+    def called_back(self, task: Task, result_url: str | None) -> bool:
+        """A verified callback for `task` (as the ledger had it when the callback came), naming
+        `result_url`. Generating here: the URL is prefetched (posted only if record-info names
+        the same URL) and record-info asked at once with this task, within the poll rate, or
+        else nudged as `nudge` does. False when the task is not open in this process."""
+        record = self._open.get(task.id)
+        if record is None:
+            return False
+        generating = record.state == task.state == TaskState.GENERATING
+        polled = (
+            generating
+            and record.following is not None
+            and not record.busy
+            and self._open.start_poll(time.monotonic())
+        )
+        if polled:  # record-info first: it is on the way to the post, the download beside it
+            self._spawn(task.id, self._poll_called_back(task))
+        if generating and result_url:
+            self._deliverer.prefetch(task.id, result_url)
+        return True if polled else self.nudge(task.id)
+
+    async def _poll_called_back(self, task: Task) -> None:
+        await self.shared.take_slot(POLL_BUDGET)
+        with task_context(task.id, task.guild_id, task.requester_id):
+            await self._apply(task, PollDue())
 
     async def callback_received(self, task_id: str) -> None:
         """This process received (and verified) KIE's callback for `task_id`: nudge it here,

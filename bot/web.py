@@ -17,7 +17,7 @@ from aiohttp import web
 
 from bot.config import Secret
 from bot.kie import KieError, parse_callback
-from bot.ledger import OPEN_STATES, LedgerError, MetaStore, RefStore, TaskStore
+from bot.ledger import OPEN_STATES, LedgerError, MetaStore, RefStore, Task, TaskStore
 from bot.loop_lag import LagMonitor
 from bot.metrics import CONTENT_TYPE_LATEST, Metrics
 from bot.supervisor import TaskHealth
@@ -43,6 +43,14 @@ class WebLedger(TaskStore, MetaStore, RefStore, Protocol):
     saved references hold (for the storage gauges)."""
 
 
+class CallbackReceiver(Protocol):
+    """The runner's side of a verified callback (`on_callback` is called only when this
+    process does not hold the task)."""
+
+    def called_back(self, task: Task, result_url: str | None) -> bool:
+        """Act on the callback for `task`, open in this process (False when it is not)."""
+
+
 class WebServer:
     def __init__(
         self,
@@ -56,6 +64,7 @@ class WebServer:
         on_callback: Callable[[str, int], Awaitable[None]],
         hmac_key: Secret | None,
         clock: Callable[[], float] = time.time,
+        callbacks: CallbackReceiver | None = None,
     ) -> None:
         self._host = host
         self._port = port
@@ -66,6 +75,7 @@ class WebServer:
         self._on_callback = on_callback
         self._hmac_key = hmac_key
         self._clock = clock
+        self._callbacks = callbacks
         self._runner: web.AppRunner | None = None
         self.app = web.Application(client_max_size=MAX_CALLBACK_BYTES)
         self.app.router.add_get("/healthz", self.healthz)
@@ -163,8 +173,13 @@ class WebServer:
             return _error(401, "bad signature")
         if task.kie_task_id is not None and event.task_id != task.kie_task_id:
             return _error(400, "task id does not match")
-        # URLs in the body are never trusted: the callback only nudges a record-info check.
-        await self._on_callback(task.id, event.code)
+        # The body's result URL is only prefetched: the callback nudges a record-info check,
+        # and the bytes are posted only when record-info names the same URL.
+        url = event.result_image_url or event.origin_image_url
+        if self._callbacks is not None and self._callbacks.called_back(task, url):
+            log.info("KIE callback for task %s (code %s)", task.id, event.code)
+        else:
+            await self._on_callback(task.id, event.code)
         return web.json_response({"code": 200, "msg": "received"})
 
     def _signature_ok(self, request: web.Request, task_id: str) -> bool:

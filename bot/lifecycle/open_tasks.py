@@ -135,6 +135,14 @@ class OpenTasks:
             self._pacer.started(now)
         return [task_id for _, task_id in due[:budget]]
 
+    def start_poll(self, now: float) -> bool:
+        """One poll outside `start_polls` (a callback's, at once) at monotonic `now`, if the
+        poll rate allows: True and counted as started."""
+        if self._pacer.budget(now) <= 0:
+            return False
+        self._pacer.started(now)
+        return True
+
     def wake_at(self, now: float) -> float | None:
         """The next monotonic time a poll or a return to the queue is due (None: nothing)."""
         if self._pacer.budget(now) > 0:

@@ -78,6 +78,17 @@ def test_with_the_poll_rate_spent_the_loop_wakes_when_it_frees() -> None:
     assert tasks.wake_at(NOW + 0.1) == NOW + 1.0
 
 
+def test_a_callbacks_poll_counts_against_the_poll_rate() -> None:
+    """A poll started at once for a callback takes a place in the second's budget: the loop
+    starts one poll fewer, and a callback finding the budget spent waits for the loop."""
+    tasks = following("t1", "t2", polls_per_second=2)
+    assert (tasks.start_poll(NOW), tasks.start_polls(NOW), tasks.start_poll(NOW)) == (
+        True,
+        ["t1"],
+        False,
+    )
+
+
 def test_a_forgotten_task_ignores_record_effects() -> None:
     """A Follow for a task already forgotten (a late poll answer) makes no new record."""
     tasks = OpenTasks(10)

@@ -1,0 +1,101 @@
+"""The callback handler's hand-over: a verified callback for a task open in this process goes to
+the runner with the task and the body's result URL; any other goes to `on_callback`."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+from aiohttp.test_utils import TestClient, TestServer
+from ledger.test_sqlite_ledger import make_task
+
+from bot.ledger import SqliteLedger, Task, TaskState
+from bot.loop_lag import LagMonitor
+from bot.metrics import Metrics
+from bot.web import HealthSources, WebServer
+
+SECRET = "s" * 32
+RESULT = "https://files.kie.example/result.png"
+
+
+class Runner:
+    """The runner's side: which tasks are open here, and what it was handed."""
+
+    def __init__(self, open_ids: set[str]) -> None:
+        self.open_ids = open_ids
+        self.handed: list[tuple[str, str, str | None]] = []  # (task id, state, url)
+
+    def called_back(self, task: Task, result_url: str | None) -> bool:
+        if task.id not in self.open_ids:
+            return False
+        self.handed.append((task.id, task.state.value, result_url))
+        return True
+
+
+class Rig:
+    def __init__(self, client: TestClient, runner: Runner, nudged: list[str]) -> None:
+        self.client, self.runner, self.nudged = client, runner, nudged
+
+    async def call_back(self, kie_task_id: str = "kie-1") -> int:
+        body = {
+            "code": 200,
+            "msg": "ok",
+            "data": {"taskId": kie_task_id, "info": {"resultImageUrl": RESULT}},
+        }
+        async with self.client.post(f"/kie/callback/{SECRET}", json=body) as resp:
+            return resp.status
+
+
+@pytest.fixture
+async def rig(tmp_path: Path, request: pytest.FixtureRequest) -> AsyncIterator[Rig]:
+    ledger = SqliteLedger(tmp_path / "ledger.sqlite3")
+    await ledger.open()
+    task = make_task("a00000000001").with_changes(
+        state=TaskState.GENERATING, kie_task_id="kie-1", callback_secret=SECRET
+    )
+    await ledger.insert(task)
+    runner = Runner(set(request.param))
+    nudged: list[str] = []
+
+    async def on_callback(task_id: str, code: int) -> None:
+        nudged.append(task_id)
+
+    server = WebServer(
+        host="127.0.0.1",
+        port=0,
+        ledger=ledger,
+        metrics=Metrics(),
+        lag=LagMonitor(),
+        health=HealthSources(discord=dict, background=dict, poll_loop_last_tick=float),
+        on_callback=on_callback,
+        hmac_key=None,
+        callbacks=runner,
+    )
+    client = TestClient(TestServer(server.app))
+    await client.start_server()
+    try:
+        yield Rig(client, runner, nudged)
+    finally:
+        await client.close()
+        await ledger.close()
+
+
+@pytest.mark.parametrize("rig", [{"a00000000001"}], indirect=True)
+async def test_a_task_open_here_is_handed_to_the_runner_with_the_result_url(rig: Rig) -> None:
+    assert (await rig.call_back(), rig.runner.handed, rig.nudged) == (
+        200,
+        [("a00000000001", "generating", RESULT)],
+        [],
+    )
+
+
+@pytest.mark.parametrize("rig", [set()], indirect=True)
+async def test_a_task_not_open_here_goes_to_on_callback(rig: Rig) -> None:
+    """Another process holds it: `on_callback` tells that process."""
+    assert (await rig.call_back(), rig.runner.handed, rig.nudged) == (200, [], ["a00000000001"])
+
+
+@pytest.mark.parametrize("rig", [{"a00000000001"}], indirect=True)
+async def test_a_callback_for_another_kie_task_is_handed_to_nobody(rig: Rig) -> None:
+    assert (await rig.call_back("kie-other"), rig.runner.handed, rig.nudged) == (400, [], [])
