@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections import deque
 from collections.abc import AsyncIterator, Iterator
 
 from bot.metrics import Metrics
@@ -39,9 +40,8 @@ class AnswersFirst:
     ) -> None:
         self._metrics = metrics
         self._unanswered = 0
-        self._held = 0
-        self._quiet = asyncio.Event()
-        self._quiet.set()
+        # Work waiting for the answers, in the order it asked; each leaves once it goes on.
+        self._held: deque[asyncio.Future[None]] = deque()
         self._sending = asyncio.Semaphore(in_flight)
         self._max_hold = max_hold
         self._max_place_wait = max_place_wait
@@ -54,13 +54,14 @@ class AnswersFirst:
     def unanswered_interaction(self) -> Iterator[None]:
         """Around an interaction's handling until its first answer is sent (or given up)."""
         self._unanswered += 1
-        self._quiet.clear()
         try:
             yield
         finally:
             self._unanswered -= 1
             if self._unanswered == 0:
-                self._quiet.set()
+                for turn in self._held:
+                    if not turn.done():
+                        turn.set_result(None)
 
     @contextlib.asynccontextmanager
     async def sending(self) -> AsyncIterator[None]:
@@ -77,17 +78,22 @@ class AnswersFirst:
             self._sending.release()
 
     async def after_answers(self) -> None:
-        """Return once no interaction waits for its first answer, or after `max_hold`."""
-        if self._quiet.is_set():
+        """Return once no interaction waits for its first answer, or after `max_hold`; work
+        held together goes on in the order it asked (the ledger writes keep the members'
+        order), and work asking later goes after it."""
+        if self._unanswered == 0 and not self._held:
             return
-        self._count_held(+1)
+        turn = asyncio.get_running_loop().create_future()
+        if self._unanswered == 0:
+            turn.set_result(None)  # only behind work already released: after it, in order
+        self._held.append(turn)
+        self._show_held()
         try:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._quiet.wait(), self._max_hold)
+            await asyncio.wait([turn], timeout=self._max_hold)
         finally:
-            self._count_held(-1)
+            self._held.remove(turn)
+            self._show_held()
 
-    def _count_held(self, change: int) -> None:
-        self._held += change
+    def _show_held(self) -> None:
         if self._metrics is not None:
-            self._metrics.held_for_answers.set(self._held)
+            self._metrics.held_for_answers.set(len(self._held))

@@ -84,3 +84,21 @@ async def test_an_answer_waits_for_a_place_only_so_long() -> None:
     assert second_sent.is_set() and not first.done()
     release.set()
     await first
+
+
+async def test_held_work_goes_on_in_the_order_it_asked() -> None:
+    """Work that asks once the answers are out, while earlier work is still being released,
+    goes after that work, not before it."""
+    answers = AnswersFirst(max_hold=60)
+    order: list[int] = []
+
+    async def work(number: int) -> None:
+        await answers.after_answers()
+        order.append(number)
+
+    with answers.unanswered_interaction():
+        held = [asyncio.create_task(work(n)) for n in range(3)]
+        await settle()
+    last = asyncio.create_task(work(3))
+    await asyncio.wait_for(asyncio.gather(*held, last), 5)
+    assert order == [0, 1, 2, 3]
