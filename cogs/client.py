@@ -268,6 +268,7 @@ def web_server_of(bot: KontextBot) -> WebServer:
             poll_loop_last_tick=lambda: bot.runner.last_tick,
         ),
         on_callback=bot._on_kie_callback,
+        callbacks=bot.runner,
         hmac_key=settings.kie_webhook_hmac_key,
     )
 
