@@ -444,6 +444,21 @@ async def test_fetch_result_falls_back_to_download_url(
     assert sim.count("file") == 2
 
 
+async def test_fetch_result_without_fall_back_tries_the_url_once(
+    client: KieClient, sim: KieSimulator
+) -> None:
+    """A URL record-info has not confirmed (a callback's, prefetched) is fetched directly,
+    once: its failure is raised and download-url is never asked about it."""
+    task_id = await client.generate(GenerateRequest(prompt="t"))
+    sim.complete(task_id)
+    record = await client.record_info(task_id)
+    assert record.result_image_url
+    sim.fail_next("file", status=404)
+    with pytest.raises(KieTransportError):
+        await client.fetch_result(record.result_image_url, max_bytes=10_000_000, fall_back=False)
+    assert (sim.count("download-url"), sim.count("file")) == (0, 1)
+
+
 async def test_fetch_result_expired_is_final(client: KieClient, sim: KieSimulator) -> None:
     """A result past its TTL (direct 404, download-url 404) raises a non-retryable KieNotFound."""
     task_id = await client.generate(GenerateRequest(prompt="t"))
