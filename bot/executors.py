@@ -53,8 +53,8 @@ log = logging.getLogger(__name__)
 RESULT_MAX_BYTES = 50 * 1024 * 1024
 # Results downloaded and not yet posted, at most: each holds its bytes (and discord.py's
 # multipart copy) until Discord has them, so when many tasks finish together (1,000 resumed
-# after a restart) memory stays bounded; 8 posts at once is far more than the poll pace feeds.
-MAX_DELIVERIES_AT_ONCE = 8
+# after a restart) memory stays bounded; 4 posts at once is more than the poll pace feeds.
+MAX_DELIVERIES_AT_ONCE = 4
 # A result prefetched on a callback and not asked for (record-info failed, or named another
 # URL) is dropped after this long; record-info normally answers within milliseconds.
 PREFETCH_KEPT = 30.0
