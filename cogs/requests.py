@@ -323,7 +323,7 @@ async def _defer(interaction: Interaction, *, private: bool) -> int | None:
                 interaction, private=private
             )
     except discord.HTTPException as exc:
-        # Discord refused the first answer (a Cloudflare 429 is not retried by discord.py):
+        # Discord refused the first answer (Cloudflare's 429 is not retried: first_answer.py):
         # nothing is written or spent; the member may still be reachable with a private note.
         log.warning(
             "could not answer interaction %s (%s %s); nothing was started",
