@@ -11,6 +11,7 @@ import os
 import secrets
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 import asyncpg
 import pytest
@@ -57,19 +58,26 @@ async def fresh_database() -> AsyncIterator[str]:
 
 
 async def wait_for_row(url: str, sql: str, what: str, timeout: float = 20.0) -> asyncpg.Record:
-    """Wait until `sql` returns a row (re-checked every 0.1 s, like FakeDiscord.wait_until
-    re-checks external state); fails naming `what`."""
+    """Wait until `sql` returns a row; the first one (see `wait_for_rows`)."""
+    return (await wait_for_rows(url, sql, what=what, timeout=timeout))[0]
+
+
+async def wait_for_rows(
+    url: str, sql: str, *args: Any, what: str, timeout: float = 20.0
+) -> list[asyncpg.Record]:
+    """Wait until `sql` (with `args`) returns rows (re-checked every 0.1 s, like
+    FakeDiscord.wait_until re-checks external state); its rows. Fails naming `what`."""
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout
     conn = await asyncpg.connect(url, timeout=10)
     try:
         while True:
             try:
-                row = await conn.fetchrow(sql)
+                rows = list(await conn.fetch(sql, *args))
             except asyncpg.UndefinedTableError:  # the bot has not migrated yet
-                row = None
-            if row is not None:
-                return row
+                rows = []
+            if rows:
+                return rows
             if loop.time() >= deadline:
                 pytest.fail(f"timed out after {timeout}s waiting for {what}")
             await asyncio.sleep(0.1)

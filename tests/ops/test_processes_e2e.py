@@ -22,6 +22,7 @@ import pytest
 from e2e_helpers import BotProcess, free_port
 from fakediscord import FakeDiscord
 from fakediscord.model import FakeChannel, FakeInteraction, FakeUser
+from postgres_db import wait_for_rows
 
 from bot.kie_sim import KieSimulator
 
@@ -169,31 +170,9 @@ async def rows(url: str, sql: str, *args: Any) -> list[asyncpg.Record]:
         await conn.close()
 
 
-async def ledger_until(
-    url: str, sql: str, *args: Any, what: str, timeout: float
-) -> list[asyncpg.Record]:
-    """Wait until ``sql`` returns a row (re-checked every 0.1 s); its rows."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    conn = await asyncpg.connect(url, timeout=10)
-    try:
-        while True:
-            try:
-                found = list(await conn.fetch(sql, *args))
-            except asyncpg.UndefinedTableError:  # not migrated yet
-                found = []
-            if found:
-                return found
-            if loop.time() >= deadline:
-                pytest.fail(f"timed out after {timeout}s waiting for {what}")
-            await asyncio.sleep(0.1)
-    finally:
-        await conn.close()
-
-
 async def all_finished(url: str, count: int, timeout: float) -> list[asyncpg.Record]:
     """Wait until the ledger holds ``count`` tasks, none open; every task's row."""
-    await ledger_until(
+    await wait_for_rows(
         url,
         "SELECT 1 FROM tasks HAVING COUNT(*) >= $1"
         " AND COUNT(*) FILTER (WHERE state NOT IN ('done', 'failed')) = 0",
@@ -282,7 +261,7 @@ async def tasks_at_kie(
     total = per_shard * SHARDS
     users = members(fleet.fake, total)
     sent = await fleet.imagine(spread(fleet, users, total, "a glacier"))
-    held = await ledger_until(
+    held = await wait_for_rows(
         fleet.url,
         "SELECT id FROM tasks WHERE owner = $1 AND (SELECT COUNT(*) FROM tasks) = $2"
         " AND (SELECT COUNT(*) FROM tasks WHERE owner = $1 AND state = 'generating') = $3",
@@ -306,7 +285,7 @@ async def kill_with_tasks_at_kie(
 
 async def delivered(url: str, ids: list[str], what: str, timeout: float) -> float:
     """Wait until the tasks ``ids`` are all done; the unix time the last was delivered."""
-    done = await ledger_until(
+    done = await wait_for_rows(
         url,
         "SELECT MAX(delivered_at) AS last FROM tasks WHERE id = ANY($1::text[])"
         " HAVING COUNT(*) FILTER (WHERE state = 'done') = $2",
@@ -411,7 +390,7 @@ async def test_a_process_started_for_a_dead_ones_shard_serves_its_servers(
     ]
     sent = await fleet.imagine(jobs)
     ids = [str(i.id) for i in sent]
-    mine = await ledger_until(
+    mine = await wait_for_rows(
         postgres_url,
         "SELECT id, owner, state FROM tasks WHERE interaction_id = ANY($1::bigint[])"
         " AND (SELECT COUNT(*) FROM tasks WHERE interaction_id = ANY($1::bigint[])"
@@ -497,7 +476,7 @@ async def test_members_take_turns_at_kie_across_processes(
     many = await fleet.imagine(
         [(first, fleet.servers[0][0], f"first member {n}") for n in range(5)]
     )
-    await ledger_until(
+    await wait_for_rows(
         postgres_url,
         "SELECT 1 FROM rate_waiters WHERE name = 'kie-create' AND waiter = $1",
         name_of(0),
