@@ -63,7 +63,7 @@ class FirstAnswers:
             last = attempt == TRIES - 1
             try:
                 async with session.post(url, data=body, params=WITH_RESPONSE) as response:
-                    data = await _json_or_text(response)
+                    data = await discord.http.json_or_text(response)
                     if 200 <= response.status < 300:
                         return _answered(interaction, data)
                     if not last and _discord_rate_limit(response, data):
@@ -93,15 +93,3 @@ def _answered(interaction: discord.Interaction[Any], data: dict[str, Any] | str)
 def _discord_rate_limit(response: aiohttp.ClientResponse, data: dict[str, Any] | str) -> bool:
     """Discord's own 429 (through its proxy, with a JSON body), not Cloudflare's HTML page."""
     return response.status == 429 and bool(response.headers.get("Via")) and isinstance(data, dict)
-
-
-async def _json_or_text(response: aiohttp.ClientResponse) -> dict[str, Any] | str:
-    text = await response.text(encoding="utf-8")
-    if response.headers.get("Content-Type", "").startswith("application/json"):
-        try:
-            parsed = json.loads(text)
-        except ValueError:
-            return text
-        if isinstance(parsed, dict):
-            return parsed
-    return text

@@ -223,16 +223,15 @@ async def _take_request(interaction: Interaction, request: Request) -> None:
     call, no cooldown. The work after the answer waits for other members' answers
     (`AnswersFirst`).
     """
+    origin = origin_of(interaction)
     with interaction.client.answers.unanswered_interaction():
-        answered = await _answer(interaction, request)
+        answered = await _answer(interaction, origin, request)
     if answered is None:
         return
     early, params, reply_id = answered
     await interaction.client.answers.after_answers()
     try:
-        await _admit_and_write(
-            interaction, origin_of(interaction), early, request, params, reply_id
-        )
+        await _admit_and_write(interaction, origin, early, request, params, reply_id)
     # Refused by the ledger (memory was behind), a refused input, or the daily quota ran
     # out between the check and the charge.
     except (InputRejected, Refused) as exc:
@@ -240,13 +239,12 @@ async def _take_request(interaction: Interaction, request: Request) -> None:
 
 
 async def _answer(
-    interaction: Interaction, request: Request
+    interaction: Interaction, origin: Origin, request: Request
 ) -> tuple[Admission, TaskParams, int] | None:
     """The checks from memory, then the first answer; None when refused (and told) or Discord
     refused the answer."""
     received = time.perf_counter()
     service = interaction.client.service
-    origin = origin_of(interaction)
     try:
         service.check_bot_permissions(missing_app_permissions(interaction))
         params = request.build()
