@@ -71,11 +71,17 @@ class TakingUp:
         self._wake.set()
         return True
 
-    def called_back(self, task: Task, result_url: str | None) -> bool:
-        """A verified callback for `task` (as the ledger had it when the callback came), naming
-        `result_url`. Generating here: the URL is prefetched (posted only if record-info names
-        the same URL) and record-info asked at once with this task, within the poll rate, or
-        else nudged as `nudge` does. False when the task is not open in this process."""
+    async def called_back(self, task: Task, result_url: str | None) -> None:
+        """This process received (and verified) KIE's callback for `task` (as the ledger had it
+        when the callback came), naming `result_url`: act on it here, or tell the process that
+        owns it."""
+        if not self._take_callback(task, result_url):
+            await self.shared.tell_owner(task.id)
+
+    def _take_callback(self, task: Task, result_url: str | None) -> bool:
+        """Generating here: the URL is prefetched (posted only if record-info names the same
+        URL) and record-info asked at once with this task, within the poll rate, or else
+        nudged as `nudge` does. False when the task is not open in this process."""
         record = self._open.get(task.id)
         if record is None:
             return False
@@ -96,12 +102,6 @@ class TakingUp:
         await self.shared.take_slot(POLL_BUDGET)
         with task_context(task.id, task.guild_id, task.requester_id):
             await self._apply(task, PollDue())
-
-    async def callback_received(self, task_id: str) -> None:
-        """This process received (and verified) KIE's callback for `task_id`: nudge it here,
-        or tell the process that owns it."""
-        if not self.nudge(task_id):
-            await self.shared.tell_owner(task_id)
 
     def _nudged_elsewhere(self, task_id: str) -> None:
         if self.nudge(task_id):

@@ -9,7 +9,7 @@ import hmac
 import json
 import logging
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -44,11 +44,10 @@ class WebLedger(TaskStore, MetaStore, RefStore, Protocol):
 
 
 class CallbackReceiver(Protocol):
-    """The runner's side of a verified callback (`on_callback` is called only when this
-    process does not hold the task)."""
+    """The runner's side of a verified callback."""
 
-    def called_back(self, task: Task, result_url: str | None) -> bool:
-        """Act on the callback for `task`, open in this process (False when it is not)."""
+    async def called_back(self, task: Task, result_url: str | None) -> None:
+        """Act on the callback for `task` here, or tell the process that holds it."""
 
 
 class WebServer:
@@ -61,10 +60,9 @@ class WebServer:
         metrics: Metrics,
         lag: LagMonitor,
         health: HealthSources,
-        on_callback: Callable[[str, int], Awaitable[None]],
+        callbacks: CallbackReceiver,
         hmac_key: Secret | None,
         clock: Callable[[], float] = time.time,
-        callbacks: CallbackReceiver | None = None,
     ) -> None:
         self._host = host
         self._port = port
@@ -72,7 +70,6 @@ class WebServer:
         self._metrics = metrics
         self._lag = lag
         self._health = health
-        self._on_callback = on_callback
         self._hmac_key = hmac_key
         self._clock = clock
         self._callbacks = callbacks
@@ -175,11 +172,8 @@ class WebServer:
             return _error(400, "task id does not match")
         # The body's result URL is only prefetched: the callback nudges a record-info check,
         # and the bytes are posted only when record-info names the same URL.
-        url = event.result_image_url or event.origin_image_url
-        if self._callbacks is not None and self._callbacks.called_back(task, url):
-            log.info("KIE callback for task %s (code %s)", task.id, event.code)
-        else:
-            await self._on_callback(task.id, event.code)
+        log.info("KIE callback for task %s (code %s)", task.id, event.code)
+        await self._callbacks.called_back(task, event.result_image_url or event.origin_image_url)
         return web.json_response({"code": 200, "msg": "received"})
 
     def _signature_ok(self, request: web.Request, task_id: str) -> bool:

@@ -267,7 +267,6 @@ def web_server_of(bot: KontextBot) -> WebServer:
             background=bot.supervisor.health,
             poll_loop_last_tick=lambda: bot.runner.last_tick,
         ),
-        on_callback=bot._on_kie_callback,
         callbacks=bot.runner,
         hmac_key=settings.kie_webhook_hmac_key,
     )
@@ -452,10 +451,6 @@ class KontextBot(ShardedBot):
                 else:
                     log.info("KIE credit balance: %g", balance)
             await asyncio.sleep(CREDITS_REFRESH)
-
-    async def _on_kie_callback(self, task_id: str, code: int) -> None:
-        log.info("KIE callback for task %s (code %s)", task_id, code)
-        await self.runner.callback_received(task_id)
 
     async def sync_commands(self, *, force: bool, guild_id: int | None = None) -> int | None:
         """Sync the command tree when it changed since the last sync (or when forced).

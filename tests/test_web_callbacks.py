@@ -1,5 +1,6 @@
 """The callback handler's hand-over: a verified callback for a task open in this process goes to
-the runner with the task and the body's result URL; any other goes to `on_callback`."""
+the runner with the task and the body's result URL; for any other the runner tells the process
+that holds it."""
 
 from __future__ import annotations
 
@@ -25,17 +26,18 @@ class Runner:
     def __init__(self, open_ids: set[str]) -> None:
         self.open_ids = open_ids
         self.handed: list[tuple[str, str, str | None]] = []  # (task id, state, url)
+        self.told: list[str] = []  # task ids whose owner elsewhere was told
 
-    def called_back(self, task: Task, result_url: str | None) -> bool:
+    async def called_back(self, task: Task, result_url: str | None) -> None:
         if task.id not in self.open_ids:
-            return False
+            self.told.append(task.id)
+            return
         self.handed.append((task.id, task.state.value, result_url))
-        return True
 
 
 class Rig:
-    def __init__(self, client: TestClient, runner: Runner, nudged: list[str]) -> None:
-        self.client, self.runner, self.nudged = client, runner, nudged
+    def __init__(self, client: TestClient, runner: Runner) -> None:
+        self.client, self.runner, self.nudged = client, runner, runner.told
 
     async def call_back(self, kie_task_id: str = "kie-1") -> int:
         body = {
@@ -56,11 +58,6 @@ async def rig(tmp_path: Path, request: pytest.FixtureRequest) -> AsyncIterator[R
     )
     await ledger.insert(task)
     runner = Runner(set(request.param))
-    nudged: list[str] = []
-
-    async def on_callback(task_id: str, code: int) -> None:
-        nudged.append(task_id)
-
     server = WebServer(
         host="127.0.0.1",
         port=0,
@@ -68,14 +65,13 @@ async def rig(tmp_path: Path, request: pytest.FixtureRequest) -> AsyncIterator[R
         metrics=Metrics(),
         lag=LagMonitor(),
         health=HealthSources(discord=dict, background=dict, poll_loop_last_tick=float),
-        on_callback=on_callback,
-        hmac_key=None,
         callbacks=runner,
+        hmac_key=None,
     )
     client = TestClient(TestServer(server.app))
     await client.start_server()
     try:
-        yield Rig(client, runner, nudged)
+        yield Rig(client, runner)
     finally:
         await client.close()
         await ledger.close()
@@ -91,8 +87,8 @@ async def test_a_task_open_here_is_handed_to_the_runner_with_the_result_url(rig:
 
 
 @pytest.mark.parametrize("rig", [set()], indirect=True)
-async def test_a_task_not_open_here_goes_to_on_callback(rig: Rig) -> None:
-    """Another process holds it: `on_callback` tells that process."""
+async def test_a_task_not_open_here_goes_to_the_process_that_holds_it(rig: Rig) -> None:
+    """Another process holds it: the runner tells that process."""
     assert (await rig.call_back(), rig.runner.handed, rig.nudged) == (200, [], ["a00000000001"])
 
 
