@@ -4,17 +4,23 @@ that holds it."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import base64
+import hashlib
+import hmac
+import time
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 from ledger.test_sqlite_ledger import make_task
 
+from bot.config import Secret
 from bot.ledger import SqliteLedger, Task, TaskState
 from bot.loop_lag import LagMonitor
 from bot.metrics import Metrics
-from bot.web import HealthSources, WebServer
+from bot.web import SIGNATURE_MAX_AGE, HealthSources, WebServer
 
 SECRET = "s" * 32
 RESULT = "https://files.kie.example/result.png"
@@ -39,25 +45,34 @@ class Rig:
     def __init__(self, client: TestClient, runner: Runner) -> None:
         self.client, self.runner, self.nudged = client, runner, runner.told
 
-    async def call_back(self, kie_task_id: str = "kie-1") -> int:
+    async def call_back(
+        self, kie_task_id: str = "kie-1", headers: dict[str, str] | None = None
+    ) -> int:
         body = {
             "code": 200,
             "msg": "ok",
             "data": {"taskId": kie_task_id, "info": {"resultImageUrl": RESULT}},
         }
-        async with self.client.post(f"/kie/callback/{SECRET}", json=body) as resp:
+        async with self.client.post(
+            f"/kie/callback/{SECRET}", json=body, headers=headers or {}
+        ) as resp:
             return resp.status
 
 
-@pytest.fixture
-async def rig(tmp_path: Path, request: pytest.FixtureRequest) -> AsyncIterator[Rig]:
+@asynccontextmanager
+async def serving(
+    tmp_path: Path,
+    open_ids: set[str],
+    hmac_key: Secret | None = None,
+    clock: Callable[[], float] = time.time,
+) -> AsyncIterator[Rig]:
     ledger = SqliteLedger(tmp_path / "ledger.sqlite3")
     await ledger.open()
     task = make_task("a00000000001").with_changes(
         state=TaskState.GENERATING, kie_task_id="kie-1", callback_secret=SECRET
     )
     await ledger.insert(task)
-    runner = Runner(set(request.param))
+    runner = Runner(open_ids)
     server = WebServer(
         host="127.0.0.1",
         port=0,
@@ -66,7 +81,8 @@ async def rig(tmp_path: Path, request: pytest.FixtureRequest) -> AsyncIterator[R
         lag=LagMonitor(),
         health=HealthSources(discord=dict, background=dict, poll_loop_last_tick=float),
         callbacks=runner,
-        hmac_key=None,
+        hmac_key=hmac_key,
+        clock=clock,
     )
     client = TestClient(TestServer(server.app))
     await client.start_server()
@@ -75,6 +91,12 @@ async def rig(tmp_path: Path, request: pytest.FixtureRequest) -> AsyncIterator[R
     finally:
         await client.close()
         await ledger.close()
+
+
+@pytest.fixture
+async def rig(tmp_path: Path, request: pytest.FixtureRequest) -> AsyncIterator[Rig]:
+    async with serving(tmp_path, set(request.param)) as served:
+        yield served
 
 
 @pytest.mark.parametrize("rig", [{"a00000000001"}], indirect=True)
@@ -95,3 +117,30 @@ async def test_a_task_not_open_here_goes_to_the_process_that_holds_it(rig: Rig) 
 @pytest.mark.parametrize("rig", [{"a00000000001"}], indirect=True)
 async def test_a_callback_for_another_kie_task_is_handed_to_nobody(rig: Rig) -> None:
     assert (await rig.call_back("kie-other"), rig.runner.handed, rig.nudged) == (400, [], [])
+
+
+def _signed(key: str, ts: int) -> dict[str, str]:
+    digest = hmac.new(key.encode(), f"kie-1.{ts}".encode(), hashlib.sha256).digest()
+    return {
+        "X-Webhook-Timestamp": str(ts),
+        "X-Webhook-Signature": base64.b64encode(digest).decode(),
+    }
+
+
+@pytest.mark.parametrize(
+    ("offset", "status"),
+    [
+        (-SIGNATURE_MAX_AGE - 1, 401),
+        (-SIGNATURE_MAX_AGE, 200),
+        (SIGNATURE_MAX_AGE, 200),
+        (SIGNATURE_MAX_AGE + 1, 401),
+    ],
+)
+async def test_a_signature_counts_only_within_its_window(
+    tmp_path: Path, offset: int, status: int
+) -> None:
+    """On a fixed clock: a timestamp up to SIGNATURE_MAX_AGE away either side is accepted, one
+    second more is refused."""
+    now = 1_800_000_000
+    async with serving(tmp_path, {"a00000000001"}, Secret("k"), clock=lambda: float(now)) as rig:
+        assert await rig.call_back(headers=_signed("k", now + offset)) == status
