@@ -18,6 +18,7 @@ from bot.i18n import Message, Plural, Text
 from bot.ledger import Task, TaskAndInputStore, TaskKind, TaskParams
 from bot.metrics import Metrics
 from bot.moderation import Denied, GuildSettings, Moderation
+from bot.moderation.checks import Screening
 from bot.moderation.policy import PRIVATE_OFF
 
 
@@ -134,17 +135,8 @@ class Admitting:
         self, admission: Admission, params: TaskParams, *, kind: TaskKind, count: int = 1
     ) -> None:
         """`screen` answered from memory (what it does not know yet is left to `screen`)."""
-        defaulted = params.defaulted if isinstance(params, RequestParams) else frozenset()
         with self._moderated():
-            self.moderation.early.screen(
-                admission.server,
-                guild_id=admission.origin.guild_id,
-                user_id=admission.origin.user_id,
-                params=params,
-                kind=kind,
-                defaulted=defaulted,
-                count=count,
-            )
+            self.moderation.early.screen(_screening(admission, params, kind, count))
 
     async def admit(
         self, origin: Origin, *, private: bool | None = None, parent_task_id: str | None = None
@@ -236,17 +228,8 @@ class Admitting:
     ) -> TaskParams:
         """The server's defaults and rules on what was asked (model, tolerance, blocked words,
         daily credits for `count` images). Returns the params to use; raise Refused."""
-        defaulted = params.defaulted if isinstance(params, RequestParams) else frozenset()
         with self._moderated():
-            screened = await self.moderation.screen(
-                admission.server,
-                guild_id=admission.origin.guild_id,
-                user_id=admission.origin.user_id,
-                params=params,
-                kind=kind,
-                defaulted=defaulted,
-                count=count,
-            )
+            screened = await self.moderation.screen(_screening(admission, params, kind, count))
         return TaskParams.from_dict(screened.to_dict())
 
     @contextlib.contextmanager
@@ -260,6 +243,19 @@ class Admitting:
 
     def _refuse(self, reason: str) -> None:
         self._metrics.refusals.labels(reason=reason).inc()
+
+
+def _screening(admission: Admission, params: TaskParams, kind: TaskKind, count: int) -> Screening:
+    defaulted = params.defaulted if isinstance(params, RequestParams) else frozenset()
+    return Screening(
+        admission.server,
+        admission.origin.guild_id,
+        admission.origin.user_id,
+        params,
+        kind,
+        defaulted,
+        count,
+    )
 
 
 def where_counted(origin: Origin, parent: Task | None) -> Origin:

@@ -11,14 +11,12 @@ import asyncio
 import logging
 from collections.abc import Callable
 
-from bot.i18n import Text
-from bot.ledger import ModerationStore, TaskKind, TaskParams
-from bot.moderation import policy
-from bot.moderation.credits import OUT_HOLD, OUT_KEY, CreditLedger
+from bot.ledger import ModerationStore
+from bot.moderation import checks, policy
+from bot.moderation.credits import OUT_KEY, CreditLedger
 from bot.moderation.memory import GLOBAL_REFRESH, AdmissionMemory
-from bot.moderation.operator_rules import OPERATOR_BLOCKED, OperatorRules, scope_of
-from bot.moderation.policy import Denied, GuildSettings, Refusal, place_of
-from bot.outcomes import MESSAGES, Outcome
+from bot.moderation.operator_rules import OperatorRules
+from bot.moderation.policy import GuildSettings
 from bot.supervisor import Supervisor
 
 log = logging.getLogger("bot.moderation.service")
@@ -40,6 +38,7 @@ class EarlyAdmission:
         self._meta = ledger
         self._cost_for = cost_for
         self._clock = clock
+        self._facts = checks.MemoryFacts(memory, operator)
 
     async def start(self, supervisor: Supervisor) -> None:
         """`load`, then keep memory current in the background."""
@@ -74,55 +73,23 @@ class EarlyAdmission:
     def admit(
         self, *, guild_id: int | None, user_id: int, channel_id: int, parent_id: int | None = None
     ) -> GuildSettings:
-        """`Moderation.admit`'s checks, in its order, from memory. Raise Denied."""
-        now = self._clock()
-        memory = self.memory
-        refusal = OPERATOR_BLOCKED if user_id in memory.operator_blocked else None
-        if refusal is None and guild_id is None:
-            refusal = self._operator.outside_refusal()
-        if refusal is not None:
-            raise Denied(refusal)
-        out_at = memory.out_of_credits_at
-        if out_at is not None and now - out_at < OUT_HOLD:
-            raise Denied(Refusal(Text(MESSAGES[Outcome.OUT_OF_CREDITS]), "out_of_credits"))
-        block = memory.block_of(scope_of(guild_id), user_id, now)
-        if block is not None:
-            raise Denied(policy.blocked_refusal(block.until, block.reason))
-        gs = (
-            self._operator.outside_settings() if guild_id is None else memory.settings_for(guild_id)
-        )
-        refusal = policy.check_channel(gs, channel_id, parent_id)
-        if refusal is not None:
-            raise Denied(refusal)
-        return gs
-
-    def screen(
-        self,
-        gs: GuildSettings,
-        *,
-        guild_id: int | None,
-        user_id: int,
-        params: TaskParams,
-        kind: TaskKind,
-        defaulted: frozenset[str],
-        count: int = 1,
-    ) -> None:
-        """`Moderation.screen`'s checks from memory (a quota not known yet is left to it)."""
-        params = policy.apply_defaults(gs, params, kind, defaulted)
-        refusal = policy.check_params(gs, params, kind, place=place_of(guild_id))
-        now = self._clock()
-        used = self.memory.usage_of(scope_of(guild_id), user_id, policy.day_key(now))
-        if refusal is None and used is not None:
-            refusal = policy.check_quota(
-                gs,
-                member_used=used[0],
-                server_used=used[1],
-                cost=self._cost_for(params.model) * count,
-                now=now,
-                place=place_of(guild_id),
+        """`Moderation.admit`'s checks (bot.moderation.checks), from memory. Raise Denied."""
+        return checks.at_once(
+            checks.admit(
+                self._facts,
+                guild_id=guild_id,
+                user_id=user_id,
+                channel_id=channel_id,
+                parent_id=parent_id,
+                now=self._clock(),
             )
-        if refusal is not None:
-            raise Denied(refusal)
+        )
+
+    def screen(self, asked: checks.Screening) -> None:
+        """`Moderation.screen`'s checks from memory (a quota not known yet is left to it)."""
+        checks.at_once(
+            checks.screen(self._facts, asked, cost_for=self._cost_for, now=self._clock())
+        )
 
 
 def _as_time(raw: str | None) -> float | None:

@@ -22,20 +22,19 @@ from bot.ledger import (
     MetaStore,
     ModerationStore,
     Task,
-    TaskKind,
     TaskParams,
     TaskState,
     TaskStore,
 )
 from bot.metrics import Metrics
-from bot.moderation import policy
+from bot.moderation import checks, policy
 from bot.moderation.credits import CreditWatch
 from bot.moderation.early import EarlyAdmission
 from bot.moderation.memory import AdmissionMemory
 from bot.moderation.modlog import ModLogSink
 from bot.moderation.operator_rules import OperatorRules, scope_of
 from bot.moderation.policy import Denied, GuildSettings, Refusal, place_of
-from bot.outcomes import MESSAGES, Outcome
+from bot.outcomes import Outcome
 
 log = logging.getLogger(__name__)
 
@@ -82,6 +81,7 @@ class Moderation:
         )
         self.operator = OperatorRules(settings=settings, ledger=ledger, clock=clock)
         self.memory = AdmissionMemory()
+        self._facts = _LedgerFacts(self, ledger)
         self.early = EarlyAdmission(
             memory=self.memory,
             operator=self.operator,
@@ -123,58 +123,20 @@ class Moderation:
     async def admit(
         self, *, guild_id: int | None, user_id: int, channel_id: int, parent_id: int | None = None
     ) -> GuildSettings:
-        """Checks on who and where (the operator's blocks first, then whether the bot works
-        outside servers, the bot's credits, the server's blocks and channels). Raise Denied."""
-        now = self._clock()
-        refusal = await self.operator.blocked(user_id)
-        self.memory.note_operator_block(user_id, refusal is not None)
-        if refusal is None and guild_id is None:
-            refusal = self.operator.outside_refusal()
-        if refusal is not None:
-            raise Denied(refusal)
-        if await self.out_of_credits(now):
-            raise Denied(Refusal(Text(MESSAGES[Outcome.OUT_OF_CREDITS]), "out_of_credits"))
-        block = await self._ledger.get_block(scope_of(guild_id), user_id)
-        self.memory.note_block(scope_of(guild_id), user_id, block)
-        if block is not None and (block.until is None or block.until > now):
-            raise Denied(policy.blocked_refusal(block.until, block.reason))
-        gs = await self.settings_for(guild_id)
-        refusal = policy.check_channel(gs, channel_id, parent_id)
-        if refusal is not None:
-            raise Denied(refusal)
-        return gs
+        """Checks on who and where (bot.moderation.checks), asked of the ledger. Raise Denied."""
+        return await checks.admit(
+            self._facts,
+            guild_id=guild_id,
+            user_id=user_id,
+            channel_id=channel_id,
+            parent_id=parent_id,
+            now=self._clock(),
+        )
 
-    async def screen(
-        self,
-        gs: GuildSettings,
-        *,
-        guild_id: int | None,
-        user_id: int,
-        params: TaskParams,
-        kind: TaskKind,
-        defaulted: frozenset[str],
-        count: int = 1,
-    ) -> TaskParams:
-        """Server defaults, then the model, tolerance, word and quota checks (for `count`
-        images). Raise Denied."""
-        params = policy.apply_defaults(gs, params, kind, defaulted)
-        refusal = policy.check_params(gs, params, kind, place=place_of(guild_id))
-        if refusal is None:
-            now = self._clock()
-            day = policy.day_key(now)
-            member, server = await self._ledger.usage(scope_of(guild_id), user_id, day)
-            self.memory.note_usage(scope_of(guild_id), user_id, day, member, server)
-            refusal = policy.check_quota(
-                gs,
-                member_used=member,
-                server_used=server,
-                cost=self.cost_for(params.model) * count,
-                now=now,
-                place=place_of(guild_id),
-            )
-        if refusal is not None:
-            raise Denied(refusal)
-        return params
+    async def screen(self, asked: checks.Screening) -> TaskParams:
+        """Server defaults, then the model, tolerance, word and quota checks, asked of the
+        ledger (bot.moderation.checks). Returns the params to use; raise Denied."""
+        return await checks.screen(self._facts, asked, cost_for=self.cost_for, now=self._clock())
 
     async def charge(
         self, gs: GuildSettings, *, guild_id: int | None, user_id: int, model: str, count: int = 1
@@ -346,3 +308,37 @@ class Moderation:
             open_tasks=await self._ledger.count_open_for_user(user_id),
             resets_at=policy.next_reset(now),
         )
+
+
+class _LedgerFacts:
+    """The admission checks' facts from the ledger; each is noted in memory on the way, for
+    the early checks of the member's next request."""
+
+    def __init__(self, moderation: Moderation, ledger: ModerationStore) -> None:
+        self._moderation = moderation
+        self._memory = moderation.memory
+        self._ledger = ledger
+
+    async def operator_refusal(self, user_id: int, guild_id: int | None) -> Refusal | None:
+        operator = self._moderation.operator
+        refusal = await operator.blocked(user_id)
+        self._memory.note_operator_block(user_id, refusal is not None)
+        if refusal is None and guild_id is None:
+            refusal = operator.outside_refusal()
+        return refusal
+
+    async def out_of_credits(self, now: float) -> bool:
+        return await self._moderation.out_of_credits(now)
+
+    async def block(self, scope: int, user_id: int, now: float) -> Block | None:
+        block = await self._ledger.get_block(scope, user_id)
+        self._memory.note_block(scope, user_id, block)
+        return self._memory.block_of(scope, user_id, now)
+
+    async def settings(self, guild_id: int | None) -> GuildSettings:
+        return await self._moderation.settings_for(guild_id)
+
+    async def usage(self, scope: int, user_id: int, day: str) -> tuple[float, float] | None:
+        member, server = await self._ledger.usage(scope, user_id, day)
+        self._memory.note_usage(scope, user_id, day, member, server)
+        return member, server

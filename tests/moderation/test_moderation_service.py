@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -10,10 +11,18 @@ import pytest
 
 from bot.config import Secret, Settings
 from bot.i18n import Message
-from bot.ledger import OperatorBlock, SqliteLedger, Task, TaskKind, TaskParams, TaskState
+from bot.ledger import (
+    Block,
+    OperatorBlock,
+    SqliteLedger,
+    Task,
+    TaskKind,
+    TaskParams,
+    TaskState,
+)
 from bot.metrics import Metrics
-from bot.moderation import Denied, Moderation
-from bot.moderation.policy import GuildSettings
+from bot.moderation import Denied, Moderation, checks
+from bot.moderation.policy import GuildSettings, Refusal
 
 GUILD, USER, OTHER = 1001, 2002, 3003
 
@@ -94,14 +103,14 @@ def moderation(
 
 async def screen(moderation: Moderation, model: str = "flux-kontext-pro") -> TaskParams:
     gs = await moderation.settings_for(GUILD)
-    return await moderation.screen(
-        gs,
-        guild_id=GUILD,
-        user_id=USER,
-        params=TaskParams(prompt="a fox", model=model),
-        kind=TaskKind.IMAGINE,
-        defaulted=frozenset(),
-    )
+    return await moderation.screen(asking(gs, TaskParams(prompt="a fox", model=model)))
+
+
+def asking(
+    gs: GuildSettings, params: TaskParams, defaulted: frozenset[str] = frozenset()
+) -> checks.Screening:
+    """An /imagine of `params` by USER in GUILD, to be screened."""
+    return checks.Screening(gs, GUILD, USER, params, TaskKind.IMAGINE, defaulted)
 
 
 async def charge(
@@ -280,13 +289,54 @@ def admit_early(moderation: Moderation, user: int = USER) -> None:
 
 
 def screen_early(moderation: Moderation) -> None:
-    moderation.early.screen(
-        moderation.memory.settings_for(GUILD),
-        guild_id=GUILD,
-        user_id=USER,
-        params=TaskParams(prompt="a fox", model="flux-kontext-pro"),
-        kind=TaskKind.IMAGINE,
-        defaulted=frozenset(),
+    gs = moderation.memory.settings_for(GUILD)
+    moderation.early.screen(asking(gs, TaskParams(prompt="a fox", model="flux-kontext-pro")))
+
+
+class WaitingFacts:
+    """Admission facts of which one has to be waited for, as a ledger read would be."""
+
+    async def operator_refusal(self, user_id: int, guild_id: int | None) -> Refusal | None:
+        return None
+
+    async def out_of_credits(self, now: float) -> bool:
+        await asyncio.sleep(0)
+        return False
+
+    async def block(self, scope: int, user_id: int, now: float) -> Block | None:
+        return None
+
+    async def settings(self, guild_id: int | None) -> GuildSettings:
+        return GuildSettings()
+
+    async def usage(self, scope: int, user_id: int, day: str) -> tuple[float, float] | None:
+        return None
+
+
+async def test_a_check_from_memory_that_would_wait_is_a_bug_raised_at_once() -> None:
+    admitting = checks.admit(
+        WaitingFacts(), guild_id=GUILD, user_id=USER, channel_id=1, parent_id=None, now=0.0
+    )
+    with pytest.raises(RuntimeError, match="waited for I/O"):
+        checks.at_once(admitting)
+
+
+async def test_memory_and_the_ledger_cost_the_servers_default_model_alike(
+    moderation: Moderation,
+) -> None:
+    """The member left the model unset and the server's default is Max (10 credits; Pro is 5):
+    with 5 of a 10-credit allowance used, both refuse, from memory as from the ledger."""
+    await moderation.update(GUILD, member_daily_allowance=10.0, default_model="flux-kontext-max")
+    await charge(moderation)  # 5 credits
+    gs = await moderation.settings_for(GUILD)
+    asked = asking(gs, TaskParams(prompt="a fox", model="flux-kontext-pro"), frozenset({"model"}))
+    with pytest.raises(Denied) as from_ledger:
+        await moderation.screen(asked)
+    with pytest.raises(Denied) as from_memory:
+        moderation.early.screen(asked)
+    assert (from_ledger.value.refusal.reason, from_memory.value.refusal.reason) == (
+        "allowance",
+        "allowance",
     )
 
 
