@@ -4,9 +4,6 @@ that holds it."""
 
 from __future__ import annotations
 
-import base64
-import hashlib
-import hmac
 import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -17,6 +14,7 @@ from aiohttp.test_utils import TestClient, TestServer
 from ledger.test_sqlite_ledger import make_task
 
 from bot.config import Secret
+from bot.kie_sim.callbacks import signature_headers
 from bot.ledger import SqliteLedger, Task, TaskState
 from bot.loop_lag import LagMonitor
 from bot.metrics import Metrics
@@ -119,14 +117,6 @@ async def test_a_callback_for_another_kie_task_is_handed_to_nobody(rig: Rig) -> 
     assert (await rig.call_back("kie-other"), rig.runner.handed, rig.nudged) == (400, [], [])
 
 
-def _signed(key: str, ts: int) -> dict[str, str]:
-    digest = hmac.new(key.encode(), f"kie-1.{ts}".encode(), hashlib.sha256).digest()
-    return {
-        "X-Webhook-Timestamp": str(ts),
-        "X-Webhook-Signature": base64.b64encode(digest).decode(),
-    }
-
-
 @pytest.mark.parametrize(
     ("offset", "status"),
     [
@@ -143,4 +133,4 @@ async def test_a_signature_counts_only_within_its_window(
     second more is refused."""
     now = 1_800_000_000
     async with serving(tmp_path, {"a00000000001"}, Secret("k"), clock=lambda: float(now)) as rig:
-        assert await rig.call_back(headers=_signed("k", now + offset)) == status
+        assert await rig.call_back(headers=signature_headers("k", "kie-1", now + offset)) == status

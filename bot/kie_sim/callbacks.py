@@ -19,6 +19,15 @@ from bot.kie_sim.model import CALLBACK_MSGS, SimCallback, SimConfig, SimTask
 log = logging.getLogger("bot.kie_sim.server")
 
 
+def signature_headers(key: str, task_id: str, timestamp: int) -> dict[str, str]:
+    """KIE's webhook signature: base64 HMAC-SHA256 of "{taskId}.{timestamp}" under `key`."""
+    digest = hmac.new(key.encode(), f"{task_id}.{timestamp}".encode(), hashlib.sha256).digest()
+    return {
+        "X-Webhook-Timestamp": str(timestamp),
+        "X-Webhook-Signature": base64.b64encode(digest).decode(),
+    }
+
+
 def callback_payload(task: SimTask) -> dict[str, Any]:
     """The JSON body KIE POSTs to ``callBackUrl`` for ``task``."""
     code = task.callback_code
@@ -71,12 +80,7 @@ class CallbackSender:
         """One callback POST; True when it was answered with a 2xx."""
         headers = {"Content-Type": "application/json"}
         if self._config.hmac_key:
-            ts = str(int(time.time()))
-            digest = hmac.new(
-                self._config.hmac_key.encode(), f"{task.task_id}.{ts}".encode(), hashlib.sha256
-            ).digest()
-            headers["X-Webhook-Timestamp"] = ts
-            headers["X-Webhook-Signature"] = base64.b64encode(digest).decode()
+            headers |= signature_headers(self._config.hmac_key, task.task_id, int(time.time()))
         status: int | None = None
         sent = time.monotonic()
         try:

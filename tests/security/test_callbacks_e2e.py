@@ -3,15 +3,13 @@
 from __future__ import annotations
 
 import asyncio
-import base64
-import hashlib
-import hmac
 import time
 
 import aiohttp
 from aiohttp import web
 from e2e_checks import ledger_rows, result_posts, settled, wait_terminal
 
+from bot.kie_sim.callbacks import signature_headers
 from bot.web import SIGNATURE_MAX_AGE
 
 HMAC_KEY = "hmac-key-for-callback-tests"
@@ -23,14 +21,6 @@ def _base(bot_env: dict[str, str]) -> str:
 
 def _callback_env(bot_env: dict[str, str], **extra: str) -> dict[str, str]:
     return {"PUBLIC_BASE_URL": _base(bot_env), **extra}
-
-
-def _sign(key: str, task_id: str, ts: int) -> dict[str, str]:
-    digest = hmac.new(key.encode(), f"{task_id}.{ts}".encode(), hashlib.sha256).digest()
-    return {
-        "X-Webhook-Timestamp": str(ts),
-        "X-Webhook-Signature": base64.b64encode(digest).decode(),
-    }
 
 
 def _body(kie_task_id: str, url: str) -> dict[str, object]:
@@ -122,12 +112,12 @@ async def test_bad_signatures_are_refused(discord_fake, kie_sim, bot_env, bot_fa
     now = int(time.time())
     attempts = {
         "missing": {},
-        "wrong key": _sign("guess", sim_task.task_id, now),
+        "wrong key": signature_headers("guess", sim_task.task_id, now),
         # A minute past the window either side: the bot's clock reads later than `now` by the
         # time it checks (the window's exact edges are tests/test_web_callbacks.py's).
-        "stale": _sign(HMAC_KEY, sim_task.task_id, now - SIGNATURE_MAX_AGE - 60),
-        "future": _sign(HMAC_KEY, sim_task.task_id, now + SIGNATURE_MAX_AGE + 60),
-        "other task": _sign(HMAC_KEY, "some-other-task", now),
+        "stale": signature_headers(HMAC_KEY, sim_task.task_id, now - SIGNATURE_MAX_AGE - 60),
+        "future": signature_headers(HMAC_KEY, sim_task.task_id, now + SIGNATURE_MAX_AGE + 60),
+        "other task": signature_headers(HMAC_KEY, "some-other-task", now),
         "garbage timestamp": {"X-Webhook-Timestamp": "soon", "X-Webhook-Signature": "x"},
     }
     async with aiohttp.ClientSession() as http:
@@ -138,7 +128,7 @@ async def test_bad_signatures_are_refused(discord_fake, kie_sim, bot_env, bot_fa
         # The same callback, properly signed, is accepted and delivers at once.
         signed_at = time.monotonic()
         async with http.post(
-            url, json=payload, headers=_sign(HMAC_KEY, sim_task.task_id, now)
+            url, json=payload, headers=signature_headers(HMAC_KEY, sim_task.task_id, now)
         ) as resp:
             assert resp.status == 200
     await wait_terminal(discord_fake, bot_env, timeout=15)
