@@ -41,6 +41,7 @@ from fakediscord import (  # noqa: E402
     FakeUser,
 )
 
+from bench.remote_sim import RemoteSim  # noqa: E402
 from bot.kie_sim import KieSimulator, SimConfig  # noqa: E402
 
 log = logging.getLogger("bench")
@@ -164,8 +165,11 @@ class Rig:
     # The fake enforces Discord's rules as in the tests: its rate-limit buckets (False turns
     # them off), the 3-second rule and IDENTIFY's intents (a run that breaks one fails).
     rate_limits: bool = True
+    # The simulator in a process of its own (bench/remote_sim.py), as KIE is: its serving
+    # then neither waits for nor delays the fake Discord's.
+    separate_sim: bool = False
     fake: BenchFake = field(init=False)
-    sim: KieSimulator = field(init=False)
+    sim: KieSimulator | RemoteSim = field(init=False)
     workdir: Path = field(init=False)
     done_at: dict[str, float] = field(default_factory=dict)  # sim task id -> monotonic
     record_infos: dict[str, list[RecordInfo]] = field(default_factory=lambda: defaultdict(list))
@@ -183,9 +187,12 @@ class Rig:
         await self.fake.start()
         # Credits are not what is measured: enough for any run (the default pays for 200 tasks).
         self.sim_config.credits = max(self.sim_config.credits, 1e9)
-        self.sim = KieSimulator(self.sim_config)
-        self.sim.app.middlewares.append(self._record_info_probe)
-        self.sim.on_task_finished = self._finished
+        if self.separate_sim:
+            self.sim = RemoteSim(self.sim_config, self._remote_done, self._remote_record_info)
+        else:
+            self.sim = KieSimulator(self.sim_config)
+            self.sim.app.middlewares.append(self._record_info_probe)
+            self.sim.on_task_finished = self._finished
         await self.sim.start()
         return self
 
@@ -209,9 +216,16 @@ class Rig:
         if self.prerender and task.flag == 1:
             key = (task.output_format, task.request.get("aspectRatio"))
             if key not in self._images:
+                assert isinstance(self.sim, KieSimulator)
                 self._images[key] = self.sim._task_image(task)
             task.image = self._images[key]
         self.done_at[task.task_id] = time.monotonic()
+
+    def _remote_done(self, task_id: str, at: float) -> None:
+        self.done_at[task_id] = at
+
+    def _remote_record_info(self, task_id: str, at: float, flag: int | None) -> None:
+        self.record_infos[task_id].append(RecordInfo(task_id, at, flag))
 
     @web.middleware
     async def _record_info_probe(
