@@ -185,7 +185,8 @@ class Request:
     `count`: images asked for (None: the server's default); `private`: the member's option (a
     task made from a private result — `parent` — is private whatever it says: `admit`);
     `ref_name`: a saved reference, the input alone or stitched last; `more_images`: /edit's
-    image2..4, stitched after `image_url`."""
+    image2..4, stitched after `image_url`; `parents_input`: the input is the parent's own (a
+    Re-roll), read after the answer."""
 
     kind: TaskKind
     build: Callable[[], TaskParams]
@@ -195,7 +196,7 @@ class Request:
     input_image_url: str | None = None
     parent: Task | None = None
     parent_action: ParentAction | None = None
-    prepared_image: PreparedImage | None = None
+    parents_input: bool = False
     count: int | None = None
     private: bool | None = None
     ref_name: str | None = None
@@ -295,7 +296,9 @@ async def _admit_and_write(
     ref = None
     if request.ref_name is not None:
         ref = await interaction.client.refs.find(origin.guild_id, request.ref_name)
-    image = request.prepared_image
+    image, input_url = None, request.input_image_url
+    if request.parents_input and request.parent is not None:
+        input_url, image = await service.reroll_source(request.parent)
     if request.inputs:
         image, params = await fetch_inputs(service, request.inputs, params, ref)
     await service.create_task(
@@ -304,7 +307,7 @@ async def _admit_and_write(
         params=params,
         reply_message_id=reply_id,
         image=image,
-        input_image_url=request.input_image_url,
+        input_image_url=input_url,
         parent_task_id=parent_task_id,
         parent_action=request.parent_action,
         count=image_count,

@@ -67,20 +67,14 @@ class RerollButton(TaskButton, template=custom_ids.REROLL_TEMPLATE):
         parent = await _owned_task(interaction, self.task_id)
         if parent is None:
             return
-        service = interaction.client.service
-        try:
-            input_url, image = await service.reroll_source(parent)
-        except InputRejected as exc:
-            await send_ephemeral(interaction, exc.user_message)
-            return
+        # The parent's input (its stored bytes, prepared again) is read after the answer.
         await submit_request(
             interaction,
             kind=parent.kind,
             build=lambda: parent.params,
-            input_image_url=input_url,
             parent=parent,
             parent_action=ParentAction.REROLL,
-            prepared_image=image,
+            parents_input=True,
             count=parent.set_size,  # a set's Re-roll makes the whole set again
             ref_name=parent.ref_name,
         )

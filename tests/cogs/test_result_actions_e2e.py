@@ -6,7 +6,7 @@ from __future__ import annotations
 import io
 from typing import Any
 
-from e2e_checks import ephemeral_texts
+from e2e_checks import ephemeral_texts, ledger_rows
 from fakediscord import FakeDiscord, MessageView
 from PIL import Image
 
@@ -211,6 +211,40 @@ async def test_compare_without_the_input_says_so_privately(
         "no longer kept" in answer,
         [len(m.attachments) for m in conv.ephemeral_messages],
     ) == (True, [0])
+
+
+async def test_reroll_reads_the_parents_input_after_answering(
+    discord_fake, kie_sim, bot_factory, bot_clock
+):
+    """Re-roll answers before it reads the parent's stored input (the ledger, then a worker
+    preparing the bytes): with that input purged a day later, the "thinking…" reply goes out
+    first, is withdrawn, and the member is told privately; no task is written, nothing sent to
+    KIE."""
+    bot = await bot_factory(**bot_clock.env)
+    inter = await discord_fake.slash(
+        "edit",
+        {"image": ("in.png", png_bytes((64, 48), (0, 90, 0)), "image/png"), "prompt": "snow"},
+    )
+    result = await image_of(discord_fake, inter)
+    await bot.stop()
+    bot_clock.advance(24 * 3600)
+    await bot.start(env={"INPUT_RETENTION_DAYS": "0"})
+    await discord_fake.wait_until(
+        lambda: "purged 1 stored input image" in bot.log_text(), 10, what="the purge at start-up"
+    )
+    click = await discord_fake.click(result, label="Re-roll")
+    answer = await private_answer(discord_fake, click)
+    conv = discord_fake.conversation(click)
+    await discord_fake.wait_until(
+        lambda: conv.original is not None and conv.original.deleted, 10, what="the withdrawal"
+    )
+    generates = sum(1 for c in kie_sim.calls if c.endpoint == "generate")
+    assert (
+        click.response_type,
+        "no longer kept" in answer,
+        len(ledger_rows(bot.env)),
+        generates,
+    ) == (5, True, 1, 1)
 
 
 async def test_reroll_and_edit_results_link_their_parent(discord_fake, kie_sim, bot_factory):
