@@ -347,7 +347,7 @@ async def main() -> None:
     parser.add_argument("--rounds", type=int, default=7, help="burst rounds (naive, bot each)")
     parser.add_argument("--tasks", type=int, default=20, help="deliveries measured per bot")
     parser.add_argument("--delay", type=float, default=4.0, help="delivery tasks' length (s)")
-    parser.add_argument("--cold", type=int, default=5)
+    parser.add_argument("--cold", type=int, default=10)
     parser.add_argument("--warm", type=int, default=10)
     parser.add_argument("--out", type=Path, default=REPO_ROOT / "bench/results/compare.txt")
     args = parser.parse_args()
