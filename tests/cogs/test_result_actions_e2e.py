@@ -187,23 +187,32 @@ async def test_compare_shows_input_and_result_side_by_side_privately(
     ) == (1, (left_width + GAP + right_width, height), True)
 
 
+async def edit_with_its_input_gone(
+    fake: FakeDiscord, bot_factory: Any, bot_clock: Any
+) -> tuple[Any, MessageView]:
+    """An /edit's result a day later, with its stored input purged (INPUT_RETENTION_DAYS) and
+    KIE's upload of it expired: the bot and the result."""
+    bot = await bot_factory(**bot_clock.env)
+    inter = await fake.slash(
+        "edit",
+        {"image": ("in.png", png_bytes((64, 48), (0, 90, 0)), "image/png"), "prompt": "snow"},
+    )
+    result = await image_of(fake, inter)
+    await bot.stop()
+    bot_clock.advance(24 * 3600)
+    await bot.start(env={"INPUT_RETENTION_DAYS": "0"})
+    await fake.wait_until(
+        lambda: "purged 1 stored input image" in bot.log_text(), 10, what="the purge at start-up"
+    )
+    return bot, result
+
+
 async def test_compare_without_the_input_says_so_privately(
     discord_fake, kie_sim, bot_factory, bot_clock
 ):
     """A day later, with the stored input purged (INPUT_RETENTION_DAYS) and KIE's upload of it
     expired, Compare says privately that the input is no longer kept, and shows nothing."""
-    bot = await bot_factory(**bot_clock.env)
-    inter = await discord_fake.slash(
-        "edit",
-        {"image": ("in.png", png_bytes((64, 48), (0, 90, 0)), "image/png"), "prompt": "snow"},
-    )
-    result = await image_of(discord_fake, inter)
-    await bot.stop()
-    bot_clock.advance(24 * 3600)
-    await bot.start(env={"INPUT_RETENTION_DAYS": "0"})
-    await discord_fake.wait_until(
-        lambda: "purged 1 stored input image" in bot.log_text(), 10, what="the purge at start-up"
-    )
+    _, result = await edit_with_its_input_gone(discord_fake, bot_factory, bot_clock)
     click = await discord_fake.click(result, label="Compare")
     answer = await private_answer(discord_fake, click)
     conv = discord_fake.conversation(click)
@@ -220,18 +229,7 @@ async def test_reroll_reads_the_parents_input_after_answering(
     preparing the bytes): with that input purged a day later, the "thinking…" reply goes out
     first, is withdrawn, and the member is told privately; no task is written, nothing sent to
     KIE."""
-    bot = await bot_factory(**bot_clock.env)
-    inter = await discord_fake.slash(
-        "edit",
-        {"image": ("in.png", png_bytes((64, 48), (0, 90, 0)), "image/png"), "prompt": "snow"},
-    )
-    result = await image_of(discord_fake, inter)
-    await bot.stop()
-    bot_clock.advance(24 * 3600)
-    await bot.start(env={"INPUT_RETENTION_DAYS": "0"})
-    await discord_fake.wait_until(
-        lambda: "purged 1 stored input image" in bot.log_text(), 10, what="the purge at start-up"
-    )
+    bot, result = await edit_with_its_input_gone(discord_fake, bot_factory, bot_clock)
     click = await discord_fake.click(result, label="Re-roll")
     answer = await private_answer(discord_fake, click)
     conv = discord_fake.conversation(click)
