@@ -130,7 +130,7 @@ class Runner(TakingUp):
         self._records = RecordReader(kie)
         self._deliverer = ResultDeliverer(kie, delivery, metrics)
         self._policy = policy_of(settings)
-        self._durations = ModelDurations()  # each model's recent durations: its estimate
+        self._durations = ModelDurations(self._open.generating_since, self._clock)  # estimates
         self.shared = SharedWork(ledger, settings)
         self._creates_wanted = asyncio.Event()  # a shared ledger's creates: one is ready
         self._supervisor = supervisor or Supervisor()
@@ -276,7 +276,7 @@ class Runner(TakingUp):
             await self._carry_out(effect, task)
         written = await write_decision(self._ledger, task, decision, self._clock())
         if written is not None:
-            record.state = written.state
+            record.seen(written)
         for effect in decision.then if written is not None else decision.otherwise:
             await self._carry_out(effect, written or task)
         return written

@@ -260,21 +260,49 @@ def _ratio(task: Task) -> str:
 TYPICAL_SECONDS: Final[dict[str, float]] = {PRO: 20.0, MAX: 25.0}
 
 
-def estimate_duration(durations: Sequence[float]) -> float | None:
-    """The median of recent durations, or None with fewer than three usable samples."""
-    usable = [d for d in durations if math.isfinite(d) and d >= 0]
+def estimate_duration(durations: Sequence[float], running: Sequence[float] = ()) -> float | None:
+    """The median of recent durations, or None with fewer than three usable samples.
+
+    With `running` (how long each task still generating has run so far) it is the median of
+    all of them, a running task counting as at least as long as it has run (Kaplan and
+    Meier's estimate): tasks sent together finish shortest first, and the median of the
+    first three alone is the median of the three shortest. None while more than half of them
+    may still be longer than every finished one."""
+    usable = sorted(d for d in durations if math.isfinite(d) and d >= 0)
     if len(usable) < MIN_SAMPLES:
         return None
-    return float(statistics.median(usable))
+    if not running:
+        return float(statistics.median(usable))
+    return _censored_median(usable, sorted(r for r in running if math.isfinite(r)))
 
 
-def model_estimate(model: str, durations: Sequence[float]) -> tuple[float, bool]:
-    """How long a task of `model` should take: the median of its recent `durations`, else the
-    model's typical time (Pro's for an unknown model). The flag: True for the typical time."""
-    measured = estimate_duration(durations)
+def _censored_median(finished: list[float], running: list[float]) -> float | None:
+    at_risk = len(finished) + len(running)
+    still = 1.0  # the share of tasks longer than the duration reached
+    gone = 0  # running tasks shorter than the duration reached: no longer at risk
+    for i, duration in enumerate(finished):
+        while gone < len(running) and running[gone] < duration:
+            gone += 1
+        still *= 1 - 1 / (at_risk - i - gone)
+        if still <= 0.5:
+            return duration
+    return None
+
+
+def model_estimate(
+    model: str, durations: Sequence[float], running: Sequence[float] = ()
+) -> tuple[float, bool]:
+    """How long a task of `model` should take: the median of its recent `durations` (and the
+    tasks still `running`: see estimate_duration), else the model's typical time (Pro's for
+    an unknown model); when the running tasks leave the median unknown, the longest of all
+    so far if that is longer. The flag: True when it is not a median."""
+    measured = estimate_duration(durations, running)
     if measured is not None:
         return measured, False
-    return TYPICAL_SECONDS.get(model, TYPICAL_SECONDS[PRO]), True
+    typical = TYPICAL_SECONDS.get(model, TYPICAL_SECONDS[PRO])
+    if estimate_duration(durations) is None:  # under three finished: the guess alone
+        return typical, True
+    return max(typical, *durations, *running), True
 
 
 def early_duration(durations: Sequence[float]) -> float | None:

@@ -116,3 +116,25 @@ def test_a_task_much_faster_than_usual_is_seen_at_the_early_look() -> None:
 def test_members_are_never_shown_the_guess() -> None:
     """The status shows a model's estimate from finished tasks only."""
     assert ModelDurations().measured(PRO) is None
+
+
+def test_a_batchs_first_finishers_do_not_set_the_estimate() -> None:
+    """Ten tasks sent together at 100.0; at 118.6 the three shortest have finished and seven
+    still run: the guess stands (the three alone would say 18.49 s), and once two more
+    finish at 18.66 and 18.99 s, the estimate is the fifth of ten."""
+    now = [118.6]
+    running = [100.0] * 7
+
+    def generating_since(model: str) -> list[float]:
+        return list(running) if model == PRO else []
+
+    durations = ModelDurations(generating_since, lambda: now[0])
+    for seconds in (18.42, 18.49, 18.57):
+        durations.finished(_done(PRO, seconds))
+    first = durations.estimate(PRO)
+    now[0] = 119.0
+    del running[:2]
+    for seconds in (18.66, 18.99):
+        durations.finished(_done(PRO, seconds))
+    seconds, guessed = durations.estimate(PRO)
+    assert (first, (round(seconds, 2), guessed)) == ((TYPICAL_SECONDS[PRO], True), (18.99, False))

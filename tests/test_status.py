@@ -4,15 +4,18 @@ from __future__ import annotations
 
 import pytest
 
+from bot.flux import PRO
 from bot.ledger.models import Task, TaskKind, TaskParams, TaskState
 from bot.outcomes import Outcome, failure
 from bot.status import (
     PRIVATE_NOTE,
     STATE_COLORS,
+    TYPICAL_SECONDS,
     ZWSP,
     early_duration,
     estimate_duration,
     format_duration,
+    model_estimate,
     prompt_excerpt,
     render_set_status,
     render_status,
@@ -270,3 +273,27 @@ def test_excerpt_truncation_never_splits_an_escape() -> None:
     """Truncation counts visible characters before escaping, so no dangling backslash remains."""
     out = prompt_excerpt("*" * 300, limit=10)
     assert out == "\\*" * 9 + "…"
+
+
+# A cold batch of ten 20-s (± 10 %) tasks, sent together: the three shortest finished first.
+FIRST_THREE = [18.42, 18.49, 18.57]
+
+
+def test_running_tasks_count_as_at_least_their_time() -> None:
+    """The first three of ten finished and seven still run: the median of all ten is not
+    known yet (the median of the three would be 18.49 s). Two more finish: it is the fifth
+    of ten. Running tasks shorter than every finished one change nothing."""
+    assert (
+        estimate_duration(FIRST_THREE, [18.6] * 7),
+        estimate_duration([*FIRST_THREE, 18.66, 18.99], [19.0] * 5),
+        estimate_duration([10.0, 11.0, 12.0], [1.0, 2.0]),
+    ) == (None, 18.99, 11.0)
+
+
+def test_a_median_left_unknown_by_running_tasks_keeps_the_guess_or_the_longest() -> None:
+    """While the running tasks leave the median unknown, the model's typical time stands in,
+    or the longest time so far when that is longer."""
+    assert (
+        model_estimate(PRO, FIRST_THREE, [18.6] * 7),
+        model_estimate(PRO, [28.0, 28.5, 29.0], [29.5] * 7),
+    ) == ((TYPICAL_SECONDS[PRO], True), (29.5, True))

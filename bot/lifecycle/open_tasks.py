@@ -39,6 +39,14 @@ class OpenTask:
     early_nudge_at: float | None = None  # monotonic: a callback before following began
     token_deadline: float | None = None  # unix time: outside servers, the reply's last chance
     busy: bool = False  # work on the task is running: no poll or expiry starts meanwhile
+    model: str | None = None  # as last read or written, with the submission's unix time
+    submitted_at: float | None = None
+
+    def seen(self, task: Task) -> None:
+        """The task as the runner last read or wrote it."""
+        self.state = task.state
+        self.model = task.params.model
+        self.submitted_at = task.submitted_at
 
     def follow(self, when: Follow, now: float) -> None:
         """Poll `when.after` seconds from `now` (monotonic), with the effect's counters."""
@@ -92,6 +100,14 @@ class OpenTasks:
 
     def forget(self, task_id: str) -> None:
         self._records.pop(task_id, None)
+
+    def generating_since(self, model: str) -> list[float]:
+        """When this process's tasks of `model` still generating were submitted (unix)."""
+        return [
+            r.submitted_at
+            for r in self._records.values()
+            if r.state is TaskState.GENERATING and r.model == model and r.submitted_at is not None
+        ]
 
     def idle_ids(self) -> list[str]:
         """The open tasks no work is running on."""

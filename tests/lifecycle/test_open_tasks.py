@@ -139,3 +139,21 @@ def test_following_uses_up_an_early_callback() -> None:
     tasks.note("t1", RememberNudge(), NOW)
     tasks.note("t1", Follow(0.0), NOW)
     assert record.facts(NOW, POLICY).early_nudge is False
+
+
+def test_generating_since_lists_the_models_tasks_still_generating() -> None:
+    """The submission times of the open tasks of a model that are generating, as last seen:
+    not another model's, not one posting its result, not a forgotten one."""
+    tasks = OpenTasks(polls_per_second=10)
+    for task_id, state, model, submitted in (
+        ("a", TaskState.GENERATING, "flux-kontext-pro", 10.0),
+        ("b", TaskState.GENERATING, "flux-kontext-max", 11.0),
+        ("c", TaskState.DELIVERING, "flux-kontext-pro", 12.0),
+        ("d", TaskState.GENERATING, "flux-kontext-pro", 13.0),
+    ):
+        seen = task(task_id, state).with_changes(
+            params=TaskParams(prompt="a cat", model=model), submitted_at=submitted
+        )
+        tasks.open(seen).seen(seen)
+    tasks.forget("d")
+    assert tasks.generating_since("flux-kontext-pro") == [10.0]
