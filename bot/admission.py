@@ -18,7 +18,7 @@ from bot.i18n import Message, Plural, Text
 from bot.ledger import Task, TaskAndInputStore, TaskKind, TaskParams
 from bot.metrics import Metrics
 from bot.moderation import Denied, GuildSettings, Moderation
-from bot.moderation.checks import Screening
+from bot.moderation.checks import Asker, Screening
 from bot.moderation.policy import PRIVATE_OFF
 
 
@@ -83,6 +83,10 @@ class Origin:
     parent_id: int | None = None  # the channel a thread (or forum post) belongs to
     locale: str | None = None  # the member's Discord locale: the language of the task's messages
 
+    def asker(self) -> Asker:
+        """Who asked and where, as the admission checks read it."""
+        return Asker(self.guild_id, self.user_id, self.channel_id, self.parent_id)
+
 
 @dataclass(frozen=True)
 class Admission:
@@ -121,12 +125,7 @@ class Admitting:
         self._check_accepting()
         memory = self.moderation.memory
         with self._moderated():
-            server = self.moderation.early.admit(
-                guild_id=origin.guild_id,
-                user_id=origin.user_id,
-                channel_id=origin.channel_id,
-                parent_id=origin.parent_id,
-            )
+            server = self.moderation.early.admit(origin.asker())
         open_count = memory.open_tasks.get(origin.user_id, 0)
         self._check_member(open_count, memory.last_submission.get(origin.user_id), server)
         return self._with_privacy(Admission(origin, server, open_count), private, parent)
@@ -148,12 +147,7 @@ class Admitting:
         origin = where_counted(origin, parent)
         self._check_accepting()
         with self._moderated():
-            server = await self.moderation.admit(
-                guild_id=origin.guild_id,
-                user_id=origin.user_id,
-                channel_id=origin.channel_id,
-                parent_id=origin.parent_id,
-            )
+            server = await self.moderation.admit(origin.asker())
         open_count = await self._ledger.count_open_for_user(origin.user_id)
         last = await self._ledger.last_submission_at(origin.user_id)
         self.moderation.memory.note_open_tasks(origin.user_id, open_count)

@@ -85,12 +85,7 @@ class RefCommands(
         member, or a channel the server does not use the bot in, is refused privately."""
         origin = origin_of(interaction)
         try:
-            await self.bot.moderation.admit(
-                guild_id=origin.guild_id,
-                user_id=origin.user_id,
-                channel_id=origin.channel_id,
-                parent_id=origin.parent_id,
-            )
+            await self.bot.moderation.admit(origin.asker())
         except Denied as exc:
             await send_ephemeral(interaction, exc.refusal.message)
             return True

@@ -39,27 +39,30 @@ class AdmissionFacts(Protocol):
         """(member, server) credits used that day; None: not known (the quota goes unchecked)."""
 
 
-async def admit(
-    facts: AdmissionFacts,
-    *,
-    guild_id: int | None,
-    user_id: int,
-    channel_id: int,
-    parent_id: int | None,
-    now: float,
-) -> GuildSettings:
+@dataclass(frozen=True)
+class Asker:
+    """Who asks and where: `user_id` in `guild_id` (None: outside servers), in `channel_id`
+    (a thread's or forum post's own channel is `parent_id`)."""
+
+    guild_id: int | None
+    user_id: int
+    channel_id: int
+    parent_id: int | None = None
+
+
+async def admit(facts: AdmissionFacts, who: Asker, *, now: float) -> GuildSettings:
     """The operator's blocks first, then whether the bot works outside servers, the bot's
     credits, the server's blocks and channels. Raise Denied."""
-    refusal = await facts.operator_refusal(user_id, guild_id)
+    refusal = await facts.operator_refusal(who.user_id, who.guild_id)
     if refusal is not None:
         raise Denied(refusal)
     if await facts.out_of_credits(now):
         raise Denied(Refusal(Text(MESSAGES[Outcome.OUT_OF_CREDITS]), "out_of_credits"))
-    block = await facts.block(scope_of(guild_id), user_id, now)
+    block = await facts.block(scope_of(who.guild_id), who.user_id, now)
     if block is not None:
         raise Denied(policy.blocked_refusal(block.until, block.reason))
-    gs = await facts.settings(guild_id)
-    refusal = policy.check_channel(gs, channel_id, parent_id)
+    gs = await facts.settings(who.guild_id)
+    refusal = policy.check_channel(gs, who.channel_id, who.parent_id)
     if refusal is not None:
         raise Denied(refusal)
     return gs

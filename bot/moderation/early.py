@@ -70,20 +70,9 @@ class EarlyAdmission:
             await asyncio.sleep(GLOBAL_REFRESH)
             await self.refresh()
 
-    def admit(
-        self, *, guild_id: int | None, user_id: int, channel_id: int, parent_id: int | None = None
-    ) -> GuildSettings:
+    def admit(self, who: checks.Asker) -> GuildSettings:
         """`Moderation.admit`'s checks (bot.moderation.checks), from memory. Raise Denied."""
-        return checks.at_once(
-            checks.admit(
-                self._facts,
-                guild_id=guild_id,
-                user_id=user_id,
-                channel_id=channel_id,
-                parent_id=parent_id,
-                now=self._clock(),
-            )
-        )
+        return checks.at_once(checks.admit(self._facts, who, now=self._clock()))
 
     def screen(self, asked: checks.Screening) -> None:
         """`Moderation.screen`'s checks from memory (a quota not known yet is left to it)."""

@@ -120,18 +120,9 @@ class Moderation:
 
     # ---- before a task -------------------------------------------------------------------------
 
-    async def admit(
-        self, *, guild_id: int | None, user_id: int, channel_id: int, parent_id: int | None = None
-    ) -> GuildSettings:
+    async def admit(self, who: checks.Asker) -> GuildSettings:
         """Checks on who and where (bot.moderation.checks), asked of the ledger. Raise Denied."""
-        return await checks.admit(
-            self._facts,
-            guild_id=guild_id,
-            user_id=user_id,
-            channel_id=channel_id,
-            parent_id=parent_id,
-            now=self._clock(),
-        )
+        return await checks.admit(self._facts, who, now=self._clock())
 
     async def screen(self, asked: checks.Screening) -> TaskParams:
         """Server defaults, then the model, tolerance, word and quota checks, asked of the

@@ -202,18 +202,18 @@ async def test_repeated_content_policy_rejections_cool_a_member_down(
     """Three content-policy rejections in a day: logged, then a one-hour pause with a time."""
     await moderation.update(GUILD, modlog_channel_id=77)
     for i in range(3):
-        await moderation.admit(guild_id=GUILD, user_id=USER, channel_id=42)
+        await moderation.admit(checks.Asker(GUILD, USER, 42))
         task = await finished(
             ledger, clock, f"c{i:011d}", cost=5, state=TaskState.FAILED, code="content_policy"
         )
         await moderation.task_finished(task)
     assert [t.error_code for t in sink.tasks] == ["content_policy"] * 3
     with pytest.raises(Denied) as refused:
-        await moderation.admit(guild_id=GUILD, user_id=USER, channel_id=42)
+        await moderation.admit(checks.Asker(GUILD, USER, 42))
     assert refused.value.refusal.reason == "auto_cooldown"
     assert f"<t:{int(clock.now + 3600)}:R>" in str(refused.value)
     clock.now += 3601
-    await moderation.admit(guild_id=GUILD, user_id=USER, channel_id=42)
+    await moderation.admit(checks.Asker(GUILD, USER, 42))
 
 
 async def test_an_automatic_pause_never_shortens_a_block(
@@ -229,7 +229,7 @@ async def test_an_automatic_pause_never_shortens_a_block(
     block = await moderation.get_block(GUILD, USER)
     assert block is not None and block.until is None
     assert await moderation.unblock(GUILD, USER, by=OTHER)
-    await moderation.admit(guild_id=GUILD, user_id=USER, channel_id=42)
+    await moderation.admit(checks.Asker(GUILD, USER, 42))
 
 
 async def test_low_credit_alert_is_sent_once_and_reset_on_recovery(
@@ -264,11 +264,11 @@ async def test_a_402_refuses_members_up_front_until_the_balance_recovers(
         await moderation.task_finished(task)
     assert len(sink.alerts) == 1
     with pytest.raises(Denied) as refused:
-        await moderation.admit(guild_id=GUILD, user_id=USER, channel_id=42)
+        await moderation.admit(checks.Asker(GUILD, USER, 42))
     assert "out of KIE credits" in str(refused.value)
     balance.value = 1000
     await moderation.credits()
-    await moderation.admit(guild_id=GUILD, user_id=USER, channel_id=42)
+    await moderation.admit(checks.Asker(GUILD, USER, 42))
 
 
 async def test_settings_are_per_server(moderation: Moderation) -> None:
@@ -285,7 +285,7 @@ CHANNEL = 4004
 
 
 def admit_early(moderation: Moderation, user: int = USER) -> None:
-    moderation.early.admit(guild_id=GUILD, user_id=user, channel_id=CHANNEL)
+    moderation.early.admit(checks.Asker(GUILD, user, CHANNEL))
 
 
 def screen_early(moderation: Moderation) -> None:
@@ -314,9 +314,7 @@ class WaitingFacts:
 
 
 async def test_a_check_from_memory_that_would_wait_is_a_bug_raised_at_once() -> None:
-    admitting = checks.admit(
-        WaitingFacts(), guild_id=GUILD, user_id=USER, channel_id=1, parent_id=None, now=0.0
-    )
+    admitting = checks.admit(WaitingFacts(), checks.Asker(GUILD, USER, 1), now=0.0)
     with pytest.raises(RuntimeError, match="waited for I/O"):
         checks.at_once(admitting)
 
