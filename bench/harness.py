@@ -41,7 +41,7 @@ from fakediscord import (  # noqa: E402
     FakeUser,
 )
 
-from bench.remote_sim import RemoteSim  # noqa: E402
+from bench.remote_sim import RemoteSim, prerender  # noqa: E402
 from bot.kie_sim import KieSimulator, SimConfig  # noqa: E402
 
 log = logging.getLogger("bench")
@@ -210,15 +210,9 @@ class Rig:
             log.error("Discord rule broken: %s", problem)
 
     def _finished(self, task: Any) -> None:
-        # Draw the result now, so the simulator's Pillow time is not counted as the bot's.
-        # One image per format and ratio, reused: drawing a noisy 1 MB image takes ~0.5 s of
-        # the benchmark process's CPU, which would delay every other transfer it serves.
-        if self.prerender and task.flag == 1:
-            key = (task.output_format, task.request.get("aspectRatio"))
-            if key not in self._images:
-                assert isinstance(self.sim, KieSimulator)
-                self._images[key] = self.sim._task_image(task)
-            task.image = self._images[key]
+        if self.prerender:
+            assert isinstance(self.sim, KieSimulator)
+            prerender(self.sim, self._images, task)
         self.done_at[task.task_id] = time.monotonic()
 
     def _remote_done(self, task_id: str, at: float) -> None:
