@@ -168,6 +168,21 @@ async def _check_url(url: URL, allow_private: bool) -> None:
             raise UnsafeURL(f"host {host} resolves to non-public address {ip}")
 
 
+async def _read_capped(resp: aiohttp.ClientResponse, max_bytes: int) -> bytes:
+    """The body, refused past `max_bytes`. A declared length (checked by the caller) is read
+    in one piece, where aiohttp stops: 10-50 % less CPU for 1 MB than collecting it in 64 KB
+    chunks, in six runs of `python -m bench.download`. A compressed body is counted as it
+    inflates, whatever length it declares."""
+    if resp.content_length is not None and "Content-Encoding" not in resp.headers:
+        return await resp.read()
+    buf = bytearray()
+    async for chunk in resp.content.iter_chunked(_CHUNK):
+        buf.extend(chunk)
+        if len(buf) > max_bytes:
+            raise DownloadTooLarge(f"body exceeds {max_bytes} bytes")
+    return bytes(buf)
+
+
 async def safe_fetch(
     session: aiohttp.ClientSession,
     url: str,
@@ -202,13 +217,8 @@ async def safe_fetch(
                         raise DownloadTooLarge(
                             f"Content-Length {resp.content_length} > {max_bytes}"
                         )
-                    buf = bytearray()
-                    async for chunk in resp.content.iter_chunked(_CHUNK):
-                        buf.extend(chunk)
-                        if len(buf) > max_bytes:
-                            raise DownloadTooLarge(f"body exceeds {max_bytes} bytes")
                     return Fetched(
-                        data=bytes(buf),
+                        data=await _read_capped(resp, max_bytes),
                         content_type=resp.headers.get("Content-Type"),
                         final_url=str(current),
                     )

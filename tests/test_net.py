@@ -57,6 +57,10 @@ class Origin:
             return resp
         if path == "/big":
             return web.Response(body=b"y" * 10_000)
+        if path == "/inflates":  # 100 KB of zeros, ~100 bytes on the wire
+            resp = web.Response(body=b"\0" * 100_000)
+            resp.enable_compression(web.ContentCoding.gzip)
+            return resp
         if path == "/slow":
             await asyncio.sleep(2)
             return web.Response(body=BODY)
@@ -197,6 +201,16 @@ async def test_size_cap_from_content_length(origin: Origin, session: aiohttp.Cli
         await safe_fetch(session, origin.url + "/big", max_bytes=9_999, allow_private=True)
     got = await safe_fetch(session, origin.url + "/big", max_bytes=10_000, allow_private=True)
     assert len(got.data) == 10_000
+
+
+async def test_size_cap_counts_a_compressed_body_as_it_inflates(
+    origin: Origin, session: aiohttp.ClientSession
+) -> None:
+    """A gzip body declaring a small Content-Length is refused once it inflates past max_bytes."""
+    with pytest.raises(DownloadTooLarge):
+        await safe_fetch(session, origin.url + "/inflates", max_bytes=10_000, allow_private=True)
+    got = await safe_fetch(session, origin.url + "/inflates", max_bytes=100_000, allow_private=True)
+    assert got.data == b"\0" * 100_000
 
 
 @pytest.mark.parametrize(
