@@ -7,9 +7,15 @@ record-info every ``NAIVE_POLL_SECONDS`` (``NAIVE_MODE=poll``) or waits for KIE'
 its own HTTP server (``NAIVE_MODE=callback``: on the callback one record-info), downloads the
 result and sends it as the followup. No ledger, no queue, no limits, no retries.
 
+Two idealised callback modes measure the delivery row's bound (bench/README.md): what a bot
+with nothing to do but the requests gains by overlapping them. ``callback-parallel`` asks
+record-info and downloads the callback's URL at once, then posts; ``callback-streamed`` also
+streams the download into the upload as it arrives (bench/streamed_upload.py), its last bytes
+held until record-info names the same URL.
+
 Environment: DISCORD_TOKEN, DISCORD_API_BASE_URL, DISCORD_GATEWAY_URL, KIE_API_BASE_URL,
-KIE_API_KEY, NAIVE_MODE (poll | callback | ack: defer only), NAIVE_POLL_SECONDS (1),
-HTTP_HOST, HTTP_PORT (callback mode), LOG_LEVEL.
+KIE_API_KEY, NAIVE_MODE (poll | callback | callback-parallel | callback-streamed | ack: defer
+only), NAIVE_POLL_SECONDS (1), HTTP_HOST, HTTP_PORT (callback modes), LOG_LEVEL.
 """
 
 from __future__ import annotations
@@ -28,6 +34,8 @@ import discord.http
 import yarl
 from aiohttp import web
 from discord.ext import commands
+
+from bench.streamed_upload import StreamedFile  # registers its aiohttp payload
 
 log = logging.getLogger("naive_bot")
 
@@ -55,7 +63,7 @@ class NaiveBot(commands.Bot):
             await self.imagine(interaction, prompt)
 
         await self.tree.sync()
-        if self.mode == "callback":
+        if self.mode.startswith("callback"):
             app = web.Application()
             app.router.add_post("/callback", self.on_kie_callback)
             self.runner = web.AppRunner(app, access_log=None)
@@ -75,14 +83,14 @@ class NaiveBot(commands.Bot):
         if self.mode == "ack":  # discord.py's own cost of answering, nothing after it
             return
         body: dict[str, Any] = {"prompt": prompt}
-        if self.mode == "callback":
+        if self.mode.startswith("callback"):
             body["callBackUrl"] = f"http://{self.http_host}:{self.http_port}/callback"
         assert self.session is not None
         async with self.session.post(
             f"{self.kie_base}/api/v1/flux/kontext/generate", json=body, headers=self.kie_headers
         ) as resp:
             task_id = (await resp.json())["data"]["taskId"]
-        if self.mode == "callback":
+        if self.mode.startswith("callback"):
             self.waiting[task_id] = interaction
             return
         while True:
@@ -103,12 +111,54 @@ class NaiveBot(commands.Bot):
         return data
 
     async def on_kie_callback(self, request: web.Request) -> web.Response:
-        task_id = (await request.json())["data"]["taskId"]
+        body = (await request.json())["data"]
+        task_id = body["taskId"]
         interaction = self.waiting.pop(task_id, None)
-        if interaction is not None:
-            data = await self.record_info(task_id)
-            await self.deliver(interaction, data)
+        url = (body.get("info") or {}).get("resultImageUrl")
+        if interaction is None:
+            pass
+        elif self.mode == "callback-parallel" and url:
+            await self.deliver_in_parallel(interaction, task_id, url)
+        elif self.mode == "callback-streamed" and url:
+            await self.deliver_streamed(interaction, task_id, url)
+        else:
+            await self.deliver(interaction, await self.record_info(task_id))
         return web.json_response({"ok": True})
+
+    async def download(self, url: str) -> bytes:
+        assert self.session is not None
+        async with self.session.get(url) as resp:
+            return await resp.read()
+
+    async def deliver_in_parallel(
+        self, interaction: discord.Interaction[Any], task_id: str, url: str
+    ) -> None:
+        data, image = await asyncio.gather(self.record_info(task_id), self.download(url))
+        if not _confirms(data, url):
+            await self.deliver(interaction, data)
+            return
+        await interaction.followup.send(file=discord.File(io.BytesIO(image), "result.jpg"))
+
+    async def deliver_streamed(
+        self, interaction: discord.Interaction[Any], task_id: str, url: str
+    ) -> None:
+        assert self.session is not None
+        record = asyncio.create_task(self.record_info(task_id))
+        async with self.session.get(url) as resp:
+            streamed = StreamedFile(resp.content_length or 0)
+            file = discord.File(streamed, "result.jpg")
+            post = asyncio.create_task(interaction.followup.send(file=file))
+            try:
+                while chunk := await resp.content.readany():
+                    streamed.feed(chunk)
+            finally:
+                streamed.feed(None)
+        data = await record
+        streamed.checked(_confirms(data, url))
+        try:
+            await post
+        except (aiohttp.ClientError, discord.HTTPException):
+            await self.deliver(interaction, data)  # abandoned: the plain way
 
     async def deliver(self, interaction: discord.Interaction[Any], data: dict[str, Any]) -> None:
         if data["successFlag"] != 1:
@@ -118,6 +168,11 @@ class NaiveBot(commands.Bot):
         async with self.session.get(data["response"]["resultImageUrl"]) as resp:
             image = await resp.read()
         await interaction.followup.send(file=discord.File(io.BytesIO(image), "result.jpg"))
+
+
+def _confirms(data: dict[str, Any], url: str) -> bool:
+    """Record-info says the task succeeded with the callback's result URL."""
+    return bool(data["successFlag"] == 1 and data["response"]["resultImageUrl"] == url)
 
 
 async def main() -> None:

@@ -1,4 +1,4 @@
-"""The benchmarks' yardstick, bench/naive_bot.py, delivers a result in both of its modes.
+"""The benchmarks' yardstick, bench/naive_bot.py, delivers a result in each of its modes.
 
 bench.compare measures this bot against it; a naive bot that failed to deliver (or delivered
 something else) would make every ratio there meaningless.
@@ -15,7 +15,7 @@ from fakediscord import FakeDiscord
 from bench.harness import NaiveBotProcess
 
 
-@pytest.mark.parametrize("mode", ["poll", "callback"])
+@pytest.mark.parametrize("mode", ["poll", "callback", "callback-parallel", "callback-streamed"])
 async def test_naive_bot_sends_the_simulators_image_as_its_followup(
     mode: str, tmp_path: Path, discord_fake: FakeDiscord, kie_sim: Any, bot_env: dict[str, str]
 ) -> None:
