@@ -268,12 +268,17 @@ def estimate_duration(durations: Sequence[float], running: Sequence[float] = ())
     Meier's estimate): tasks sent together finish shortest first, and the median of the
     first three alone is the median of the three shortest. None while more than half of them
     may still be longer than every finished one."""
-    usable = sorted(d for d in durations if math.isfinite(d) and d >= 0)
+    usable = _usable(durations)
     if len(usable) < MIN_SAMPLES:
         return None
     if not running:
         return float(statistics.median(usable))
-    return _censored_median(usable, sorted(r for r in running if math.isfinite(r)))
+    return _censored_median(usable, _usable(running))
+
+
+def _usable(durations: Sequence[float]) -> list[float]:
+    """The durations that can be measured against (finite, not negative), shortest first."""
+    return sorted(d for d in durations if math.isfinite(d) and d >= 0)
 
 
 def _censored_median(finished: list[float], running: list[float]) -> float | None:
@@ -300,15 +305,16 @@ def model_estimate(
     if measured is not None:
         return measured, False
     typical = TYPICAL_SECONDS.get(model, TYPICAL_SECONDS[PRO])
-    if estimate_duration(durations) is None:  # under three finished: the guess alone
+    finished = _usable(durations)
+    if len(finished) < MIN_SAMPLES:  # the guess alone
         return typical, True
-    return max(typical, *durations, *running), True
+    return max(typical, finished[-1], *_usable(running)), True
 
 
 def early_duration(durations: Sequence[float]) -> float | None:
     """The 10th percentile (nearest rank) of recent durations: how soon a fast task finishes;
     None with fewer than three usable samples."""
-    usable = sorted(d for d in durations if math.isfinite(d) and d >= 0)
+    usable = _usable(durations)
     if len(usable) < MIN_SAMPLES:
         return None
     return usable[round(0.1 * (len(usable) - 1))]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import pytest
 
 from bot.flux import PRO
@@ -297,3 +299,9 @@ def test_a_median_left_unknown_by_running_tasks_keeps_the_guess_or_the_longest()
         model_estimate(PRO, FIRST_THREE, [18.6] * 7),
         model_estimate(PRO, [28.0, 28.5, 29.0], [29.5] * 7),
     ) == ((TYPICAL_SECONDS[PRO], True), (29.5, True))
+
+
+def test_the_longest_so_far_counts_only_usable_durations() -> None:
+    """An unusable sample (infinite, negative: a clock that jumped) is left out of the
+    longest as it is of the median."""
+    assert model_estimate(PRO, [28.0, 28.5, 29.0, math.inf, -5.0], [29.5] * 7) == (29.5, True)
