@@ -115,15 +115,19 @@ class NaiveBot(commands.Bot):
         task_id = body["taskId"]
         interaction = self.waiting.pop(task_id, None)
         url = (body.get("info") or {}).get("resultImageUrl")
-        if interaction is None:
-            pass
-        elif self.mode == "callback-parallel" and url:
+        if interaction is not None:
+            await self.called_back(interaction, task_id, url)
+        return web.json_response({"ok": True})
+
+    async def called_back(
+        self, interaction: discord.Interaction[Any], task_id: str, url: str | None
+    ) -> None:
+        if self.mode == "callback-parallel" and url:
             await self.deliver_in_parallel(interaction, task_id, url)
         elif self.mode == "callback-streamed" and url:
             await self.deliver_streamed(interaction, task_id, url)
         else:
             await self.deliver(interaction, await self.record_info(task_id))
-        return web.json_response({"ok": True})
 
     async def download(self, url: str) -> bytes:
         assert self.session is not None
