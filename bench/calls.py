@@ -37,7 +37,7 @@ async def measure(rig: Rig, delay: float, callbacks: bool, cold: int, warm: int)
             for prompt in prompts:
                 await rig.imagine(prompt, user)
             await rig.fake.wait_until(
-                lambda ps=prompts: all(rig.by_token_done(p) for p in ps),
+                rig.all_delivered(prompts),
                 delay * 3 + 60,
                 what=f"{mode} {delay} {batch}",
             )

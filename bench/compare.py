@@ -164,14 +164,12 @@ async def delivery(start: StartBot, tasks: int, delay: float) -> dict[str, Any]:
             warm = [f"warm-up {i} [sim:delay=1]" for i in range(2)]
             for prompt in warm:
                 await rig.imagine(prompt, user)
-            await rig.fake.wait_until(lambda: all(map(rig.by_token_done, warm)), 60, what="warm")
+            await rig.fake.wait_until(rig.all_delivered(warm), 60, what="warm")
             prompts = [f"delivery {i} {jitter(delay, 0.25)}" for i in range(tasks)]
             for prompt in prompts:
                 await rig.imagine(prompt, user)
                 await asyncio.sleep(delay / 4)
-            await rig.fake.wait_until(
-                lambda: all(map(rig.by_token_done, prompts)), 120, what="deliveries"
-            )
+            await rig.fake.wait_until(rig.all_delivered(prompts), 120, what="deliveries")
         finally:
             await bot.stop(30, expect_code=None)
         latencies, sizes = [], []
@@ -191,10 +189,6 @@ def jitter(delay: float, spread: float) -> str:
     return f"[sim:delay={random.uniform(low, high):.2f}]"
 
 
-def delivered_all(rig: Rig, prompts: list[str]) -> Callable[[], bool]:
-    return lambda: all(map(rig.by_token_done, prompts))
-
-
 # ---- 3. record-info calls per task -----------------------------------------------------------
 
 
@@ -209,7 +203,7 @@ async def calls(start: StartBot, cold: int, warm: int, delay: float) -> dict[str
                 for prompt in prompts:
                     await rig.imagine(prompt, user)
                 await rig.fake.wait_until(
-                    delivered_all(rig, prompts),
+                    rig.all_delivered(prompts),
                     delay * 3 + 60,
                     what=f"{batch} batch",
                 )

@@ -196,6 +196,13 @@ class Rig:
         await self.sim.start()
         return self
 
+    @property
+    def local_sim(self) -> KieSimulator:
+        """The simulator in this process (every rig but `separate_sim`'s), with its call log
+        and its controls."""
+        assert isinstance(self.sim, KieSimulator), "the simulator runs in a process of its own"
+        return self.sim
+
     async def __aexit__(self, *exc: object) -> None:
         for bot in self.bots:
             if bot.running:
@@ -290,6 +297,10 @@ class Rig:
     def by_token_done(self, prompt: str) -> bool:
         token = self.token_of[prompt]
         return bool(self.fake.delivered.get(token))
+
+    def all_delivered(self, prompts: list[str]) -> Callable[[], bool]:
+        """A predicate for `fake.wait_until`: every one of `prompts` has its image."""
+        return lambda: all(map(self.by_token_done, prompts))
 
     def sim_task_for(self, prompt: str) -> Any:
         for task in self.sim.tasks.values():

@@ -125,7 +125,8 @@ async def bot_phase(
 
 
 def naive_latencies(rig: Rig) -> tuple[list[float], list[float]]:
-    out, detections = [], []
+    out: list[float] = []
+    detections: list[float] = []
     for call in rig.fake.find_calls("POST", r"^/channels/\d+/messages$", lambda c: bool(c.files)):
         name = call.files[0].filename or ""
         if name.startswith("naive-"):
@@ -158,7 +159,7 @@ async def main() -> None:
                 )
             )
         some_task = next(t for t in rig.sim.tasks.values() if t.result_url)
-        floors = await floor(session, rig, some_task.result_url, args.tasks)
+        floors = await floor(session, rig, str(some_task.result_url), args.tasks)
         naive, naive_detect = naive_latencies(rig)
         size = phases[0]["sizes"][0] if phases[0]["sizes"] else 0
         rows = []

@@ -246,8 +246,8 @@ def tally(rig: Rig, out: Outcome, started: float) -> None:
         out.all_delivered_s = max(calls[0].time for calls in delivered.values()) - started
     prompts = Counter(str(t.request.get("prompt")) for t in rig.sim.tasks.values())
     out.created_twice = sum(1 for n in prompts.values() if n > 1)
-    out.generates = rig.sim.count("generate")
-    out.record_infos = rig.sim.count("record-info")
+    out.generates = rig.local_sim.count("generate")
+    out.record_infos = rig.local_sim.count("record-info")
     out.kie_429s = sum(1 for c in rig.sim.calls if c.code == 429 or c.status == 429)
     out.discord_429s = rig.discord_429s()
     out.refused = sum(
@@ -445,7 +445,8 @@ async def main() -> None:
     args = parser.parse_args()
     setup_logging()
     total = args.members * args.per_member
-    rows, breaks = [], []
+    rows: list[list[str]] = []
+    breaks: list[str] = []
     for postgres in (True, False):
         if args.only is None or args.only == ("postgres" if postgres else "sqlite"):
             outcome = await run(postgres, args)

@@ -63,7 +63,7 @@ async def finish_all(rig: Rig, bot: BotProcess, created: set[str]) -> list[str]:
     start = time.monotonic()
     with LagSampler(bot) as lag:
         for task_id in created:
-            rig.sim.complete(task_id)
+            rig.local_sim.complete(task_id)
         await rig.fake.wait_until(
             lambda: sum(1 for t in rig.by_token if rig.fake.delivered.get(t)) >= len(created),
             900,
@@ -116,7 +116,7 @@ async def main() -> None:
             if i % 50 == 49:
                 await asyncio.sleep(0.2)
         await rig.fake.wait_until(
-            lambda: rig.sim.count("generate") >= args.open, 300, what="every task submitted"
+            lambda: rig.local_sim.count("generate") >= args.open, 300, what="every task submitted"
         )
         await asyncio.sleep(3)  # the last GENERATING transitions reach the ledger
         assert bot.proc is not None

@@ -550,7 +550,7 @@ class FakeDiscord:
     def guild_obj(self, guild_id: int | None = None) -> dict[str, Any]:
         guild_id = guild_id or self.guild_id
         extra = self.extra_guilds.get(guild_id)
-        users = self.users.values()
+        users = list(self.users.values())
         if extra is not None and not extra.get("members"):
             users = [self.bot_user]
         members = [u.member_obj(self.joined_at) for u in users]
