@@ -268,12 +268,16 @@ def estimate_duration(durations: Sequence[float], running: Sequence[float] = ())
     Meier's estimate): tasks sent together finish shortest first, and the median of the
     first three alone is the median of the three shortest. None while more than half of them
     may still be longer than every finished one."""
-    usable = _usable(durations)
-    if len(usable) < MIN_SAMPLES:
+    return _median(_usable(durations), _usable(running))
+
+
+def _median(finished: list[float], running: list[float]) -> float | None:
+    """estimate_duration of durations already made `_usable`."""
+    if len(finished) < MIN_SAMPLES:
         return None
     if not running:
-        return float(statistics.median(usable))
-    return _censored_median(usable, _usable(running))
+        return float(statistics.median(finished))
+    return _censored_median(finished, running)
 
 
 def _usable(durations: Sequence[float]) -> list[float]:
@@ -301,14 +305,14 @@ def model_estimate(
     tasks still `running`: see estimate_duration), else the model's typical time (Pro's for
     an unknown model); when the running tasks leave the median unknown, the longest of all
     so far if that is longer. The flag: True when it is not a median."""
-    measured = estimate_duration(durations, running)
+    finished, still = _usable(durations), _usable(running)
+    measured = _median(finished, still)
     if measured is not None:
         return measured, False
     typical = TYPICAL_SECONDS.get(model, TYPICAL_SECONDS[PRO])
-    finished = _usable(durations)
     if len(finished) < MIN_SAMPLES:  # the guess alone
         return typical, True
-    return max(typical, finished[-1], *_usable(running)), True
+    return max(typical, finished[-1], *still[-1:]), True
 
 
 def early_duration(durations: Sequence[float]) -> float | None:
