@@ -218,8 +218,7 @@ class Rig:
 
     def _finished(self, task: Any) -> None:
         if self.prerender:
-            assert isinstance(self.sim, KieSimulator)
-            prerender(self.sim, self._images, task)
+            prerender(self.local_sim, self._images, task)
         self.done_at[task.task_id] = time.monotonic()
 
     def _remote_done(self, task_id: str, at: float) -> None:

@@ -141,7 +141,7 @@ class NaiveBot(commands.Bot):
         if not _confirms(data, url):
             await self.deliver(interaction, data)
             return
-        await interaction.followup.send(file=discord.File(io.BytesIO(image), "result.jpg"))
+        await self.post(interaction, image)
 
     async def deliver_streamed(
         self, interaction: discord.Interaction[Any], task_id: str, url: str
@@ -168,9 +168,9 @@ class NaiveBot(commands.Bot):
         if data["successFlag"] != 1:
             await interaction.followup.send(f"Failed: {data.get('errorMessage')}")
             return
-        assert self.session is not None
-        async with self.session.get(data["response"]["resultImageUrl"]) as resp:
-            image = await resp.read()
+        await self.post(interaction, await self.download(data["response"]["resultImageUrl"]))
+
+    async def post(self, interaction: discord.Interaction[Any], image: bytes) -> None:
         await interaction.followup.send(file=discord.File(io.BytesIO(image), "result.jpg"))
 
 
